@@ -1,0 +1,405 @@
+//! The event payload (the JSON body of an `event` item or of a `/store/` request).
+//!
+//! SDKs and versions differ in the shapes they send: `exception` as `{"values": [...]}` or as a bare
+//! list, `tags` as an object or as a list of pairs, numbers where strings are expected, timestamps as
+//! Unix seconds or RFC 3339 strings. Like Relay, Shrike keeps what it can read and drops a malformed
+//! field rather than the whole event; only a body that is not a JSON object is rejected. See
+//! <https://develop.sentry.dev/sdk/data-model/event-payloads/>.
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::de::{DeserializeOwned, Deserializer};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// An error event as sent by an SDK.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Event {
+    /// The event id chosen by the SDK.
+    #[serde(deserialize_with = "lenient")]
+    pub event_id: Option<Uuid>,
+    /// When the event happened.
+    #[serde(deserialize_with = "timestamp")]
+    pub timestamp: Option<DateTime<Utc>>,
+    /// `fatal`, `error`, `warning`, `info` or `debug`.
+    #[serde(deserialize_with = "lenient_string")]
+    pub level: Option<String>,
+    /// The platform of the SDK (`python`, `javascript`, `node`, `native`, ...).
+    #[serde(deserialize_with = "lenient_string")]
+    pub platform: Option<String>,
+    /// The logger that produced the event.
+    #[serde(deserialize_with = "lenient_string")]
+    pub logger: Option<String>,
+    /// The name of the transaction (for Django, the view) during which the event happened.
+    #[serde(deserialize_with = "lenient_string")]
+    pub transaction: Option<String>,
+    /// Host name of the server.
+    #[serde(deserialize_with = "lenient_string")]
+    pub server_name: Option<String>,
+    /// Application release.
+    #[serde(deserialize_with = "lenient_string")]
+    pub release: Option<String>,
+    /// Deployment environment.
+    #[serde(deserialize_with = "lenient_string")]
+    pub environment: Option<String>,
+    /// A plain message, or an object with `formatted`/`message`.
+    #[serde(deserialize_with = "message")]
+    pub message: Option<String>,
+    /// The structured log message.
+    #[serde(deserialize_with = "lenient")]
+    pub logentry: Option<LogEntry>,
+    /// Exceptions, innermost last.
+    #[serde(deserialize_with = "exceptions")]
+    pub exception: Vec<Exception>,
+    /// A stack trace not attached to an exception (for example `attach_stacktrace`).
+    #[serde(deserialize_with = "lenient")]
+    pub stacktrace: Option<Stacktrace>,
+    /// Tags as key/value pairs.
+    #[serde(deserialize_with = "tags")]
+    pub tags: Vec<(String, String)>,
+    /// The affected user.
+    #[serde(deserialize_with = "lenient")]
+    pub user: Option<User>,
+    /// The HTTP request being handled.
+    #[serde(deserialize_with = "lenient")]
+    pub request: Option<Request>,
+    /// The SDK that sent the event.
+    #[serde(deserialize_with = "lenient")]
+    pub sdk: Option<Sdk>,
+    /// A custom fingerprint chosen by the application.
+    #[serde(deserialize_with = "lenient")]
+    pub fingerprint: Option<Vec<String>>,
+}
+
+/// A structured log message.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct LogEntry {
+    /// The message template.
+    #[serde(deserialize_with = "lenient_string")]
+    pub message: Option<String>,
+    /// The message with parameters filled in.
+    #[serde(deserialize_with = "lenient_string")]
+    pub formatted: Option<String>,
+}
+
+/// One exception of an event.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct Exception {
+    /// The exception class, e.g. `ZeroDivisionError`.
+    #[serde(rename = "type", deserialize_with = "lenient_string")]
+    pub ty: Option<String>,
+    /// The exception message.
+    #[serde(deserialize_with = "lenient_string")]
+    pub value: Option<String>,
+    /// The module the class is defined in.
+    #[serde(deserialize_with = "lenient_string")]
+    pub module: Option<String>,
+    /// Where the exception was raised.
+    #[serde(deserialize_with = "lenient")]
+    pub stacktrace: Option<Stacktrace>,
+    /// How the exception was captured.
+    #[serde(deserialize_with = "lenient")]
+    pub mechanism: Option<Mechanism>,
+}
+
+/// How an exception was captured.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct Mechanism {
+    /// The integration that captured it (`django`, `excepthook`, ...).
+    #[serde(rename = "type", deserialize_with = "lenient_string")]
+    pub ty: Option<String>,
+    /// Whether the application handled the exception.
+    #[serde(deserialize_with = "lenient")]
+    pub handled: Option<bool>,
+}
+
+/// A stack trace, outermost frame first.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct Stacktrace {
+    /// The frames, oldest call first (Sentry's order).
+    #[serde(deserialize_with = "frames")]
+    pub frames: Vec<Frame>,
+}
+
+/// One stack frame.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct Frame {
+    /// Relative file name.
+    #[serde(deserialize_with = "lenient_string")]
+    pub filename: Option<String>,
+    /// Absolute path or URL of the file.
+    #[serde(deserialize_with = "lenient_string")]
+    pub abs_path: Option<String>,
+    /// Module or package path (`myapp.views`).
+    #[serde(deserialize_with = "lenient_string")]
+    pub module: Option<String>,
+    /// Function name.
+    #[serde(deserialize_with = "lenient_string")]
+    pub function: Option<String>,
+    /// Line number.
+    #[serde(deserialize_with = "lenient")]
+    pub lineno: Option<u32>,
+    /// Column number.
+    #[serde(deserialize_with = "lenient")]
+    pub colno: Option<u32>,
+    /// The source line, when the SDK sent it.
+    #[serde(deserialize_with = "lenient_string")]
+    pub context_line: Option<String>,
+    /// Whether the frame is application code (as opposed to a library).
+    #[serde(deserialize_with = "lenient")]
+    pub in_app: Option<bool>,
+    /// The package (shared library, jar) containing the frame.
+    #[serde(deserialize_with = "lenient_string")]
+    pub package: Option<String>,
+}
+
+/// The affected user.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct User {
+    /// Application user id.
+    #[serde(deserialize_with = "lenient_string")]
+    pub id: Option<String>,
+    /// E-mail address.
+    #[serde(deserialize_with = "lenient_string")]
+    pub email: Option<String>,
+    /// User name.
+    #[serde(deserialize_with = "lenient_string")]
+    pub username: Option<String>,
+    /// IP address.
+    #[serde(deserialize_with = "lenient_string")]
+    pub ip_address: Option<String>,
+}
+
+/// The HTTP request during which the event happened.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct Request {
+    /// The URL without query string.
+    #[serde(deserialize_with = "lenient_string")]
+    pub url: Option<String>,
+    /// HTTP method.
+    #[serde(deserialize_with = "lenient_string")]
+    pub method: Option<String>,
+}
+
+/// The SDK that sent an event.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct Sdk {
+    /// E.g. `sentry.python.django`.
+    #[serde(deserialize_with = "lenient_string")]
+    pub name: Option<String>,
+    /// E.g. `2.75.0`.
+    #[serde(deserialize_with = "lenient_string")]
+    pub version: Option<String>,
+}
+
+/// Why a body is not an event.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    /// The body is not valid JSON.
+    #[error("invalid event payload: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The body is JSON but not an object.
+    #[error("event payload is not a json object")]
+    NotAnObject,
+}
+
+impl Event {
+    /// Parses an event body; fails only when the body is not a JSON object.
+    pub fn parse(body: &[u8]) -> Result<Self, EventError> {
+        // serde would also read a struct from a JSON array; an event must be an object.
+        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(EventError::NotAnObject);
+        }
+        Ok(serde_json::from_slice(body)?)
+    }
+}
+
+/// Deserializes any value into `T`, or `None` when the value has another shape.
+fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    Ok(serde_json::from_value(value).ok())
+}
+
+/// Accepts strings, and numbers or booleans rendered as strings.
+fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => Some(s),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    })
+}
+
+fn timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Number(n) => n.as_f64().and_then(|secs| {
+            let millis = (secs * 1000.0).round();
+            (millis.is_finite() && millis.abs() < 1e15)
+                .then(|| Utc.timestamp_millis_opt(millis as i64).single())
+                .flatten()
+        }),
+        serde_json::Value::String(s) => parse_rfc3339(&s),
+        _ => None,
+    })
+}
+
+/// Parses RFC 3339, also without a zone (SDKs send naive UTC timestamps).
+fn parse_rfc3339(s: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+fn message<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => Some(s),
+        serde_json::Value::Object(o) => ["formatted", "message"]
+            .iter()
+            .find_map(|k| o.get(*k).and_then(|v| v.as_str()).map(str::to_owned)),
+        _ => None,
+    })
+}
+
+fn exceptions<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Exception>, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    let list = match value {
+        serde_json::Value::Object(mut o) => o.remove("values").unwrap_or_default(),
+        other => other,
+    };
+    Ok(match list {
+        serde_json::Value::Array(items) => items
+            .into_iter()
+            .filter_map(|item| serde_json::from_value(item).ok())
+            .collect(),
+        _ => Vec::new(),
+    })
+}
+
+fn frames<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Frame>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Array(items) => items
+            .into_iter()
+            .filter_map(|item| serde_json::from_value(item).ok())
+            .collect(),
+        _ => Vec::new(),
+    })
+}
+
+fn tags<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
+    fn text(v: serde_json::Value) -> Option<String> {
+        match v {
+            serde_json::Value::String(s) => Some(s),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            serde_json::Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Object(o) => o
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, text(v)?)))
+            .collect(),
+        serde_json::Value::Array(pairs) => pairs
+            .into_iter()
+            .filter_map(|pair| match pair {
+                serde_json::Value::Array(kv) if kv.len() == 2 => {
+                    let mut kv = kv.into_iter();
+                    Some((text(kv.next()?)?, text(kv.next()?)?))
+                }
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_python_style_event() {
+        let event = Event::parse(
+            br#"{
+            "event_id": "9ec79c33ec9942ab8353589fcb2e04dc",
+            "timestamp": "2026-11-24T10:00:00.5Z",
+            "level": "error", "platform": "python",
+            "exception": {"values": [{"type": "ZeroDivisionError", "value": "division by zero",
+                "module": null, "mechanism": {"type": "django", "handled": false},
+                "stacktrace": {"frames": [{"filename": "app/views.py", "function": "boom",
+                    "module": "app.views", "lineno": 7, "in_app": true, "context_line": "1/0"}]}}]},
+            "tags": {"browser": "x", "n": 3},
+            "request": {"url": "http://localhost/boom/", "method": "GET"},
+            "sdk": {"name": "sentry.python.django", "version": "2.75.0"}
+        }"#,
+        )
+        .expect("valid event");
+        assert_eq!(
+            event.event_id.map(|u| u.simple().to_string()).as_deref(),
+            Some("9ec79c33ec9942ab8353589fcb2e04dc")
+        );
+        assert_eq!(
+            event.timestamp.map(|t| t.timestamp_millis()),
+            Some(1_795_514_400_500)
+        );
+        assert_eq!(event.exception[0].ty.as_deref(), Some("ZeroDivisionError"));
+        let frame = &event.exception[0]
+            .stacktrace
+            .as_ref()
+            .expect("stack")
+            .frames[0];
+        assert_eq!(frame.function.as_deref(), Some("boom"));
+        assert_eq!(frame.in_app, Some(true));
+        assert_eq!(
+            event.tags,
+            vec![("browser".into(), "x".into()), ("n".into(), "3".into())]
+        );
+        assert_eq!(
+            event.request.and_then(|r| r.url).as_deref(),
+            Some("http://localhost/boom/")
+        );
+    }
+
+    #[test]
+    fn tolerates_odd_shapes() {
+        let event = Event::parse(
+            br#"{"timestamp": 1700000000.25, "exception": [{"type": "E", "stacktrace": {"frames": "no"}}],
+                 "tags": [["a", "b"], ["bad"]], "message": {"formatted": "hello 1"},
+                 "user": "not an object", "level": 5, "event_id": "nope"}"#,
+        )
+        .expect("lenient parse");
+        assert_eq!(
+            event.timestamp.map(|t| t.timestamp_millis()),
+            Some(1_700_000_000_250)
+        );
+        assert_eq!(event.exception.len(), 1);
+        assert!(
+            event.exception[0]
+                .stacktrace
+                .as_ref()
+                .is_some_and(|s| s.frames.is_empty())
+        );
+        assert_eq!(event.tags, vec![("a".into(), "b".into())]);
+        assert_eq!(event.message.as_deref(), Some("hello 1"));
+        assert_eq!(event.user, None);
+        assert_eq!(event.level.as_deref(), Some("5"));
+        assert_eq!(event.event_id, None);
+    }
+
+    #[test]
+    fn rejects_non_objects() {
+        assert!(Event::parse(b"[1,2]").is_err());
+        assert!(Event::parse(b"{").is_err());
+    }
+}

@@ -1,0 +1,426 @@
+//! ClickHouse access for Shrike: the client, schema migrations, row types, writers and the queries
+//! the CLI and the alerter run.
+//!
+//! All SQL with values from outside goes through the client's `?` binding; table names come only
+//! from the configured database name, which is validated. Inserts are RowBinary batches; callers
+//! batch (one insert per second per table is the target) rather than inserting row by row.
+
+pub mod local;
+pub mod migrations;
+mod rows;
+
+pub use rows::*;
+
+use clickhouse::Client;
+use migrations::{MIGRATIONS, ServerVersion};
+use serde::Deserialize;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Connection settings for ClickHouse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// HTTP URL, e.g. `http://127.0.0.1:8123`.
+    pub url: String,
+    /// Database holding Shrike's tables.
+    pub database: String,
+    /// User name.
+    pub user: String,
+    /// Password.
+    pub password: String,
+}
+
+/// Errors talking to ClickHouse.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The ClickHouse client or server reported an error.
+    #[error("clickhouse: {0}")]
+    ClickHouse(#[from] clickhouse::error::Error),
+    /// The database name is not a plain identifier.
+    #[error("invalid database name {0:?}: use letters, digits and underscores")]
+    DatabaseName(String),
+    /// `SELECT version()` returned something unexpected.
+    #[error("unrecognised clickhouse version {0:?}")]
+    Version(String),
+    /// No project with that name or id.
+    #[error("no project {0}")]
+    NoProject(String),
+}
+
+/// The result type of this crate.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A handle to Shrike's ClickHouse database. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    /// Connection without a default database, for creating it.
+    admin: Client,
+    /// Connection with the database selected; inserts name bare tables.
+    client: Client,
+    db: String,
+}
+
+/// Current Unix time in milliseconds, used as row version.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// Creates a handle; no connection is made until the first query.
+    pub fn new(config: &StoreConfig) -> Result<Self> {
+        let valid = !config.database.is_empty()
+            && config
+                .database
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !valid {
+            return Err(StoreError::DatabaseName(config.database.clone()));
+        }
+        // Validation needs RowBinaryWithNamesAndTypes, which ClickHouse 18.16 lacks.
+        let client = Client::default()
+            .with_url(&config.url)
+            .with_user(&config.user)
+            .with_password(&config.password)
+            .with_validation(false);
+        Ok(Store {
+            admin: client.clone(),
+            client: client.with_database(&config.database),
+            db: config.database.clone(),
+        })
+    }
+
+    /// The database name.
+    pub fn database(&self) -> &str {
+        &self.db
+    }
+
+    /// The server's version.
+    pub async fn server_version(&self) -> Result<ServerVersion> {
+        let text: String = self.admin.query("SELECT version()").fetch_one().await?;
+        ServerVersion::parse(&text).ok_or(StoreError::Version(text))
+    }
+
+    /// The server's clock, Unix seconds.
+    pub async fn server_now(&self) -> Result<u32> {
+        Ok(self
+            .client
+            .query("SELECT toUInt32(now())")
+            .fetch_one()
+            .await?)
+    }
+
+    /// Creates the database and applies every pending migration; returns the versions applied.
+    pub async fn migrate(&self) -> Result<Vec<u32>> {
+        let db = &self.db;
+        self.admin
+            .query(&format!("CREATE DATABASE IF NOT EXISTS {db}"))
+            .execute()
+            .await?;
+        self.client
+            .query(&format!(
+                "CREATE TABLE IF NOT EXISTS {db}.schema_migrations
+                 (version UInt32, name String, applied_at DateTime) ENGINE = MergeTree() ORDER BY version"
+            ))
+            .execute()
+            .await?;
+        let applied: Vec<u32> = self
+            .client
+            .query(&format!(
+                "SELECT DISTINCT version FROM {db}.schema_migrations"
+            ))
+            .fetch_all()
+            .await?;
+        let server = self.server_version().await?;
+        let mut done = Vec::new();
+        for migration in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+            for statement in (migration.statements)(db, server) {
+                self.client.query(&statement).execute().await?;
+            }
+            self.client
+                .query(&format!("INSERT INTO {db}.schema_migrations (version, name, applied_at) VALUES (?, ?, now())"))
+                .bind(migration.version)
+                .bind(migration.name)
+                .execute()
+                .await?;
+            tracing::info!(
+                version = migration.version,
+                name = migration.name,
+                "applied migration"
+            );
+            done.push(migration.version);
+        }
+        Ok(done)
+    }
+
+    /// Creates a project with one active key.
+    pub async fn create_project(&self, name: &str) -> Result<(Project, ProjectKey)> {
+        let db = &self.db;
+        let next: u64 = self
+            .client
+            .query(&format!("SELECT max(id) + 1 FROM {db}.projects"))
+            .fetch_one()
+            .await?;
+        let project = Project {
+            id: next.max(1),
+            name: name.to_owned(),
+        };
+        let now = (now_ms() / 1000) as u32;
+        let mut insert = self.client.insert::<ProjectRow>("projects").await?;
+        insert
+            .write(&ProjectRow {
+                id: project.id,
+                name: project.name.clone(),
+                created_at: now,
+                version: now_ms(),
+            })
+            .await?;
+        insert.end().await?;
+        let key = self.create_key(project.id).await?;
+        Ok((project, key))
+    }
+
+    /// Adds a new active key to a project.
+    pub async fn create_key(&self, project_id: u64) -> Result<ProjectKey> {
+        let public_key = hex::encode(rand::random::<[u8; 16]>());
+        let now = (now_ms() / 1000) as u32;
+        let mut insert = self.client.insert::<ProjectKeyRow>("project_keys").await?;
+        insert
+            .write(&ProjectKeyRow {
+                public_key: public_key.clone(),
+                project_id,
+                active: 1,
+                created_at: now,
+                version: now_ms(),
+            })
+            .await?;
+        insert.end().await?;
+        Ok(ProjectKey {
+            public_key,
+            project_id,
+            active: true,
+        })
+    }
+
+    /// Every project.
+    pub async fn projects(&self) -> Result<Vec<Project>> {
+        Ok(self
+            .client
+            .query(&format!(
+                "SELECT id, argMax(name, version) FROM {}.projects GROUP BY id ORDER BY id",
+                self.db
+            ))
+            .fetch_all::<Project>()
+            .await?)
+    }
+
+    /// The project with this name.
+    pub async fn project_by_name(&self, name: &str) -> Result<Option<Project>> {
+        Ok(self.projects().await?.into_iter().find(|p| p.name == name))
+    }
+
+    /// Every key with its latest state.
+    pub async fn keys(&self) -> Result<Vec<ProjectKey>> {
+        let rows: Vec<(String, u64, u8)> = self
+            .client
+            .query(&format!(
+                "SELECT public_key, argMax(project_id, version), argMax(active, version)
+                 FROM {}.project_keys GROUP BY public_key",
+                self.db
+            ))
+            .fetch_all()
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(public_key, project_id, active)| ProjectKey {
+                public_key,
+                project_id,
+                active: active != 0,
+            })
+            .collect())
+    }
+
+    /// Inserts a batch of events in one request.
+    pub async fn insert_events(&self, rows: &[EventRow]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut insert = self.client.insert::<EventRow>("events").await?;
+        for row in rows {
+            insert.write(row).await?;
+        }
+        Ok(insert.end().await?)
+    }
+
+    /// Inserts (or refreshes) issue descriptions in one request.
+    pub async fn upsert_issues(&self, rows: &[IssueRow]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut insert = self.client.insert::<IssueRow>("issues").await?;
+        for row in rows {
+            insert.write(row).await?;
+        }
+        Ok(insert.end().await?)
+    }
+
+    /// The issues of a project, most recently seen first, with exact counts.
+    pub async fn list_issues(&self, project_id: u64, limit: u64) -> Result<Vec<IssueSummary>> {
+        let db = &self.db;
+        let stats: Vec<IssueStats> = self
+            .client
+            .query(&format!(
+                "SELECT issue_id, uniqExact(event_id) AS times_seen,
+                        toUInt32(min(timestamp)) AS first_seen, toUInt32(max(timestamp)) AS last_seen
+                 FROM {db}.events WHERE project_id = ?
+                 GROUP BY issue_id ORDER BY last_seen DESC, issue_id LIMIT ?"
+            ))
+            .bind(project_id)
+            .bind(limit)
+            .fetch_all()
+            .await?;
+        let described = self
+            .describe_issues(project_id, stats.iter().map(|s| s.issue_id))
+            .await?;
+        Ok(stats
+            .into_iter()
+            .map(|s| IssueSummary {
+                description: described.get(&s.issue_id).cloned(),
+                stats: s,
+            })
+            .collect())
+    }
+
+    async fn describe_issues(
+        &self,
+        project_id: u64,
+        ids: impl Iterator<Item = u64>,
+    ) -> Result<std::collections::HashMap<u64, IssueDescription>> {
+        let ids: Vec<u64> = ids.collect();
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let rows: Vec<IssueDescription> = self
+            .client
+            .query(&format!(
+                "SELECT issue_id, argMax(title, version), argMax(culprit, version), argMax(level, version)
+                 FROM {}.issues WHERE project_id = ? AND has(?, issue_id) GROUP BY issue_id",
+                self.db
+            ))
+            .bind(project_id)
+            .bind(&ids)
+            .fetch_all()
+            .await?;
+        Ok(rows.into_iter().map(|r| (r.issue_id, r)).collect())
+    }
+
+    /// The issues of a project with events inserted in `[from, to)` (Unix seconds, server clock),
+    /// how many distinct events each had in the window, and whether the issue is new (its first
+    /// event was inserted in the window).
+    pub async fn issue_activity(
+        &self,
+        project_id: u64,
+        from: u32,
+        to: u32,
+    ) -> Result<Vec<IssueActivity>> {
+        let db = &self.db;
+        let stats: Vec<(u64, u64, u64, u32)> = self
+            .client
+            .query(&format!(
+                "SELECT issue_id,
+                        uniqExactIf(event_id, inserted_at >= toDateTime(?) AND inserted_at < toDateTime(?)) AS in_window,
+                        uniqExact(event_id) AS total,
+                        toUInt32(min(inserted_at)) AS first_inserted
+                 FROM {db}.events
+                 WHERE project_id = ? AND inserted_at < toDateTime(?) AND issue_id IN (
+                     SELECT DISTINCT issue_id FROM {db}.events
+                     WHERE project_id = ? AND inserted_at >= toDateTime(?) AND inserted_at < toDateTime(?))
+                 GROUP BY issue_id
+                 ORDER BY in_window DESC, issue_id"
+            ))
+            .bind(from)
+            .bind(to)
+            .bind(project_id)
+            .bind(to)
+            .bind(project_id)
+            .bind(from)
+            .bind(to)
+            .fetch_all()
+            .await?;
+        let described = self
+            .describe_issues(project_id, stats.iter().map(|s| s.0))
+            .await?;
+        Ok(stats
+            .into_iter()
+            .map(
+                |(issue_id, in_window, total, first_inserted)| IssueActivity {
+                    issue_id,
+                    events_in_window: in_window,
+                    times_seen: total,
+                    is_new: first_inserted >= from,
+                    title: described
+                        .get(&issue_id)
+                        .map(|d| d.title.clone())
+                        .unwrap_or_default(),
+                    culprit: described
+                        .get(&issue_id)
+                        .map(|d| d.culprit.clone())
+                        .unwrap_or_default(),
+                },
+            )
+            .collect())
+    }
+
+    /// The persisted watermark of an alert check for a project, Unix seconds.
+    pub async fn alert_watermark(&self, check: &str, project_id: u64) -> Result<Option<u32>> {
+        #[derive(clickhouse::Row, Deserialize)]
+        struct Watermark {
+            watermark: u32,
+        }
+        let row: Option<Watermark> = self
+            .client
+            .query(&format!(
+                "SELECT toUInt32(argMax(watermark, version)) AS watermark FROM {}.alert_state
+                 WHERE check_name = ? AND project_id = ? GROUP BY check_name, project_id",
+                self.db
+            ))
+            .bind(check)
+            .bind(project_id)
+            .fetch_optional()
+            .await?;
+        Ok(row.map(|r| r.watermark))
+    }
+
+    /// Persists the watermark of an alert check for a project.
+    pub async fn set_alert_watermark(
+        &self,
+        check: &str,
+        project_id: u64,
+        watermark: u32,
+    ) -> Result<()> {
+        let mut insert = self.client.insert::<AlertStateRow>("alert_state").await?;
+        insert
+            .write(&AlertStateRow {
+                check_name: check.to_owned(),
+                project_id,
+                watermark,
+                version: now_ms(),
+            })
+            .await?;
+        Ok(insert.end().await?)
+    }
+
+    /// Distinct events stored for a project (deduplicated by event id).
+    pub async fn count_events(&self, project_id: u64) -> Result<u64> {
+        Ok(self
+            .client
+            .query(&format!(
+                "SELECT uniqExact(event_id) FROM {}.events WHERE project_id = ?",
+                self.db
+            ))
+            .bind(project_id)
+            .fetch_one()
+            .await?)
+    }
+}

@@ -1,0 +1,155 @@
+//! Versioned schema migrations, embedded in the binary and applied in order by `shrike migrate` and
+//! at start-up.
+//!
+//! Every statement is idempotent (`IF NOT EXISTS`), so a migration interrupted half-way is simply
+//! applied again. The schema must run on ClickHouse 18.16 (Debian's, what CI runs) and on current
+//! ClickHouse; features newer than 18.16 (TTL, codecs, skipping indexes) must be gated on
+//! [`ServerVersion`]. Never edit a released migration: add a new one.
+
+/// A ClickHouse server version, for gating newer features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ServerVersion(pub u32, pub u32);
+
+impl ServerVersion {
+    /// Parses `SELECT version()` output such as `18.16.1` or `25.3.2.39`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.trim().split('.').map(|p| p.parse::<u32>().ok());
+        Some(ServerVersion(parts.next()??, parts.next()??))
+    }
+}
+
+/// One migration.
+pub struct Migration {
+    /// Strictly increasing version.
+    pub version: u32,
+    /// Short description.
+    pub name: &'static str,
+    /// Builds the statements for a database and server version.
+    pub statements: fn(db: &str, server: ServerVersion) -> Vec<String>,
+}
+
+/// All migrations in order.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "initial schema",
+    statements: initial,
+}];
+
+fn initial(db: &str, _server: ServerVersion) -> Vec<String> {
+    vec![
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.projects (
+                id UInt64,
+                name String,
+                created_at DateTime,
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version) ORDER BY id"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.project_keys (
+                public_key String,
+                project_id UInt64,
+                active UInt8,
+                created_at DateTime,
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version) ORDER BY public_key"
+        ),
+        // One row per event. ReplacingMergeTree on (project_id, timestamp, event_id) collapses a
+        // redelivered event: every field of a redelivery is identical, timestamp included, because
+        // it is derived from the same raw message. Readers count with uniqExact(event_id) or FINAL
+        // so duplicates not yet merged never show.
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.events (
+                project_id UInt64,
+                event_id UUID,
+                timestamp DateTime,
+                received DateTime,
+                inserted_at DateTime DEFAULT now(),
+                issue_id UInt64,
+                primary_hash String,
+                platform String,
+                level String,
+                logger String,
+                transaction String,
+                server_name String,
+                release String,
+                environment String,
+                message String,
+                title String,
+                culprit String,
+                exception_type String,
+                exception_value String,
+                frame_filenames Array(String),
+                frame_functions Array(String),
+                frame_modules Array(String),
+                frame_linenos Array(UInt32),
+                frame_in_app Array(UInt8),
+                tags Nested(key String, value String),
+                user_id String,
+                user_email String,
+                user_username String,
+                user_ip String,
+                request_url String,
+                request_method String,
+                sdk_name String,
+                sdk_version String
+            ) ENGINE = ReplacingMergeTree()
+            PARTITION BY toDate(timestamp)
+            ORDER BY (project_id, timestamp, event_id)"
+        ),
+        // Descriptive fields of an issue; counts and first/last seen come from `events`.
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.issues (
+                project_id UInt64,
+                issue_id UInt64,
+                primary_hash String,
+                title String,
+                culprit String,
+                type String,
+                value String,
+                level String,
+                platform String,
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version) ORDER BY (project_id, issue_id)"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.alert_state (
+                check_name String,
+                project_id UInt64,
+                watermark DateTime,
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version) ORDER BY (check_name, project_id)"
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_strictly_increase() {
+        assert!(MIGRATIONS.windows(2).all(|w| w[0].version < w[1].version));
+        assert_eq!(MIGRATIONS[0].version, 1);
+    }
+
+    #[test]
+    fn parses_server_versions() {
+        assert_eq!(ServerVersion::parse("18.16.1"), Some(ServerVersion(18, 16)));
+        assert_eq!(
+            ServerVersion::parse("25.3.2.39\n"),
+            Some(ServerVersion(25, 3))
+        );
+        assert_eq!(ServerVersion::parse("x"), None);
+        assert!(ServerVersion(18, 16) < ServerVersion(20, 1));
+    }
+
+    #[test]
+    fn statements_name_the_database() {
+        for m in MIGRATIONS {
+            for s in (m.statements)("shrike_x", ServerVersion(18, 16)) {
+                assert!(s.contains("shrike_x."), "{s}");
+            }
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! Row types: what Shrike writes to and reads from each ClickHouse table.
+//!
+//! Field order must match the query or table column order exactly: rows travel as RowBinary, which
+//! carries no names. DateTime columns are Unix seconds (`u32`).
+
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A row of `projects`.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct ProjectRow {
+    /// Project id.
+    pub id: u64,
+    /// Project name.
+    pub name: String,
+    /// Creation time.
+    pub created_at: u32,
+    /// Row version (Unix ms).
+    pub version: u64,
+}
+
+/// A row of `project_keys`.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct ProjectKeyRow {
+    /// The public key (DSN user part).
+    pub public_key: String,
+    /// The project the key sends to.
+    pub project_id: u64,
+    /// 1 when the key may send events.
+    pub active: u8,
+    /// Creation time.
+    pub created_at: u32,
+    /// Row version (Unix ms).
+    pub version: u64,
+}
+
+/// A project.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Deserialize)]
+pub struct Project {
+    /// Project id.
+    pub id: u64,
+    /// Project name.
+    pub name: String,
+}
+
+/// A project key in its latest state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectKey {
+    /// The public key.
+    pub public_key: String,
+    /// The project it belongs to.
+    pub project_id: u64,
+    /// Whether it may send events.
+    pub active: bool,
+}
+
+/// A row of `events`.
+#[derive(Debug, Clone, Default, Row, Serialize, Deserialize, PartialEq)]
+pub struct EventRow {
+    /// Project id.
+    pub project_id: u64,
+    /// Event id.
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub event_id: Uuid,
+    /// When the event happened.
+    pub timestamp: u32,
+    /// When ingest received it.
+    pub received: u32,
+    /// The issue it was grouped into.
+    pub issue_id: u64,
+    /// The grouping hash (32 hex characters).
+    pub primary_hash: String,
+    /// Platform.
+    pub platform: String,
+    /// Level.
+    pub level: String,
+    /// Logger.
+    pub logger: String,
+    /// Transaction.
+    pub transaction: String,
+    /// Server name.
+    pub server_name: String,
+    /// Release.
+    pub release: String,
+    /// Environment.
+    pub environment: String,
+    /// Log message.
+    pub message: String,
+    /// Title.
+    pub title: String,
+    /// Culprit.
+    pub culprit: String,
+    /// Type of the main exception.
+    pub exception_type: String,
+    /// Value of the main exception.
+    pub exception_value: String,
+    /// Frame file names of the main stack trace, oldest call first.
+    pub frame_filenames: Vec<String>,
+    /// Frame functions.
+    pub frame_functions: Vec<String>,
+    /// Frame modules.
+    pub frame_modules: Vec<String>,
+    /// Frame line numbers (0 when unknown).
+    pub frame_linenos: Vec<u32>,
+    /// Frame in-app flags.
+    pub frame_in_app: Vec<u8>,
+    /// Tag keys.
+    #[serde(rename = "tags.key")]
+    pub tags_key: Vec<String>,
+    /// Tag values, parallel to `tags_key`.
+    #[serde(rename = "tags.value")]
+    pub tags_value: Vec<String>,
+    /// User id.
+    pub user_id: String,
+    /// User e-mail.
+    pub user_email: String,
+    /// User name.
+    pub user_username: String,
+    /// User IP.
+    pub user_ip: String,
+    /// Request URL.
+    pub request_url: String,
+    /// Request method.
+    pub request_method: String,
+    /// SDK name.
+    pub sdk_name: String,
+    /// SDK version.
+    pub sdk_version: String,
+}
+
+/// A row of `issues`.
+#[derive(Debug, Clone, Default, Row, Serialize, Deserialize, PartialEq)]
+pub struct IssueRow {
+    /// Project id.
+    pub project_id: u64,
+    /// Issue id.
+    pub issue_id: u64,
+    /// The hash that opened the issue.
+    pub primary_hash: String,
+    /// Title.
+    pub title: String,
+    /// Culprit.
+    pub culprit: String,
+    /// Exception type (or empty).
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// Exception value or message.
+    pub value: String,
+    /// Level.
+    pub level: String,
+    /// Platform.
+    pub platform: String,
+    /// Row version (Unix ms).
+    pub version: u64,
+}
+
+/// A row of `alert_state`.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct AlertStateRow {
+    /// Name of the check.
+    pub check_name: String,
+    /// Project.
+    pub project_id: u64,
+    /// Events inserted before this time (Unix seconds) have been reported.
+    pub watermark: u32,
+    /// Row version (Unix ms).
+    pub version: u64,
+}
+
+/// Exact counts of an issue, computed from `events`.
+#[derive(Debug, Clone, Row, Deserialize, PartialEq, Eq)]
+pub struct IssueStats {
+    /// Issue id.
+    pub issue_id: u64,
+    /// Distinct events.
+    pub times_seen: u64,
+    /// Earliest event time.
+    pub first_seen: u32,
+    /// Latest event time.
+    pub last_seen: u32,
+}
+
+/// Descriptive fields of an issue.
+#[derive(Debug, Clone, Row, Deserialize, PartialEq, Eq)]
+pub struct IssueDescription {
+    /// Issue id.
+    pub issue_id: u64,
+    /// Title.
+    pub title: String,
+    /// Culprit.
+    pub culprit: String,
+    /// Level.
+    pub level: String,
+}
+
+/// An issue as listed by `shrike issues list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueSummary {
+    /// Counts.
+    pub stats: IssueStats,
+    /// Title and culprit, when the grouper's description has landed.
+    pub description: Option<IssueDescription>,
+}
+
+/// An issue's activity in an alert window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueActivity {
+    /// Issue id.
+    pub issue_id: u64,
+    /// Distinct events inserted in the window.
+    pub events_in_window: u64,
+    /// Distinct events of the issue up to the window's end.
+    pub times_seen: u64,
+    /// Whether the issue's first event is in the window.
+    pub is_new: bool,
+    /// Title.
+    pub title: String,
+    /// Culprit.
+    pub culprit: String,
+}

@@ -1,1 +1,40 @@
-//! placeholder
+//! The ingest service: Sentry's HTTP endpoints, authenticated by project key, feeding the bus.
+//!
+//! An SDK gets `200 {"id": ...}` only after every event of its request was accepted by the bus;
+//! when the bus refuses (full, or the broker is down) it gets 503 with `Retry-After` and retries.
+//! Bad input gets the status Sentry's own ingest (Relay) gives, with a `{"detail": ...}` body,
+//! and never takes the service down. This crate parses nothing itself: the protocol lives in
+//! `shrike-protocol`.
+
+mod body;
+mod keys;
+mod routes;
+
+pub use keys::KeyCache;
+pub use routes::{IngestError, IngestState, router};
+
+use std::time::Duration;
+
+/// Ingest settings.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// Largest request body before decompression, bytes.
+    pub max_body_bytes: usize,
+    /// Largest decompressed envelope or store body, bytes.
+    pub max_decompressed_bytes: usize,
+    /// Largest single event payload, bytes (Relay's default: 1 MiB).
+    pub max_event_bytes: usize,
+    /// How often the key cache is refreshed from ClickHouse.
+    pub key_refresh: Duration,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            max_body_bytes: 20 * 1024 * 1024,
+            max_decompressed_bytes: 100 * 1024 * 1024,
+            max_event_bytes: 1024 * 1024,
+            key_refresh: Duration::from_secs(5),
+        }
+    }
+}

@@ -1,1 +1,129 @@
-fn main() {}
+//! `shrike`: the one binary of Shrike, a Sentry-compatible error-ingest pipeline.
+//!
+//! Subcommands run the whole pipeline in one process (`up`), administer projects and the schema,
+//! and list issues. Errors reach the user through `anyhow` with context; nothing below the CLI
+//! prints.
+
+mod cli;
+mod config;
+mod http;
+mod up;
+
+use anyhow::Context;
+use clap::Parser;
+use cli::{Cli, Command, IssuesCommand, ProjectCommand};
+use config::Config;
+use shrike_store::{Store, StoreConfig};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let explicit = cli.config.is_some();
+    let path = cli.config.clone().unwrap_or_else(|| "shrike.toml".into());
+    let config = Config::load(&path, explicit)?;
+    match cli.command {
+        Command::Up => up::run(config).await,
+        Command::Migrate => {
+            let (store, _local) = up::connect(&config).await?;
+            let applied = store.migrate().await.context("migrating the schema")?;
+            println!("applied migrations: {applied:?}");
+            Ok(())
+        }
+        Command::Project {
+            command: ProjectCommand::Create { name },
+        } => {
+            let store = existing_store(&config).await?;
+            if store.project_by_name(&name).await?.is_some() {
+                anyhow::bail!("a project named {name:?} already exists");
+            }
+            let (project, key) = store.create_project(&name).await?;
+            println!("{}", up::dsn(&config, &key.public_key, project.id)?);
+            Ok(())
+        }
+        Command::Project {
+            command: ProjectCommand::List,
+        } => {
+            let store = existing_store(&config).await?;
+            let keys = store.keys().await?;
+            for project in store.projects().await? {
+                for key in keys
+                    .iter()
+                    .filter(|k| k.project_id == project.id && k.active)
+                {
+                    println!(
+                        "{}\t{}\t{}",
+                        project.id,
+                        project.name,
+                        up::dsn(&config, &key.public_key, project.id)?
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Issues {
+            command:
+                IssuesCommand::List {
+                    project,
+                    limit,
+                    json,
+                },
+        } => {
+            let store = existing_store(&config).await?;
+            let name = project.unwrap_or_else(|| config.default_project.clone());
+            let project = store
+                .project_by_name(&name)
+                .await?
+                .with_context(|| format!("no project named {name:?}"))?;
+            let issues = store.list_issues(project.id, limit).await?;
+            print!("{}", cli::format_issues(&issues, json));
+            Ok(())
+        }
+    }
+}
+
+/// Connects to the configured ClickHouse, or to the local one `shrike up` runs, for admin commands.
+async fn existing_store(config: &Config) -> anyhow::Result<Store> {
+    let url = if config.clickhouse.url.is_empty() {
+        format!("http://127.0.0.1:{}", config.clickhouse.local_http_port)
+    } else {
+        config.clickhouse.url.clone()
+    };
+    let store = Store::new(&StoreConfig {
+        url: url.clone(),
+        database: config.clickhouse.database.clone(),
+        user: config.clickhouse.user.clone(),
+        password: config.clickhouse.password.clone(),
+    })?;
+    store
+        .server_version()
+        .await
+        .with_context(|| format!("cannot reach clickhouse at {url} (is `shrike up` running?)"))?;
+    store.migrate().await.context("migrating the schema")?;
+    Ok(store)
+}

@@ -1,0 +1,281 @@
+//! HTTP routes: `POST /api/{project_id}/envelope/` and `POST /api/{project_id}/store/`.
+
+use crate::body::{self, BodyError};
+use crate::{IngestConfig, KeyCache};
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use bytes::Bytes;
+use serde_json::value::RawValue;
+use shrike_bus::messages::{self, RawEvent, VERSION};
+use shrike_bus::{BusError, Producer, Topic};
+use shrike_protocol::envelope::{Envelope, EnvelopeError};
+use shrike_protocol::{AuthError, ClientAuth, Dsn};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// What ingest needs to serve requests.
+pub struct IngestState<P> {
+    /// Where accepted events go.
+    pub producer: P,
+    /// Which keys are valid.
+    pub keys: KeyCache,
+    /// Limits.
+    pub config: IngestConfig,
+}
+
+/// Why a request was refused; each maps to the status Relay answers with.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The project id in the path is not a number.
+    #[error("invalid project id")]
+    BadProjectId,
+    /// Credentials missing, malformed or conflicting.
+    #[error("{0}")]
+    Auth(#[from] AuthError),
+    /// The key is unknown or disabled.
+    #[error("unknown or disabled project key")]
+    UnknownKey,
+    /// The key belongs to another project.
+    #[error("project key does not belong to project {0}")]
+    ProjectMismatch(u64),
+    /// The body could not be decompressed.
+    #[error("{0}")]
+    Body(#[from] BodyError),
+    /// The envelope is malformed.
+    #[error("invalid envelope: {0}")]
+    Envelope(#[from] EnvelopeError),
+    /// An event payload is not a JSON object.
+    #[error("invalid event payload: {0}")]
+    Event(String),
+    /// An event payload is larger than allowed.
+    #[error("event exceeds {0} bytes")]
+    EventTooLarge(usize),
+    /// The bus did not accept the event.
+    #[error("temporarily unable to accept events")]
+    Unavailable(#[from] BusError),
+}
+
+impl IngestError {
+    fn status(&self) -> StatusCode {
+        match self {
+            IngestError::BadProjectId | IngestError::Envelope(_) | IngestError::Event(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            IngestError::Auth(AuthError::BadKey) => StatusCode::BAD_REQUEST,
+            IngestError::Auth(_) => StatusCode::UNAUTHORIZED,
+            IngestError::UnknownKey | IngestError::ProjectMismatch(_) => StatusCode::FORBIDDEN,
+            IngestError::Body(BodyError::TooLarge(_)) | IngestError::EventTooLarge(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            IngestError::Body(BodyError::UnsupportedEncoding(_)) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            IngestError::Body(BodyError::Corrupt) => StatusCode::BAD_REQUEST,
+            IngestError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl IntoResponse for IngestError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        metrics::counter!("shrike_ingest_rejected_total", "status" => status.as_str().to_owned())
+            .increment(1);
+        let body = serde_json::json!({ "detail": self.to_string() });
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+/// The ingest routes.
+pub fn router<P: Producer>(state: IngestState<P>) -> Router {
+    let limit = state.config.max_body_bytes;
+    let state = Arc::new(state);
+    Router::new()
+        .route("/api/{project_id}/envelope/", post(envelope::<P>))
+        .route("/api/{project_id}/envelope", post(envelope::<P>))
+        .route("/api/{project_id}/store/", post(store::<P>))
+        .route("/api/{project_id}/store", post(store::<P>))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// Everything the two endpoints share: project id, auth, decompression.
+async fn prepare<P: Producer>(
+    state: &IngestState<P>,
+    project: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Bytes,
+    envelope_dsn: impl FnOnce(&Bytes) -> Option<String>,
+) -> Result<(u64, Bytes), IngestError> {
+    let project_id: u64 = project.parse().map_err(|_| IngestError::BadProjectId)?;
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok());
+    let body = body::decode(encoding, body, state.config.max_decompressed_bytes)?;
+    let mut candidates = Vec::new();
+    for name in ["x-sentry-auth", "authorization"] {
+        for value in headers.get_all(name) {
+            let value = value.to_str().map_err(|_| AuthError::Malformed)?;
+            if name == "authorization"
+                && !value
+                    .trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("sentry ")
+            {
+                continue;
+            }
+            candidates.push(ClientAuth::from_header(value));
+        }
+    }
+    if let Some(query) = query {
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        if let Some(auth) =
+            ClientAuth::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        {
+            candidates.push(Ok(auth));
+        }
+    }
+    if let Some(dsn) = envelope_dsn(&body).and_then(|d| d.parse::<Dsn>().ok()) {
+        candidates.push(Ok(ClientAuth {
+            public_key: dsn.public_key,
+            ..Default::default()
+        }));
+    }
+    let auth = ClientAuth::resolve(candidates)?;
+    let key = state
+        .keys
+        .get(&auth.public_key)
+        .await
+        .filter(|k| k.active)
+        .ok_or(IngestError::UnknownKey)?;
+    if key.project_id != project_id {
+        return Err(IngestError::ProjectMismatch(project_id));
+    }
+    Ok((project_id, body))
+}
+
+/// Checks an event payload and returns it as raw JSON.
+fn event_payload(payload: &[u8], limit: usize) -> Result<Box<RawValue>, IngestError> {
+    if payload.len() > limit {
+        return Err(IngestError::EventTooLarge(limit));
+    }
+    if payload.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(IngestError::Event("not a json object".into()));
+    }
+    serde_json::from_slice(payload).map_err(|e| IngestError::Event(e.to_string()))
+}
+
+/// The event id an SDK chose, read from the payload without parsing the whole event.
+fn payload_event_id(payload: &RawValue) -> Option<Uuid> {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        event_id: Option<Uuid>,
+    }
+    serde_json::from_str::<Id>(payload.get())
+        .ok()
+        .and_then(|id| id.event_id)
+}
+
+async fn publish<P: Producer>(
+    state: &IngestState<P>,
+    project_id: u64,
+    event_id: Uuid,
+    payload: Box<RawValue>,
+) -> Result<(), IngestError> {
+    let message = RawEvent {
+        v: VERSION,
+        project_id,
+        event_id,
+        received_ms: chrono::Utc::now().timestamp_millis(),
+        payload,
+    };
+    state
+        .producer
+        .send(
+            Topic::RawEvents,
+            event_id.as_bytes(),
+            messages::encode(&message),
+        )
+        .await?;
+    metrics::counter!("shrike_ingest_events_total").increment(1);
+    Ok(())
+}
+
+fn id_response(event_id: Option<Uuid>) -> Response {
+    let body = match event_id {
+        Some(id) => serde_json::json!({ "id": id.simple().to_string() }),
+        None => serde_json::json!({}),
+    };
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+async fn envelope<P: Producer>(
+    State(state): State<Arc<IngestState<P>>>,
+    Path(project): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, IngestError> {
+    let header_dsn = |body: &Bytes| {
+        let line = body.split(|b| *b == b'\n').next()?;
+        serde_json::from_slice::<shrike_protocol::envelope::EnvelopeHeader>(line)
+            .ok()?
+            .dsn
+    };
+    let (project_id, body) = prepare(
+        &state,
+        &project,
+        query.as_deref(),
+        &headers,
+        body,
+        header_dsn,
+    )
+    .await?;
+    let envelope = Envelope::parse(body)?;
+    // Validate every event first, so a request is accepted or refused as a whole.
+    let mut events = Vec::new();
+    for item in envelope.items.iter().filter(|i| i.ty == "event") {
+        let payload = event_payload(&item.payload, state.config.max_event_bytes)?;
+        let id = envelope
+            .header
+            .event_id
+            .or_else(|| payload_event_id(&payload))
+            .unwrap_or_else(Uuid::new_v4);
+        events.push((id, payload));
+    }
+    let response_id = envelope
+        .header
+        .event_id
+        .or(events.first().map(|(id, _)| *id));
+    for (event_id, payload) in events {
+        publish(&state, project_id, event_id, payload).await?;
+    }
+    Ok(id_response(response_id))
+}
+
+async fn store<P: Producer>(
+    State(state): State<Arc<IngestState<P>>>,
+    Path(project): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, IngestError> {
+    let (project_id, body) =
+        prepare(&state, &project, query.as_deref(), &headers, body, |_| None).await?;
+    let payload = event_payload(&body, state.config.max_event_bytes)?;
+    let event_id = payload_event_id(&payload).unwrap_or_else(Uuid::new_v4);
+    publish(&state, project_id, event_id, payload).await?;
+    Ok(id_response(Some(event_id)))
+}

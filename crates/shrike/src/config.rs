@@ -1,0 +1,255 @@
+//! `shrike.toml`: one typed config with a section per service, every key defaulted, overridable by
+//! `SHRIKE__SECTION__KEY` environment variables, validated once at start-up with errors naming the
+//! offending key.
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use shrike_alerter::AlerterConfig;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where `shrike up` keeps its local state (the managed ClickHouse's data).
+    pub data_dir: PathBuf,
+    /// ClickHouse connection, or the local server to start.
+    pub clickhouse: ClickHouseSection,
+    /// The HTTP ingest endpoint.
+    pub ingest: IngestSection,
+    /// The bus between services.
+    pub bus: BusSection,
+    /// The grouper.
+    pub grouper: GrouperSection,
+    /// The alerter.
+    pub alerter: AlerterConfig,
+    /// The project `shrike up` creates and prints the DSN of.
+    pub default_project: String,
+}
+
+/// `[clickhouse]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClickHouseSection {
+    /// HTTP URL of an existing server; empty means "start a local one under `data_dir`".
+    pub url: String,
+    /// Database name.
+    pub database: String,
+    /// User.
+    pub user: String,
+    /// Password.
+    pub password: String,
+    /// HTTP port of the local server.
+    pub local_http_port: u16,
+    /// Native TCP port of the local server.
+    pub local_tcp_port: u16,
+}
+
+impl Default for ClickHouseSection {
+    fn default() -> Self {
+        ClickHouseSection {
+            url: String::new(),
+            database: "shrike".into(),
+            user: "default".into(),
+            password: String::new(),
+            local_http_port: 18123,
+            local_tcp_port: 19000,
+        }
+    }
+}
+
+/// `[ingest]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestSection {
+    /// Address to listen on.
+    pub listen: String,
+    /// The URL SDKs reach ingest at, used in printed DSNs; defaults to `http://{listen}`.
+    pub public_url: String,
+    /// Largest request body, bytes.
+    pub max_body_bytes: usize,
+    /// Largest decompressed body, bytes.
+    pub max_decompressed_bytes: usize,
+    /// Largest event, bytes.
+    pub max_event_bytes: usize,
+    /// Seconds between project key refreshes.
+    pub key_refresh_secs: u64,
+}
+
+impl Default for IngestSection {
+    fn default() -> Self {
+        let defaults = shrike_ingest::IngestConfig::default();
+        IngestSection {
+            listen: "127.0.0.1:8300".into(),
+            public_url: String::new(),
+            max_body_bytes: defaults.max_body_bytes,
+            max_decompressed_bytes: defaults.max_decompressed_bytes,
+            max_event_bytes: defaults.max_event_bytes,
+            key_refresh_secs: defaults.key_refresh.as_secs(),
+        }
+    }
+}
+
+/// `[bus]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BusSection {
+    /// Most uncommitted records per topic in the in-memory bus; beyond it ingest answers 503.
+    pub memory_capacity: usize,
+}
+
+impl Default for BusSection {
+    fn default() -> Self {
+        BusSection {
+            memory_capacity: 100_000,
+        }
+    }
+}
+
+/// `[grouper]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GrouperSection {
+    /// Most events per ClickHouse insert.
+    pub batch_rows: usize,
+    /// Longest wait before a partial batch is inserted, milliseconds.
+    pub batch_wait_ms: u64,
+}
+
+impl Default for GrouperSection {
+    fn default() -> Self {
+        GrouperSection {
+            batch_rows: 10_000,
+            batch_wait_ms: 1_000,
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then the file (when it exists, or always when `explicit`), then the
+    /// environment, and validates the result.
+    pub fn load(path: &Path, explicit: bool) -> anyhow::Result<Self> {
+        if explicit && !path.exists() {
+            bail!("config file {} does not exist", path.display());
+        }
+        let defaults = Config {
+            data_dir: ".shrike".into(),
+            default_project: "default".into(),
+            ..Default::default()
+        };
+        let config: Config = Figment::from(Serialized::defaults(defaults))
+            .merge(Toml::file(path))
+            .merge(Env::prefixed("SHRIKE__").split("__").lowercase(true))
+            .extract()
+            .with_context(|| {
+                format!(
+                    "invalid configuration (file {}, SHRIKE__* variables)",
+                    path.display()
+                )
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        self.listen_addr()?;
+        if !self.clickhouse.url.is_empty() && url::Url::parse(&self.clickhouse.url).is_err() {
+            bail!("clickhouse.url: {:?} is not a URL", self.clickhouse.url);
+        }
+        if self.grouper.batch_rows == 0 {
+            bail!("grouper.batch_rows must be at least 1");
+        }
+        if self.bus.memory_capacity == 0 {
+            bail!("bus.memory_capacity must be at least 1");
+        }
+        if self.default_project.trim().is_empty() {
+            bail!("default_project must not be empty");
+        }
+        shrike_alerter::Schedule::parse(&self.alerter.schedule).context("alerter.schedule")?;
+        Ok(())
+    }
+
+    /// The ingest listen address.
+    pub fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
+        self.ingest
+            .listen
+            .parse()
+            .with_context(|| format!("ingest.listen: {:?} is not host:port", self.ingest.listen))
+    }
+
+    /// The base URL DSNs point at.
+    pub fn public_url(&self) -> String {
+        if self.ingest.public_url.is_empty() {
+            format!("http://{}", self.ingest.listen)
+        } else {
+            self.ingest.public_url.clone()
+        }
+    }
+
+    /// The ingest service's own config.
+    pub fn ingest(&self) -> shrike_ingest::IngestConfig {
+        shrike_ingest::IngestConfig {
+            max_body_bytes: self.ingest.max_body_bytes,
+            max_decompressed_bytes: self.ingest.max_decompressed_bytes,
+            max_event_bytes: self.ingest.max_event_bytes,
+            key_refresh: std::time::Duration::from_secs(self.ingest.key_refresh_secs.max(1)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_and_environment_override_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "shrike.toml",
+                "[alerter]\nschedule = \"*/10 * * * * *\"\nrecipients = [\"dev@example.com\"]\n[alerter.smtp]\nport = 2525\n",
+            )?;
+            jail.set_env("SHRIKE__INGEST__LISTEN", "127.0.0.1:9999");
+            jail.set_env("SHRIKE__CLICKHOUSE__URL", "http://127.0.0.1:8123");
+            let config = Config::load(Path::new("shrike.toml"), true).map_err(|e| e.to_string())?;
+            assert_eq!(config.alerter.schedule, "*/10 * * * * *");
+            assert_eq!(config.alerter.smtp.port, 2525);
+            assert_eq!(config.alerter.recipients, vec!["dev@example.com"]);
+            assert_eq!(config.ingest.listen, "127.0.0.1:9999");
+            assert_eq!(config.public_url(), "http://127.0.0.1:9999");
+            assert_eq!(config.clickhouse.url, "http://127.0.0.1:8123");
+            assert_eq!(config.clickhouse.database, "shrike");
+            assert_eq!(config.data_dir, PathBuf::from(".shrike"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("shrike.toml", "[alerter]\nschedule = \"often\"\n")?;
+            let error = Config::load(Path::new("shrike.toml"), true).expect_err("invalid schedule");
+            assert!(
+                format!("{error:#}").contains("alerter.schedule"),
+                "{error:#}"
+            );
+            jail.create_file("shrike.toml", "[ingest]\nlisten = \"nowhere\"\n")?;
+            let error = Config::load(Path::new("shrike.toml"), true).expect_err("invalid listen");
+            assert!(format!("{error:#}").contains("ingest.listen"), "{error:#}");
+            jail.create_file("shrike.toml", "[alerter.smtp]\ntls = \"sometimes\"\n")?;
+            let error = Config::load(Path::new("shrike.toml"), true).expect_err("invalid tls");
+            assert!(format!("{error:#}").contains("tls"), "{error:#}");
+            jail.create_file("shrike.toml", "[ingest]\nlisen = \"typo\"\n")?;
+            let error = Config::load(Path::new("shrike.toml"), true).expect_err("unknown key");
+            assert!(format!("{error:#}").contains("lisen"), "{error:#}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_missing_explicit_file_is_an_error() {
+        assert!(Config::load(Path::new("/nonexistent/shrike.toml"), true).is_err());
+    }
+}

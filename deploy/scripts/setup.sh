@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what Shrike needs on a Debian/Ubuntu machine with Rust: ClickHouse (Debian's package),
+# and with --test also the Python tools the end-to-end tests drive (sentry-sdk, Django,
+# python-decouple, aiosmtpd) in a virtualenv. Idempotent: installs only what is missing.
+set -euo pipefail
+
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+sudo_cmd=()
+[ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
+
+apt_packages=()
+command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/bin/clickhouse-server ] || apt_packages+=(clickhouse-server)
+command -v clickhouse-client >/dev/null 2>&1 || apt_packages+=(clickhouse-client)
+if [ "$want_test" = 1 ]; then
+  python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_packages+=(python3-venv)
+fi
+if [ "${#apt_packages[@]}" -gt 0 ]; then
+  echo "setup: installing ${apt_packages[*]}" >&2
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${apt_packages[@]}" >/dev/null
+fi
+
+if [ "$want_test" = 1 ]; then
+  venv="${SHRIKE_VENV:-$HOME/.cache/shrike/venv}"
+  here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+  if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+  fi
+  stamp="$venv/.shrike-requirements"
+  reqs="$(cat "$here/examples/django/requirements.txt"; echo 'aiosmtpd>=1.4')"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$reqs" ]; then
+    echo "setup: installing python test dependencies into $venv" >&2
+    "$venv/bin/pip" install -q --disable-pip-version-check -r "$here/examples/django/requirements.txt" 'aiosmtpd>=1.4'
+    printf '%s' "$reqs" > "$stamp"
+  fi
+fi

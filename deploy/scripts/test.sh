@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The README's second command: installs what the tests need, then runs every test — formatting,
+# lints, unit tests and the end-to-end tests (real ClickHouse, real SMTP server, real sentry-sdk
+# with the Django example, the real `shrike` binary).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$root"
+bash deploy/scripts/setup.sh --test
+export SHRIKE_TEST_PYTHON="${SHRIKE_VENV:-$HOME/.cache/shrike/venv}/bin/python"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shrike/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast
+fi

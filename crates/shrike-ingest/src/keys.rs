@@ -1,8 +1,9 @@
 //! The project key cache: which public keys may send to which project.
 //!
-//! Keys live in ClickHouse. The cache is refreshed periodically, and on a miss at most once per
-//! second, so a key created with `shrike project create` works within moments without a restart,
-//! while a flood of requests with unknown keys costs at most one query per second.
+//! Keys live in ClickHouse. The cache is refreshed periodically, and on a miss by a reload that
+//! starts after the request arrived (at most one per second, shared by all waiting requests), so a
+//! key created with `shrike project create` works at once without a restart, while a flood of
+//! requests with unknown keys costs at most one query per second.
 
 use shrike_store::{ProjectKey, Store};
 use std::collections::HashMap;
@@ -34,6 +35,17 @@ impl KeyCache {
 
     /// Reloads every key.
     pub async fn refresh(&self) -> Result<usize, shrike_store::StoreError> {
+        let mut last = self.last_refresh.lock().await;
+        self.refresh_locked(&mut last).await
+    }
+
+    /// Reloads every key while holding the refresh lock; records when the reload started, so a
+    /// waiter can tell whether it covers a key created before it asked.
+    async fn refresh_locked(
+        &self,
+        last: &mut Option<Instant>,
+    ) -> Result<usize, shrike_store::StoreError> {
+        let started = Instant::now();
         let keys = self.store.keys().await?;
         let map: HashMap<_, _> = keys
             .into_iter()
@@ -41,7 +53,7 @@ impl KeyCache {
             .collect();
         let count = map.len();
         *self.keys.write().unwrap_or_else(|p| p.into_inner()) = map;
-        *self.last_refresh.lock().await = Some(Instant::now());
+        *last = Some(started);
         Ok(count)
     }
 
@@ -53,18 +65,22 @@ impl KeyCache {
             .cloned()
     }
 
-    /// Looks a key up, refreshing once on a miss when the last refresh is old enough.
+    /// Looks a key up. On a miss it waits for a reload that started after the request asked (at
+    /// most one reload per second, shared by every waiting request), so a key created just before
+    /// works at once and a flood of unknown keys costs one query per second.
     pub async fn get(&self, public_key: &str) -> Option<ProjectKey> {
         if let Some(key) = self.cached(public_key) {
             return Some(key);
         }
-        {
-            let last = self.last_refresh.lock().await;
-            if last.is_some_and(|t| t.elapsed() < MISS_REFRESH_INTERVAL) {
-                return None;
-            }
+        let asked = Instant::now();
+        let mut last = self.last_refresh.lock().await;
+        if last.is_some_and(|started| started >= asked) {
+            return self.cached(public_key);
         }
-        if let Err(error) = self.refresh().await {
+        if let Some(started) = *last {
+            tokio::time::sleep_until(started + MISS_REFRESH_INTERVAL).await;
+        }
+        if let Err(error) = self.refresh_locked(&mut last).await {
             tracing::warn!(%error, "cannot refresh project keys");
         }
         self.cached(public_key)

@@ -81,7 +81,7 @@ pub fn format_issues(issues: &[IssueSummary], json: bool) -> String {
         for issue in issues {
             let d = issue.description.as_ref();
             let line = serde_json::json!({
-                "id": issue.stats.issue_id,
+                "id": issue.stats.issue_id.to_string(),
                 "times_seen": issue.stats.times_seen,
                 "first_seen": time(issue.stats.first_seen),
                 "last_seen": time(issue.stats.last_seen),

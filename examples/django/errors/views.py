@@ -1,4 +1,5 @@
 """Views that fail the way real code does, so their errors reach Shrike through sentry-sdk."""
+import sentry_sdk
 from django.http import HttpResponse
 
 
@@ -7,7 +8,8 @@ def index(request):
 
 
 def boom(request):
-    # A ZeroDivisionError, reported by sentry-sdk's Django integration.
+    # A ZeroDivisionError, reported by sentry-sdk's Django integration with a tag of our own.
+    sentry_sdk.set_tag("feature", "ratio")
     ratio = 1 / 0
     return HttpResponse(str(ratio))
 

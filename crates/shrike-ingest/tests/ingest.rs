@@ -1,0 +1,310 @@
+//! Ingest over real HTTP, with keys in a real ClickHouse and the in-memory bus behind it.
+
+use bytes::Bytes;
+use shrike_bus::messages::{self, RawEvent};
+use shrike_bus::{Consumer, MemoryBus, Producer, Topic};
+use shrike_ingest::{IngestConfig, IngestState, KeyCache};
+use shrike_store::local::LocalClickHouse;
+use shrike_store::{Store, StoreConfig};
+use std::io::{Read, Write};
+use std::time::Duration;
+
+struct Env {
+    _dir: tempfile::TempDir,
+    _server: LocalClickHouse,
+    store: Store,
+    bus: MemoryBus,
+    port: u16,
+    key: String,
+}
+
+async fn start(capacity: usize) -> Env {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = LocalClickHouse::start(dir.path(), 0, 0)
+        .await
+        .expect("clickhouse-server starts");
+    let store = Store::new(&StoreConfig {
+        url: server.url.clone(),
+        database: "shrike".into(),
+        user: "default".into(),
+        password: String::new(),
+    })
+    .expect("store");
+    store.migrate().await.expect("migrate");
+    let (_, key) = store.create_project("one").await.expect("project");
+    store.create_project("two").await.expect("project");
+    let keys = KeyCache::new(store.clone());
+    keys.refresh().await.expect("keys");
+    let bus = MemoryBus::new(capacity);
+    let config = IngestConfig {
+        max_event_bytes: 1000,
+        ..IngestConfig::default()
+    };
+    let app = shrike_ingest::router(IngestState {
+        producer: bus.clone(),
+        keys,
+        config,
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Env {
+        _dir: dir,
+        _server: server,
+        store,
+        bus,
+        port,
+        key: key.public_key,
+    }
+}
+
+/// Sends a raw HTTP/1.0 request from a blocking thread; returns status and body.
+async fn post(
+    port: u16,
+    path: &str,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+) -> (u16, String) {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let mut head = format!(
+            "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).expect("write");
+        stream.write_all(&body).expect("write");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read");
+        let status = response
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        (
+            status,
+            response
+                .split_once("\r\n\r\n")
+                .map(|(_, b)| b.to_owned())
+                .unwrap_or_default(),
+        )
+    })
+    .await
+    .expect("request thread")
+}
+
+fn auth(key: &str) -> Vec<(String, String)> {
+    vec![(
+        "X-Sentry-Auth".into(),
+        format!("Sentry sentry_key={key}, sentry_version=7, sentry_client=test/1"),
+    )]
+}
+
+const EVENT_ID: &str = "9ec79c33ec9942ab8353589fcb2e04dc";
+
+fn envelope() -> Vec<u8> {
+    format!("{{\"event_id\":\"{EVENT_ID}\"}}\n{{\"type\":\"event\"}}\n{{\"message\":\"hello\"}}\n")
+        .into_bytes()
+}
+
+async fn next_raw(consumer: &mut impl Consumer) -> RawEvent {
+    let record = tokio::time::timeout(Duration::from_secs(5), consumer.recv())
+        .await
+        .expect("a record")
+        .expect("open");
+    messages::decode(&record.payload).expect("decodes")
+}
+
+#[tokio::test]
+async fn accepts_events_by_every_auth_route_and_encoding() {
+    let env = start(100).await;
+    let mut consumer = env.bus.consumer(Topic::RawEvents, "test");
+
+    let (status, body) = post(env.port, "/api/1/envelope/", auth(&env.key), envelope()).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, format!("{{\"id\":\"{EVENT_ID}\"}}").as_str())
+    );
+    let raw = next_raw(&mut consumer).await;
+    assert_eq!(
+        (raw.project_id, raw.event_id.simple().to_string()),
+        (1, EVENT_ID.to_owned())
+    );
+    assert_eq!(raw.payload.get(), "{\"message\":\"hello\"}");
+
+    // sentry_key in the query string (browser SDKs), gzip body, store endpoint.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(b"{\"event_id\":\"0123456789abcdef0123456789abcdef\",\"message\":\"m\"}")
+        .expect("gzip");
+    let headers = vec![("Content-Encoding".into(), "gzip".into())];
+    let path = format!("/api/1/store/?sentry_key={}&sentry_version=7", env.key);
+    let (status, body) = post(env.port, &path, headers, gz.finish().expect("gzip")).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "{\"id\":\"0123456789abcdef0123456789abcdef\"}")
+    );
+    assert_eq!(
+        next_raw(&mut consumer).await.event_id.simple().to_string(),
+        "0123456789abcdef0123456789abcdef"
+    );
+
+    // The DSN in the envelope header authenticates too; the event id is assigned when missing.
+    let body = format!(
+        "{{\"dsn\":\"http://{}@h/1\"}}\n{{\"type\":\"event\"}}\n{{}}\n",
+        env.key
+    )
+    .into_bytes();
+    let (status, answer) = post(env.port, "/api/1/envelope/", vec![], body).await;
+    assert_eq!(status, 200, "{answer}");
+    let raw = next_raw(&mut consumer).await;
+    assert!(answer.contains(&raw.event_id.simple().to_string()));
+
+    // Items other than events are accepted without an event.
+    let body = b"{}\n{\"type\":\"session\"}\n{\"sid\":\"x\"}\n".to_vec();
+    assert_eq!(
+        post(env.port, "/api/1/envelope/", auth(&env.key), body).await,
+        (200, "{}".into())
+    );
+}
+
+#[tokio::test]
+async fn answers_bad_requests_like_relay() {
+    let env = start(100).await;
+    type Case<'a> = (&'a str, &'a str, Vec<(String, String)>, Vec<u8>, u16);
+    let cases: Vec<Case> = vec![
+        ("no auth", "/api/1/envelope/", vec![], envelope(), 401),
+        (
+            "unknown key",
+            "/api/1/envelope/",
+            auth("ffffffffffffffffffffffffffffffff"),
+            envelope(),
+            403,
+        ),
+        (
+            "key of another project",
+            "/api/2/envelope/",
+            auth(&env.key),
+            envelope(),
+            403,
+        ),
+        (
+            "malformed project id",
+            "/api/abc/envelope/",
+            auth(&env.key),
+            envelope(),
+            400,
+        ),
+        (
+            "malformed key",
+            "/api/1/envelope/",
+            auth("not-a-key!"),
+            envelope(),
+            400,
+        ),
+        (
+            "malformed envelope",
+            "/api/1/envelope/",
+            auth(&env.key),
+            b"nope\n".to_vec(),
+            400,
+        ),
+        (
+            "invalid event json",
+            "/api/1/store/",
+            auth(&env.key),
+            b"{\"a\":".to_vec(),
+            400,
+        ),
+        (
+            "event not an object",
+            "/api/1/store/",
+            auth(&env.key),
+            b"[1]".to_vec(),
+            400,
+        ),
+        (
+            "oversized event",
+            "/api/1/store/",
+            auth(&env.key),
+            format!("{{\"m\":\"{}\"}}", "x".repeat(2000)).into_bytes(),
+            413,
+        ),
+        (
+            "unsupported encoding",
+            "/api/1/store/",
+            [
+                auth(&env.key),
+                vec![("Content-Encoding".into(), "lzma".into())],
+            ]
+            .concat(),
+            b"{}".to_vec(),
+            415,
+        ),
+    ];
+    for (name, path, headers, body, expected) in cases {
+        let (status, body) = post(env.port, path, headers, body).await;
+        assert_eq!(status, expected, "{name}: {body}");
+        assert!(body.contains("\"detail\""), "{name}: {body}");
+    }
+    // The service is still up.
+    assert_eq!(
+        post(env.port, "/api/1/envelope/", auth(&env.key), envelope())
+            .await
+            .0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_full_bus_answers_503_with_retry_after() {
+    let env = start(1).await;
+    let _consumer = env.bus.consumer(Topic::RawEvents, "slow");
+    env.bus
+        .send(Topic::RawEvents, b"k", Bytes::from_static(b"x"))
+        .await
+        .expect("fills the topic");
+    let response = tokio::task::spawn_blocking({
+        let port = env.port;
+        let key = env.key.clone();
+        move || {
+            let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+            let body = envelope();
+            let head = format!(
+                "POST /api/1/envelope/ HTTP/1.0\r\nX-Sentry-Auth: Sentry sentry_key={key}\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            stream.write_all(head.as_bytes()).expect("write");
+            stream.write_all(&body).expect("write");
+            let mut response = String::new();
+            stream.read_to_string(&mut response).expect("read");
+            response
+        }
+    })
+    .await
+    .expect("thread");
+    assert!(response.starts_with("HTTP/1.0 503"), "{response}");
+    assert!(
+        response.to_ascii_lowercase().contains("retry-after: 1"),
+        "{response}"
+    );
+}
+
+#[tokio::test]
+async fn keys_created_after_start_work_at_once() {
+    let env = start(100).await;
+    let key = env.store.create_key(2).await.expect("new key");
+    let (status, body) = post(
+        env.port,
+        "/api/2/envelope/",
+        auth(&key.public_key),
+        envelope(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Shrike needs on a Debian/Ubuntu machine with Rust: ClickHouse (Debian's package),
+# the build tools of the bundled librdkafka (cmake, libcurl, zlib, OpenSSL headers),
 # and with --test also the Python tools the end-to-end tests drive (sentry-sdk, Django,
 # python-decouple, aiosmtpd) in a virtualenv. Idempotent: installs only what is missing.
 set -euo pipefail
@@ -13,6 +14,13 @@ sudo_cmd=()
 apt_packages=()
 command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/bin/clickhouse-server ] || apt_packages+=(clickhouse-server)
 command -v clickhouse-client >/dev/null 2>&1 || apt_packages+=(clickhouse-client)
+# Building rdkafka's bundled librdkafka needs cmake, a C compiler and these headers.
+command -v cmake >/dev/null 2>&1 || apt_packages+=(cmake)
+command -v cc >/dev/null 2>&1 || apt_packages+=(build-essential)
+dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 || apt_packages+=(libcurl4-openssl-dev)
+dpkg -s zlib1g-dev >/dev/null 2>&1 || apt_packages+=(zlib1g-dev)
+dpkg -s libssl-dev >/dev/null 2>&1 || apt_packages+=(libssl-dev)
+dpkg -s pkg-config >/dev/null 2>&1 || apt_packages+=(pkg-config)
 if [ "$want_test" = 1 ]; then
   python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_packages+=(python3-venv)
 fi

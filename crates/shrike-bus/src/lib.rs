@@ -1,12 +1,15 @@
-//! The bus between Shrike's services: typed topics, a producer and a consumer abstraction, and the
-//! message types every topic carries.
+//! The bus between Shrike's services: typed topics, producer and consumer abstractions with two
+//! implementations — Kafka ([`kafka`], rdkafka) and in-memory ([`memory`], what `shrike up` uses) —
+//! and the message types every topic carries ([`messages`]).
 //!
 //! Delivery is at-least-once: a consumer commits a record only after its downstream effect is
 //! durable, and a consumer that restarts in the same group resumes at the last commit, so records
-//! may be redelivered and every sink must be idempotent. The in-memory implementation (used by
-//! `shrike up`) keeps these semantics within one process; it must never grow without bound, so a
-//! full topic refuses new records instead of buffering them.
+//! may be redelivered and every sink must be idempotent. [`FencedConsumer`] adds a fenced
+//! "produce these, then commit those" for effects that must happen exactly once (issue activity).
+//! No implementation may buffer without bound: a full producer refuses with
+//! [`BusError::QueueFull`] so ingest can answer 503.
 
+pub mod kafka;
 pub mod memory;
 pub mod messages;
 
@@ -16,23 +19,42 @@ use std::future::Future;
 pub use memory::MemoryBus;
 
 /// The topics of the pipeline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Topic {
-    /// Events as accepted by ingest, before normalization.
+    /// Events as accepted by ingest, keyed by event id.
     RawEvents,
-    /// Normalized events, ready for grouping and storage.
+    /// Normalized events, keyed by `{project_id}:{primary_hash}`.
     NormalizedEvents,
+    /// Issue activity (new, regression), keyed like normalized events.
+    IssueActivity,
+    /// Cron monitor check-ins, keyed by `{project_id}:{monitor_slug}`.
+    CheckIns,
+    /// Outcomes of received items, keyed by project.
+    Outcomes,
+    /// Messages no consumer could process, with the reason.
+    DeadLetter,
 }
 
 impl Topic {
-    /// Every topic, in pipeline order.
-    pub const ALL: [Topic; 2] = [Topic::RawEvents, Topic::NormalizedEvents];
+    /// Every topic.
+    pub const ALL: [Topic; 6] = [
+        Topic::RawEvents,
+        Topic::NormalizedEvents,
+        Topic::IssueActivity,
+        Topic::CheckIns,
+        Topic::Outcomes,
+        Topic::DeadLetter,
+    ];
 
-    /// The topic's name without any prefix.
+    /// The topic's name without prefix.
     pub fn name(self) -> &'static str {
         match self {
             Topic::RawEvents => "events-raw",
             Topic::NormalizedEvents => "events-normalized",
+            Topic::IssueActivity => "issue-activity",
+            Topic::CheckIns => "check-ins",
+            Topic::Outcomes => "outcomes",
+            Topic::DeadLetter => "dead-letter",
         }
     }
 }
@@ -42,20 +64,46 @@ impl Topic {
 pub struct Record {
     /// The topic it was read from.
     pub topic: Topic,
-    /// Its position in the topic; commits are by offset.
-    pub offset: u64,
+    /// The partition it was read from.
+    pub partition: i32,
+    /// Its position in the partition.
+    pub offset: i64,
+    /// The consumer's assignment generation when the record was fetched; a record from an older
+    /// generation than [`Consumer::generation`] belongs to a partition that may have moved.
+    pub generation: u64,
     /// The ordering key it was produced with.
     pub key: Bytes,
     /// The encoded message.
     pub payload: Bytes,
 }
 
+/// A record to produce.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    /// Destination topic.
+    pub topic: Topic,
+    /// Ordering key.
+    pub key: Bytes,
+    /// Encoded message.
+    pub payload: Bytes,
+}
+
 /// Errors of the bus.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BusError {
-    /// The topic holds as many uncommitted records as it may; the producer should retry later.
+    /// The producer holds as many undelivered records as it may; retry later.
     #[error("topic {0} is full")]
     QueueFull(&'static str),
+    /// The broker did not acknowledge in time or refused the record.
+    #[error("broker unavailable: {0}")]
+    Unavailable(String),
+    /// The records were fetched before a rebalance; the partition may belong to another member
+    /// now, so nothing was produced or committed.
+    #[error("partition ownership changed; batch refused")]
+    Fenced,
+    /// Configuration or set-up failed.
+    #[error("bus setup: {0}")]
+    Setup(String),
     /// The bus was shut down.
     #[error("bus is closed")]
     Closed,
@@ -63,7 +111,8 @@ pub enum BusError {
 
 /// Sends records to topics. Cheap to clone; one per process.
 pub trait Producer: Clone + Send + Sync + 'static {
-    /// Sends one record; resolves once the bus has accepted it (for Kafka: acknowledged by the broker).
+    /// Sends one record; resolves once the bus has accepted it (for Kafka: acknowledged by all
+    /// in-sync replicas).
     fn send(
         &self,
         topic: Topic,
@@ -72,10 +121,33 @@ pub trait Producer: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), BusError>> + Send;
 }
 
-/// Reads one topic as a member of a consumer group.
+/// Reads topics as a member of a consumer group.
 pub trait Consumer: Send + 'static {
     /// Waits for the next record. Cancel-safe: a cancelled call loses no record.
     fn recv(&mut self) -> impl Future<Output = Result<Record, BusError>> + Send;
-    /// Marks every record up to and including `record` as processed for this group.
+    /// Marks `record` and everything before it in its partition as processed.
     fn commit(&mut self, record: &Record) -> Result<(), BusError>;
+    /// Makes every commit so far durable (called on shutdown).
+    fn flush(&mut self) -> impl Future<Output = Result<(), BusError>> + Send;
+    /// The current assignment generation (see [`Record::generation`]).
+    fn generation(&self) -> u64;
+}
+
+/// A consumer that produces records and commits its position as one fenced step.
+pub trait FencedConsumer: Consumer {
+    /// Produces `records` (each acknowledged) and then commits every record in `processed`, while
+    /// no rebalance can move the partitions away. Fails with [`BusError::Fenced`] and does nothing
+    /// when `processed` was fetched before the current assignment. After any other failure, some
+    /// records may have been produced but nothing was committed.
+    fn produce_and_commit(
+        &mut self,
+        records: Vec<Outgoing>,
+        processed: &[Record],
+    ) -> impl Future<Output = Result<(), BusError>> + Send;
+
+    /// Reads `topic` from the beginning up to its current end (committed records only).
+    fn read_to_end(
+        &mut self,
+        topic: Topic,
+    ) -> impl Future<Output = Result<Vec<Record>, BusError>> + Send;
 }

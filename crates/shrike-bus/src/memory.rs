@@ -1,39 +1,62 @@
-//! The in-memory bus of `shrike up`: one log per topic, consumer groups with committed offsets.
+//! The in-memory bus of `shrike up`: one single-partition log per topic, consumer groups with
+//! committed offsets.
 //!
-//! Records stay in memory until every group has committed past them. A topic holds at most
-//! `capacity` uncommitted records; beyond that `send` fails with [`BusError::QueueFull`] so ingest can
-//! answer 503 instead of buffering without bound. A consumer that is dropped without committing
-//! leaves its records to the next consumer of the same group, exactly like a Kafka consumer that
-//! crashed. This bus does not survive a process restart.
+//! Records stay in memory until every group subscribed to the topic has committed past them. A
+//! topic holds at most `capacity` records: with subscribers, `send` then fails with
+//! [`BusError::QueueFull`] (back-pressure); without any, the oldest record is dropped (retention),
+//! as Kafka would eventually delete records nobody reads. A consumer dropped without committing
+//! leaves its records to the next consumer of its group, like a Kafka consumer that crashed; a new
+//! member of a group takes the partition over from the previous one (one partition, one owner).
+//! This bus does not survive a process restart.
 
-use crate::{BusError, Consumer, Producer, Record, Topic};
+use crate::{BusError, Consumer, FencedConsumer, Outgoing, Producer, Record, Topic};
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 
 #[derive(Default)]
+struct Group {
+    /// Next offset to read after a restart.
+    committed: i64,
+    /// Generation of the member that owns the partition.
+    owner: u64,
+}
+
+#[derive(Default)]
 struct Log {
     /// Offset of `records[0]`.
-    base: u64,
+    base: i64,
     records: VecDeque<Record>,
-    /// Committed offset (next offset to read) per consumer group.
-    groups: HashMap<String, u64>,
+    groups: HashMap<String, Group>,
+    generations: u64,
 }
 
 impl Log {
-    fn end(&self) -> u64 {
-        self.base + self.records.len() as u64
+    fn end(&self) -> i64 {
+        self.base + self.records.len() as i64
     }
 
     /// Drops records every group has committed.
     fn trim(&mut self) {
-        let Some(low) = self.groups.values().min().copied() else {
+        let Some(low) = self.groups.values().map(|g| g.committed).min() else {
             return;
         };
         while self.base < low && self.records.pop_front().is_some() {
             self.base += 1;
         }
+    }
+
+    fn append(&mut self, topic: Topic, key: Bytes, payload: Bytes) {
+        let offset = self.end();
+        self.records.push_back(Record {
+            topic,
+            partition: 0,
+            offset,
+            generation: 0,
+            key,
+            payload,
+        });
     }
 }
 
@@ -47,6 +70,11 @@ struct TopicState {
 pub struct MemoryBus {
     topics: Arc<HashMap<Topic, TopicState>>,
     capacity: usize,
+}
+
+fn lock(log: &Mutex<Log>) -> MutexGuard<'_, Log> {
+    // Every mutation is a single step, so a poisoned log is still consistent.
+    log.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl MemoryBus {
@@ -76,16 +104,27 @@ impl MemoryBus {
     }
 
     /// Joins `group` on `topic`: the consumer starts at the group's committed offset, or at the
-    /// oldest retained record for a new group.
+    /// oldest retained record for a new group, and takes the partition over from any previous
+    /// member of the group.
     pub fn consumer(&self, topic: Topic, group: &str) -> MemoryConsumer {
         let mut log = lock(&self.state(topic).log);
+        log.generations += 1;
+        let generation = log.generations;
         let base = log.base;
-        let position = *log.groups.entry(group.to_owned()).or_insert(base);
+        let entry = log.groups.entry(group.to_owned()).or_insert(Group {
+            committed: base,
+            owner: 0,
+        });
+        entry.owner = generation;
+        let position = entry.committed;
+        drop(log);
+        self.state(topic).notify.notify_waiters();
         MemoryConsumer {
             bus: self.clone(),
             topic,
             group: group.to_owned(),
             position,
+            generation,
         }
     }
 
@@ -93,11 +132,20 @@ impl MemoryBus {
     pub fn lag(&self, topic: Topic) -> usize {
         lock(&self.state(topic).log).records.len()
     }
-}
 
-fn lock(log: &Mutex<Log>) -> MutexGuard<'_, Log> {
-    // A panic while holding the lock leaves the log consistent (every mutation is one step).
-    log.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn check_room(&self, log: &mut Log, topic: Topic, extra: usize) -> Result<(), BusError> {
+        log.trim();
+        if log.groups.is_empty() {
+            while log.records.len() + extra > self.capacity && log.records.pop_front().is_some() {
+                log.base += 1;
+            }
+        }
+        if log.records.len() + extra > self.capacity {
+            metrics::counter!("shrike_bus_queue_full_total", "topic" => topic.name()).increment(1);
+            return Err(BusError::QueueFull(topic.name()));
+        }
+        Ok(())
+    }
 }
 
 impl Producer for MemoryBus {
@@ -105,19 +153,8 @@ impl Producer for MemoryBus {
         let state = self.state(topic);
         {
             let mut log = lock(&state.log);
-            log.trim();
-            if log.records.len() >= self.capacity {
-                metrics::counter!("shrike_bus_queue_full_total", "topic" => topic.name())
-                    .increment(1);
-                return Err(BusError::QueueFull(topic.name()));
-            }
-            let offset = log.end();
-            log.records.push_back(Record {
-                topic,
-                offset,
-                key: Bytes::copy_from_slice(key),
-                payload,
-            });
+            self.check_room(&mut log, topic, 1)?;
+            log.append(topic, Bytes::copy_from_slice(key), payload);
         }
         state.notify.notify_waiters();
         Ok(())
@@ -130,16 +167,32 @@ pub struct MemoryConsumer {
     topic: Topic,
     group: String,
     /// Next offset to deliver.
-    position: u64,
+    position: i64,
+    generation: u64,
 }
 
 impl MemoryConsumer {
     fn try_next(&mut self) -> Option<Record> {
         let log = lock(&self.bus.state(self.topic).log);
-        let index = self.position.checked_sub(log.base)?;
-        let record = log.records.get(usize::try_from(index).ok()?)?.clone();
+        if log.groups.get(&self.group).map(|g| g.owner) != Some(self.generation) {
+            return None; // another member owns the partition now
+        }
+        self.position = self.position.max(log.base);
+        let index = usize::try_from(self.position - log.base).ok()?;
+        let mut record = log.records.get(index)?.clone();
+        record.generation = self.generation;
         self.position += 1;
         Some(record)
+    }
+
+    fn commit_locked(&self, log: &mut Log, offset: i64) -> Result<(), BusError> {
+        let group = log.groups.get_mut(&self.group).ok_or(BusError::Closed)?;
+        if group.owner != self.generation {
+            return Err(BusError::Fenced);
+        }
+        group.committed = group.committed.max(offset + 1);
+        log.trim();
+        Ok(())
     }
 }
 
@@ -160,92 +213,73 @@ impl Consumer for MemoryConsumer {
 
     fn commit(&mut self, record: &Record) -> Result<(), BusError> {
         let mut log = lock(&self.bus.state(self.topic).log);
-        let committed = log.groups.entry(self.group.clone()).or_default();
-        *committed = (*committed).max(record.offset + 1);
-        log.trim();
+        self.commit_locked(&mut log, record.offset)
+    }
+
+    async fn flush(&mut self) -> Result<(), BusError> {
         Ok(())
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    async fn recv(c: &mut MemoryConsumer) -> Record {
-        tokio::time::timeout(Duration::from_secs(5), c.recv())
-            .await
-            .expect("record within 5s")
-            .expect("open")
-    }
-
-    #[tokio::test]
-    async fn delivers_in_order_to_every_group() {
-        let bus = MemoryBus::new(10);
-        let mut a = bus.consumer(Topic::RawEvents, "a");
-        let mut b = bus.consumer(Topic::RawEvents, "b");
-        for i in 0..3u8 {
-            bus.send(Topic::RawEvents, b"k", Bytes::from(vec![i]))
-                .await
-                .expect("sent");
+impl FencedConsumer for MemoryConsumer {
+    async fn produce_and_commit(
+        &mut self,
+        records: Vec<Outgoing>,
+        processed: &[Record],
+    ) -> Result<(), BusError> {
+        // Lock every topic involved in a fixed order, check everything, then apply everything.
+        let mut topics: Vec<Topic> = records
+            .iter()
+            .map(|r| r.topic)
+            .chain([self.topic])
+            .collect();
+        topics.sort();
+        topics.dedup();
+        let bus = self.bus.clone();
+        let mut logs: Vec<(Topic, MutexGuard<'_, Log>)> = topics
+            .iter()
+            .map(|t| (*t, lock(&bus.state(*t).log)))
+            .collect();
+        for (topic, log) in logs.iter_mut() {
+            let extra = records.iter().filter(|r| r.topic == *topic).count();
+            bus.check_room(log, *topic, extra)?;
         }
-        for i in 0..3u8 {
-            assert_eq!(recv(&mut a).await.payload[..], [i]);
-            assert_eq!(recv(&mut b).await.payload[..], [i]);
+        let own = logs
+            .iter()
+            .position(|(t, _)| *t == self.topic)
+            .ok_or(BusError::Closed)?;
+        if logs[own].1.groups.get(&self.group).map(|g| g.owner) != Some(self.generation) {
+            return Err(BusError::Fenced);
         }
-    }
-
-    #[tokio::test]
-    async fn redelivers_uncommitted_records_to_the_next_consumer() {
-        let bus = MemoryBus::new(10);
-        let mut first = bus.consumer(Topic::RawEvents, "g");
-        for i in 0..4u8 {
-            bus.send(Topic::RawEvents, b"k", Bytes::from(vec![i]))
-                .await
-                .expect("sent");
+        for record in records {
+            if let Some((_, log)) = logs.iter_mut().find(|(t, _)| *t == record.topic) {
+                log.append(record.topic, record.key, record.payload);
+            }
         }
-        let r0 = recv(&mut first).await;
-        first.commit(&r0).expect("commit");
-        let _r1 = recv(&mut first).await; // read, never committed: the consumer "crashes"
-        drop(first);
-        let mut second = bus.consumer(Topic::RawEvents, "g");
-        assert_eq!(recv(&mut second).await.payload[..], [1]);
-        assert_eq!(bus.lag(Topic::RawEvents), 3);
+        if let Some(last) = processed
+            .iter()
+            .filter(|r| r.topic == self.topic)
+            .map(|r| r.offset)
+            .max()
+        {
+            self.commit_locked(&mut logs[own].1, last)?;
+        }
+        drop(logs);
+        for topic in topics {
+            bus.state(topic).notify.notify_waiters();
+        }
+        Ok(())
     }
 
-    #[tokio::test]
-    async fn refuses_records_beyond_capacity_until_committed() {
-        let bus = MemoryBus::new(2);
-        let mut c = bus.consumer(Topic::RawEvents, "g");
-        bus.send(Topic::RawEvents, b"k", Bytes::from_static(b"1"))
-            .await
-            .expect("sent");
-        bus.send(Topic::RawEvents, b"k", Bytes::from_static(b"2"))
-            .await
-            .expect("sent");
-        assert_eq!(
-            bus.send(Topic::RawEvents, b"k", Bytes::from_static(b"3"))
-                .await,
-            Err(BusError::QueueFull("events-raw"))
-        );
-        let r = recv(&mut c).await;
-        c.commit(&r).expect("commit");
-        bus.send(Topic::RawEvents, b"k", Bytes::from_static(b"3"))
-            .await
-            .expect("room after commit");
-    }
-
-    #[tokio::test]
-    async fn recv_wakes_when_a_record_arrives() {
-        let bus = MemoryBus::new(10);
-        let mut c = bus.consumer(Topic::NormalizedEvents, "g");
-        let producer = bus.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            producer
-                .send(Topic::NormalizedEvents, b"k", Bytes::from_static(b"x"))
-                .await
-        });
-        assert_eq!(&recv(&mut c).await.payload[..], b"x");
+    async fn read_to_end(&mut self, topic: Topic) -> Result<Vec<Record>, BusError> {
+        Ok(lock(&self.bus.state(topic).log)
+            .records
+            .iter()
+            .cloned()
+            .collect())
     }
 }

@@ -8,8 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
-use serde_json::value::RawValue;
-use shrike_bus::messages::{self, RawEvent, VERSION};
+use shrike_bus::messages::{self, pb};
 use shrike_bus::{BusError, Producer, Topic};
 use shrike_protocol::envelope::{Envelope, EnvelopeError};
 use shrike_protocol::{AuthError, ClientAuth, Dsn};
@@ -166,40 +165,39 @@ async fn prepare<P: Producer>(
     Ok((project_id, body))
 }
 
-/// Checks an event payload and returns it as raw JSON.
-fn event_payload(payload: &[u8], limit: usize) -> Result<Box<RawValue>, IngestError> {
+/// Checks that an event payload is a JSON object within the size limit, and returns the event id
+/// the SDK chose (read without building the whole event).
+fn check_event(payload: &[u8], limit: usize) -> Result<Option<Uuid>, IngestError> {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        #[serde(default)]
+        event_id: Option<serde_json::Value>,
+    }
     if payload.len() > limit {
         return Err(IngestError::EventTooLarge(limit));
     }
     if payload.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(IngestError::Event("not a json object".into()));
     }
-    serde_json::from_slice(payload).map_err(|e| IngestError::Event(e.to_string()))
-}
-
-/// The event id an SDK chose, read from the payload without parsing the whole event.
-fn payload_event_id(payload: &RawValue) -> Option<Uuid> {
-    #[derive(serde::Deserialize)]
-    struct Id {
-        event_id: Option<Uuid>,
-    }
-    serde_json::from_str::<Id>(payload.get())
-        .ok()
-        .and_then(|id| id.event_id)
+    let id: Id = serde_json::from_slice(payload).map_err(|e| IngestError::Event(e.to_string()))?;
+    Ok(id
+        .event_id
+        .and_then(|v| v.as_str().and_then(|s| Uuid::parse_str(s).ok())))
 }
 
 async fn publish<P: Producer>(
     state: &IngestState<P>,
     project_id: u64,
     event_id: Uuid,
-    payload: Box<RawValue>,
+    payload: Bytes,
 ) -> Result<(), IngestError> {
-    let message = RawEvent {
-        v: VERSION,
-        project_id,
-        event_id,
-        received_ms: chrono::Utc::now().timestamp_millis(),
-        payload,
+    let message = pb::RawEvent {
+        meta: Some(messages::meta(
+            project_id,
+            event_id,
+            chrono::Utc::now().timestamp_millis(),
+        )),
+        payload: payload.to_vec(),
     };
     state
         .producer
@@ -247,13 +245,13 @@ async fn envelope<P: Producer>(
     // Validate every event first, so a request is accepted or refused as a whole.
     let mut events = Vec::new();
     for item in envelope.items.iter().filter(|i| i.ty == "event") {
-        let payload = event_payload(&item.payload, state.config.max_event_bytes)?;
+        let sdk_id = check_event(&item.payload, state.config.max_event_bytes)?;
         let id = envelope
             .header
             .event_id
-            .or_else(|| payload_event_id(&payload))
+            .or(sdk_id)
             .unwrap_or_else(Uuid::new_v4);
-        events.push((id, payload));
+        events.push((id, item.payload.clone()));
     }
     let response_id = envelope
         .header
@@ -274,8 +272,7 @@ async fn store<P: Producer>(
 ) -> Result<Response, IngestError> {
     let (project_id, body) =
         prepare(&state, &project, query.as_deref(), &headers, body, |_| None).await?;
-    let payload = event_payload(&body, state.config.max_event_bytes)?;
-    let event_id = payload_event_id(&payload).unwrap_or_else(Uuid::new_v4);
-    publish(&state, project_id, event_id, payload).await?;
+    let event_id = check_event(&body, state.config.max_event_bytes)?.unwrap_or_else(Uuid::new_v4);
+    publish(&state, project_id, event_id, body).await?;
     Ok(id_response(Some(event_id)))
 }

@@ -1,7 +1,7 @@
 //! Ingest over real HTTP, with keys in a real ClickHouse and the in-memory bus behind it.
 
 use bytes::Bytes;
-use shrike_bus::messages::{self, RawEvent};
+use shrike_bus::messages::{self, pb};
 use shrike_bus::{Consumer, MemoryBus, Producer, Topic};
 use shrike_ingest::{IngestConfig, IngestState, KeyCache};
 use shrike_store::local::LocalClickHouse;
@@ -113,12 +113,24 @@ fn envelope() -> Vec<u8> {
         .into_bytes()
 }
 
-async fn next_raw(consumer: &mut impl Consumer) -> RawEvent {
+struct Raw {
+    project_id: u64,
+    event_id: uuid::Uuid,
+    payload: Vec<u8>,
+}
+
+async fn next_raw(consumer: &mut impl Consumer) -> Raw {
     let record = tokio::time::timeout(Duration::from_secs(5), consumer.recv())
         .await
         .expect("a record")
         .expect("open");
-    messages::decode(&record.payload).expect("decodes")
+    let raw: pb::RawEvent = messages::decode(&record.payload).expect("decodes");
+    let (meta, event_id) = messages::check_meta(raw.meta.as_ref()).expect("meta");
+    Raw {
+        project_id: meta.project_id,
+        event_id,
+        payload: raw.payload,
+    }
 }
 
 #[tokio::test]
@@ -136,7 +148,7 @@ async fn accepts_events_by_every_auth_route_and_encoding() {
         (raw.project_id, raw.event_id.simple().to_string()),
         (1, EVENT_ID.to_owned())
     );
-    assert_eq!(raw.payload.get(), "{\"message\":\"hello\"}");
+    assert_eq!(raw.payload, b"{\"message\":\"hello\"}");
 
     // sentry_key in the query string (browser SDKs), gzip body, store endpoint.
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());

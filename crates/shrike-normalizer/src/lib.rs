@@ -8,7 +8,7 @@
 pub mod service;
 
 use chrono::{DateTime, Utc};
-use shrike_bus::messages::{NormalizedEvent, VERSION};
+use shrike_bus::messages::NormalizedEvent;
 use shrike_protocol::event::{Event, Frame, Stacktrace};
 use uuid::Uuid;
 
@@ -83,7 +83,6 @@ pub fn normalize(
     let request = event.request.clone().unwrap_or_default();
     let sdk = event.sdk.clone().unwrap_or_default();
     let mut normalized = NormalizedEvent {
-        v: VERSION,
         project_id,
         event_id,
         received_ms,

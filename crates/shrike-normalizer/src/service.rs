@@ -1,17 +1,37 @@
-//! The normalizer service: reads raw events, normalizes them, and produces normalized events.
+//! The normalizer service: reads raw events, normalizes and fingerprints them, and produces
+//! normalized events keyed by issue, so that one issue's events share a partition and one grouper
+//! decides about each issue.
 //!
-//! A raw record is committed only after its normalized event was accepted by the bus, so a crash
-//! redelivers it. A record that cannot be decoded is logged, counted and skipped: it would fail
-//! the same way every time and must not block the topic.
+//! A raw record is committed only after its normalized event (or its dead letter) was accepted by
+//! the bus, so a crash redelivers it. A record that fails deterministically (undecodable, not an
+//! event) goes to the dead-letter topic with the reason and is committed: it must not block the
+//! partition.
 
 use crate::normalize;
-use shrike_bus::messages::{self, RawEvent};
-use shrike_bus::{BusError, Consumer, Producer, Topic};
+use shrike_bus::messages::{self, pb};
+use shrike_bus::{BusError, Consumer, Producer, Record, Topic};
 use shrike_protocol::Event;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Runs until `shutdown` fires or the bus closes.
+/// The consumer group of the normalizer.
+pub const GROUP: &str = "shrike-normalizer";
+
+/// Turns one raw record into the normalized message and its key, or the reason it cannot be.
+pub fn process(record: &Record) -> Result<(bytes::Bytes, bytes::Bytes), String> {
+    let raw: pb::RawEvent = messages::decode(&record.payload).map_err(|e| e.to_string())?;
+    let (meta, event_id) = messages::check_meta(raw.meta.as_ref()).map_err(|e| e.to_string())?;
+    let event = Event::parse(&raw.payload).map_err(|e| e.to_string())?;
+    let normalized = normalize(meta.project_id, event_id, meta.received_ms, event);
+    let fingerprint = shrike_grouper::fingerprint(&normalized);
+    let message = messages::normalized_message(&normalized, &fingerprint.hash, fingerprint.variant);
+    Ok((
+        messages::issue_key(meta.project_id, &fingerprint.hash),
+        messages::encode(&message),
+    ))
+}
+
+/// Runs until `shutdown` fires or the bus closes; commits are flushed before returning.
 pub async fn run<C: Consumer, P: Producer>(
     mut consumer: C,
     producer: P,
@@ -20,35 +40,30 @@ pub async fn run<C: Consumer, P: Producer>(
     loop {
         let record = tokio::select! {
             record = consumer.recv() => record?,
-            () = shutdown.cancelled() => return Ok(()),
+            () = shutdown.cancelled() => return consumer.flush().await,
         };
-        let raw: RawEvent = match messages::decode(&record.payload) {
-            Ok(raw) => raw,
-            Err(error) => {
-                tracing::warn!(offset = record.offset, %error, "dropping undecodable raw event");
-                metrics::counter!("shrike_normalizer_invalid_total").increment(1);
-                consumer.commit(&record)?;
-                continue;
+        match process(&record) {
+            Ok((key, payload)) => {
+                send_with_backoff(&producer, Topic::NormalizedEvents, &key, payload).await?;
+                metrics::counter!("shrike_normalizer_events_total").increment(1);
             }
-        };
-        let event = match Event::parse(raw.payload.get().as_bytes()) {
-            Ok(event) => event,
-            Err(error) => {
-                tracing::warn!(project_id = raw.project_id, event_id = %raw.event_id, %error, "dropping invalid event");
-                metrics::counter!("shrike_normalizer_invalid_total").increment(1);
-                consumer.commit(&record)?;
-                continue;
+            Err(reason) => {
+                tracing::warn!(
+                    partition = record.partition,
+                    offset = record.offset,
+                    reason,
+                    "dead-lettering raw event"
+                );
+                metrics::counter!("shrike_normalizer_dead_letters_total").increment(1);
+                let letter = messages::dead_letter(&record, GROUP, &reason);
+                send_with_backoff(&producer, letter.topic, &letter.key, letter.payload).await?;
             }
-        };
-        let normalized = normalize(raw.project_id, raw.event_id, raw.received_ms, event);
-        let payload = messages::encode(&normalized);
-        send_with_backoff(&producer, Topic::NormalizedEvents, &record.key, payload).await?;
+        }
         consumer.commit(&record)?;
-        metrics::counter!("shrike_normalizer_events_total").increment(1);
     }
 }
 
-/// Sends, waiting while the topic is full; fails only when the bus is closed.
+/// Sends, waiting while the bus is full or the broker unavailable; fails only when closed.
 pub async fn send_with_backoff<P: Producer>(
     producer: &P,
     topic: Topic,
@@ -58,11 +73,90 @@ pub async fn send_with_backoff<P: Producer>(
     let mut delay = Duration::from_millis(5);
     loop {
         match producer.send(topic, key, payload.clone()).await {
-            Err(BusError::QueueFull(_)) => {
+            Err(error @ (BusError::QueueFull(_) | BusError::Unavailable(_))) => {
+                tracing::debug!(%error, "bus refused a record; retrying");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_millis(500));
+                delay = (delay * 2).min(Duration::from_millis(1000));
             }
             other => return other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use shrike_bus::{MemoryBus, Topic};
+    use uuid::Uuid;
+
+    fn raw(payload: &[u8]) -> Bytes {
+        messages::encode(&pb::RawEvent {
+            meta: Some(messages::meta(7, Uuid::from_u128(1), 1_795_514_400_000)),
+            payload: payload.to_vec(),
+        })
+    }
+
+    async fn recv(c: &mut impl Consumer) -> Record {
+        tokio::time::timeout(Duration::from_secs(5), c.recv())
+            .await
+            .expect("record")
+            .expect("open")
+    }
+
+    #[tokio::test]
+    async fn normalizes_and_dead_letters_then_commits() {
+        let bus = MemoryBus::new(100);
+        let mut normalized = bus.consumer(Topic::NormalizedEvents, "check");
+        let mut dead = bus.consumer(Topic::DeadLetter, "check");
+        bus.send(
+            Topic::RawEvents,
+            b"a",
+            raw(br#"{"exception":[{"type":"E","value":"v"}]}"#),
+        )
+        .await
+        .expect("sent");
+        bus.send(
+            Topic::RawEvents,
+            b"b",
+            Bytes::from_static(b"\xff\x01garbage"),
+        )
+        .await
+        .expect("sent");
+        bus.send(Topic::RawEvents, b"c", raw(b"[1]"))
+            .await
+            .expect("sent");
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(run(
+            bus.consumer(Topic::RawEvents, GROUP),
+            bus.clone(),
+            shutdown.clone(),
+        ));
+
+        let record = recv(&mut normalized).await;
+        let message: pb::NormalizedEvent = messages::decode(&record.payload).expect("decodes");
+        let event = messages::read_normalized(&message).expect("body");
+        assert_eq!((event.project_id, event.title.as_str()), (7, "E: v"));
+        assert_eq!(record.key, messages::issue_key(7, &message.primary_hash));
+        assert_eq!(message.primary_hash.len(), 32);
+
+        for expected_offset in [1, 2] {
+            let letter: pb::DeadLetter =
+                messages::decode(&recv(&mut dead).await.payload).expect("letter");
+            assert_eq!(
+                (letter.source_topic.as_str(), letter.offset),
+                ("events-raw", expected_offset)
+            );
+            assert!(!letter.reason.is_empty());
+        }
+        shutdown.cancel();
+        task.await.expect("joins").expect("clean stop");
+        // Everything was committed: a new member of the group has nothing to redo.
+        let mut again = bus.consumer(Topic::RawEvents, GROUP);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), again.recv())
+                .await
+                .is_err()
+        );
     }
 }

@@ -411,6 +411,18 @@ impl Store {
         Ok(insert.end().await?)
     }
 
+    /// Every (project, issue) pair with a description row.
+    pub async fn issue_keys(&self) -> Result<Vec<(u64, u64)>> {
+        Ok(self
+            .client
+            .query(&format!(
+                "SELECT DISTINCT project_id, issue_id FROM {}.issues",
+                self.db
+            ))
+            .fetch_all()
+            .await?)
+    }
+
     /// Distinct events stored for a project (deduplicated by event id).
     pub async fn count_events(&self, project_id: u64) -> Result<u64> {
         Ok(self

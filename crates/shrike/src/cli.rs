@@ -12,6 +12,9 @@ pub struct Cli {
     /// Config file (default: ./shrike.toml when it exists).
     #[arg(long, global = true, env = "SHRIKE_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Kafka bootstrap servers (overrides `kafka.bootstrap_servers`).
+    #[arg(long, global = true)]
+    pub kafka: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -23,6 +26,26 @@ pub enum Command {
     /// Run ingest, normalizer, grouper and alerter in one process (starts ClickHouse when no URL
     /// is configured) and print the default project's DSN.
     Up,
+    /// Run the ingest service alone, producing to Kafka.
+    Ingest,
+    /// Run the normalizer alone, between Kafka topics.
+    Normalizer,
+    /// Run the grouper alone, from Kafka to ClickHouse.
+    Grouper,
+    /// Run the alerter alone.
+    Alerter,
+    /// Manage Kafka topics.
+    Topics {
+        /// What to do with topics.
+        #[command(subcommand)]
+        command: TopicsCommand,
+    },
+    /// Development helpers.
+    Dev {
+        /// Which helper.
+        #[command(subcommand)]
+        command: DevCommand,
+    },
     /// Apply pending ClickHouse schema migrations.
     Migrate,
     /// Manage projects.
@@ -36,6 +59,29 @@ pub enum Command {
         /// What to do with issues.
         #[command(subcommand)]
         command: IssuesCommand,
+    },
+}
+
+/// `shrike topics ...`.
+#[derive(Debug, Subcommand)]
+pub enum TopicsCommand {
+    /// Create every topic (with `kafka.partitions` and `kafka.replication`), or check they exist.
+    Create,
+}
+
+/// `shrike dev ...`.
+#[derive(Debug, Subcommand)]
+pub enum DevCommand {
+    /// Run librdkafka's mock cluster (a real Kafka-protocol broker, in memory) with Shrike's topics
+    /// created, print `BOOTSTRAP: host:port`, and serve until stopped. Lines `down` and `up` on
+    /// standard input stop and restart its brokers (for outage tests).
+    Kafka {
+        /// Number of brokers.
+        #[arg(long, default_value_t = 1)]
+        brokers: i32,
+        /// Partitions per topic.
+        #[arg(long, default_value_t = 4)]
+        partitions: i32,
     },
 }
 

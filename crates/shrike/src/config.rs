@@ -20,8 +20,10 @@ pub struct Config {
     pub clickhouse: ClickHouseSection,
     /// The HTTP ingest endpoint.
     pub ingest: IngestSection,
-    /// The bus between services.
+    /// The in-memory bus of `shrike up`.
     pub bus: BusSection,
+    /// Kafka, for the per-service commands.
+    pub kafka: KafkaSection,
     /// The grouper.
     pub grouper: GrouperSection,
     /// The alerter.
@@ -109,12 +111,51 @@ impl Default for BusSection {
     }
 }
 
+/// `[kafka]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaSection {
+    /// `bootstrap.servers`; required by `shrike ingest|normalizer|grouper` and `topics create`.
+    pub bootstrap_servers: String,
+    /// Prefix of every topic name.
+    pub topic_prefix: String,
+    /// Partitions of topics created by `shrike topics create` (the unit of scaling out).
+    pub partitions: i32,
+    /// Replication factor of created topics.
+    pub replication: i32,
+    /// Most records the producer holds undelivered before ingest answers 503.
+    pub producer_queue_messages: usize,
+    /// How long ingest waits for the broker's acknowledgement before answering 503, milliseconds.
+    pub send_timeout_ms: u64,
+    /// Create missing topics at service start instead of refusing to start.
+    pub create_topics: bool,
+    /// Extra librdkafka properties for every client (e.g. `security.protocol`, `sasl.username`).
+    pub properties: std::collections::HashMap<String, String>,
+}
+
+impl Default for KafkaSection {
+    fn default() -> Self {
+        KafkaSection {
+            bootstrap_servers: String::new(),
+            topic_prefix: "shrike-".into(),
+            partitions: 8,
+            replication: 1,
+            producer_queue_messages: 100_000,
+            send_timeout_ms: 5_000,
+            create_topics: false,
+            properties: Default::default(),
+        }
+    }
+}
+
 /// `[grouper]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GrouperSection {
     /// Most events per ClickHouse insert.
     pub batch_rows: usize,
+    /// Most input bytes per ClickHouse insert.
+    pub batch_bytes: usize,
     /// Longest wait before a partial batch is inserted, milliseconds.
     pub batch_wait_ms: u64,
 }
@@ -123,6 +164,7 @@ impl Default for GrouperSection {
     fn default() -> Self {
         GrouperSection {
             batch_rows: 10_000,
+            batch_bytes: 32 * 1024 * 1024,
             batch_wait_ms: 1_000,
         }
     }
@@ -186,6 +228,36 @@ impl Config {
             format!("http://{}", self.ingest.listen)
         } else {
             self.ingest.public_url.clone()
+        }
+    }
+
+    /// The Kafka client settings; fails when no bootstrap servers are configured.
+    pub fn kafka(&self) -> anyhow::Result<shrike_bus::kafka::KafkaConfig> {
+        let k = &self.kafka;
+        if k.bootstrap_servers.trim().is_empty() {
+            bail!(
+                "kafka.bootstrap_servers is empty: set it in shrike.toml, with SHRIKE__KAFKA__BOOTSTRAP_SERVERS or --kafka"
+            );
+        }
+        if k.partitions < 1 || k.replication < 1 {
+            bail!("kafka.partitions and kafka.replication must be at least 1");
+        }
+        Ok(shrike_bus::kafka::KafkaConfig {
+            bootstrap_servers: k.bootstrap_servers.clone(),
+            topic_prefix: k.topic_prefix.clone(),
+            producer_queue_messages: k.producer_queue_messages.max(1),
+            send_timeout: std::time::Duration::from_millis(k.send_timeout_ms.max(1)),
+            extra: k.properties.clone(),
+        })
+    }
+
+    /// The grouper's own config.
+    pub fn grouper(&self, seed_from_store: bool) -> shrike_grouper::service::GrouperConfig {
+        shrike_grouper::service::GrouperConfig {
+            batch_rows: self.grouper.batch_rows,
+            batch_bytes: self.grouper.batch_bytes,
+            batch_wait: std::time::Duration::from_millis(self.grouper.batch_wait_ms),
+            seed_from_store,
         }
     }
 

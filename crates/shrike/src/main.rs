@@ -6,13 +6,16 @@
 
 mod cli;
 mod config;
+mod dev;
 mod http;
+mod services;
 mod up;
 
 use anyhow::Context;
 use clap::Parser;
-use cli::{Cli, Command, IssuesCommand, ProjectCommand};
+use cli::{Cli, Command, DevCommand, IssuesCommand, ProjectCommand, TopicsCommand};
 use config::Config;
+use services::Service;
 use shrike_store::{Store, StoreConfig};
 
 fn main() -> std::process::ExitCode {
@@ -46,9 +49,41 @@ fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let explicit = cli.config.is_some();
     let path = cli.config.clone().unwrap_or_else(|| "shrike.toml".into());
-    let config = Config::load(&path, explicit)?;
+    let mut config = Config::load(&path, explicit)?;
+    if let Some(kafka) = cli.kafka {
+        config.kafka.bootstrap_servers = kafka;
+    }
     match cli.command {
         Command::Up => up::run(config).await,
+        Command::Ingest => services::run(config, Service::Ingest).await,
+        Command::Normalizer => services::run(config, Service::Normalizer).await,
+        Command::Grouper => services::run(config, Service::Grouper).await,
+        Command::Alerter => services::run(config, Service::Alerter).await,
+        Command::Topics {
+            command: TopicsCommand::Create,
+        } => {
+            let kafka = config.kafka()?;
+            let created = shrike_bus::kafka::create_topics(
+                &kafka,
+                config.kafka.partitions,
+                config.kafka.replication,
+            )
+            .await?;
+            shrike_bus::kafka::validate_topics(&kafka)?;
+            println!(
+                "created {} topics; all {} exist",
+                created.len(),
+                shrike_bus::Topic::ALL.len()
+            );
+            Ok(())
+        }
+        Command::Dev {
+            command:
+                DevCommand::Kafka {
+                    brokers,
+                    partitions,
+                },
+        } => dev::kafka(&config, brokers, partitions).await,
         Command::Migrate => {
             let (store, _local) = up::connect(&config).await?;
             let applied = store.migrate().await.context("migrating the schema")?;
@@ -107,8 +142,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Connects to the configured ClickHouse, or to the local one `shrike up` runs, for admin commands.
-async fn existing_store(config: &Config) -> anyhow::Result<Store> {
+/// Connects to the configured ClickHouse, or to the local one `shrike up` runs, and applies
+/// pending migrations: for admin commands and the per-service commands.
+pub async fn existing_store(config: &Config) -> anyhow::Result<Store> {
     let url = if config.clickhouse.url.is_empty() {
         format!("http://127.0.0.1:{}", config.clickhouse.local_http_port)
     } else {

@@ -5,9 +5,9 @@
 //! taking requests first, the bus drains, then the consumers flush and commit.
 
 use crate::config::Config;
+use crate::services;
 use anyhow::Context;
 use shrike_bus::{MemoryBus, Topic};
-use shrike_ingest::{IngestState, KeyCache};
 use shrike_protocol::Dsn;
 use shrike_store::local::LocalClickHouse;
 use shrike_store::{Store, StoreConfig};
@@ -71,16 +71,20 @@ pub fn dsn(config: &Config, public_key: &str, project_id: u64) -> anyhow::Result
 
 /// Runs everything until Ctrl-C or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let alerter_config = config.alerter.clone();
-    let listen = config.listen_addr()?;
     let (store, _local) = connect(&config).await?;
+    let alerter = if config.alerter.enabled {
+        Some(
+            shrike_alerter::Alerter::new(store.clone(), config.alerter.clone())
+                .context("alerter config")?,
+        )
+    } else {
+        None
+    };
 
     let project = match store.project_by_name(&config.default_project).await? {
         Some(project) => project,
         None => store.create_project(&config.default_project).await?.0,
     };
-    let keys = KeyCache::new(store.clone());
-    keys.refresh().await.context("loading project keys")?;
     let key = match store
         .keys()
         .await?
@@ -90,75 +94,66 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Some(key) => key,
         None => store.create_key(project.id).await?,
     };
-    keys.refresh().await.context("loading project keys")?;
-    let _refresher = keys.spawn_refresher(config.ingest().key_refresh);
-
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .context("installing the metrics recorder")?;
+    let metrics = services::metrics()?;
 
     let bus = MemoryBus::new(config.bus.memory_capacity);
-    let services = CancellationToken::new();
-    let normalizer = tokio::spawn(shrike_normalizer::service::run(
-        bus.consumer(Topic::RawEvents, "normalizer"),
-        bus.clone(),
-        services.clone(),
-    ));
-    let grouper = tokio::spawn(shrike_grouper::service::run(
-        bus.consumer(Topic::NormalizedEvents, "grouper"),
-        store.clone(),
-        shrike_grouper::service::BatchConfig {
-            batch_rows: config.grouper.batch_rows,
-            batch_wait: Duration::from_millis(config.grouper.batch_wait_ms),
-        },
-        services.clone(),
-    ));
-    let alerter = if alerter_config.enabled {
-        let alerter = shrike_alerter::Alerter::new(store.clone(), alerter_config)
-            .context("alerter config")?;
-        Some(tokio::spawn(alerter.run(services.clone())))
-    } else {
-        None
+    let shutdown = CancellationToken::new();
+    // Subscribe before ingest opens, so no record is produced to a topic without its group.
+    let raw_consumer = bus.consumer(Topic::RawEvents, shrike_normalizer::service::GROUP);
+    let normalized_consumer = bus.consumer(Topic::NormalizedEvents, shrike_grouper::service::GROUP);
+    let normalizer = {
+        let (source, mut first) = (bus.clone(), Some(raw_consumer));
+        let make = move || {
+            Ok(first.take().unwrap_or_else(|| {
+                source.consumer(Topic::RawEvents, shrike_normalizer::service::GROUP)
+            }))
+        };
+        tokio::spawn(services::normalizer(make, bus.clone(), shutdown.clone()))
     };
+    let grouper = {
+        let (bus, mut first) = (bus.clone(), Some(normalized_consumer));
+        let make = move || {
+            Ok(first.take().unwrap_or_else(|| {
+                bus.consumer(Topic::NormalizedEvents, shrike_grouper::service::GROUP)
+            }))
+        };
+        tokio::spawn(services::grouper(
+            make,
+            store.clone(),
+            config.grouper(true),
+            shutdown.clone(),
+        ))
+    };
+    let alerter = alerter.map(|a| tokio::spawn(a.run(shutdown.clone())));
 
-    let app = shrike_ingest::router(IngestState {
-        producer: bus.clone(),
-        keys,
-        config: config.ingest(),
-    })
-    .merge(crate::http::router(store.clone(), metrics));
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("binding {listen}"))?;
-
+    let stop_http = CancellationToken::new();
+    let server = services::serve_ingest(
+        &config,
+        store.clone(),
+        bus.clone(),
+        metrics,
+        stop_http.clone(),
+    )
+    .await?;
     let dsn = dsn(&config, &key.public_key, project.id)?;
     println!(
-        "Shrike is up: ingest on http://{listen}, ClickHouse database {:?}",
+        "Shrike is up: ingest on http://{}, ClickHouse database {:?}",
+        config.ingest.listen,
         store.database()
     );
     println!("DSN: {dsn}");
     let _ = std::io::stdout().flush();
 
-    let stop_http = CancellationToken::new();
-    let server = {
-        let stop = stop_http.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-        })
-    };
     shutdown_signal().await;
     tracing::info!("shutting down: ingest stops, then the bus drains");
     stop_http.cancel();
     let _ = server.await;
-    let drained = drain(&bus, Duration::from_secs(15)).await;
-    if !drained {
+    if !drain(&bus, Duration::from_secs(15)).await {
         tracing::warn!(
             "bus not drained in time; undelivered events are lost with the in-memory bus"
         );
     }
-    services.cancel();
+    shutdown.cancel();
     let _ = normalizer.await;
     let _ = grouper.await;
     if let Some(alerter) = alerter {
@@ -171,7 +166,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 async fn drain(bus: &MemoryBus, limit: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + limit;
     while tokio::time::Instant::now() < deadline {
-        if Topic::ALL.iter().all(|t| bus.lag(*t) == 0) {
+        if [Topic::RawEvents, Topic::NormalizedEvents]
+            .iter()
+            .all(|t| bus.lag(*t) == 0)
+        {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -179,7 +177,8 @@ async fn drain(bus: &MemoryBus, limit: Duration) -> bool {
     false
 }
 
-async fn shutdown_signal() {
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(term) => term,
         Err(error) => {

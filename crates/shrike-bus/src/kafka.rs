@@ -1,0 +1,610 @@
+//! The Kafka implementation of the bus (rdkafka, librdkafka bundled).
+//!
+//! Producer: idempotent, `acks=all`, a bounded queue; `send` resolves when the broker acknowledged
+//! the record and fails fast with [`BusError::QueueFull`] when the queue is full, or with
+//! [`BusError::Unavailable`] when no acknowledgement comes within the send timeout.
+//!
+//! Consumer: a `BaseConsumer` polled on a dedicated thread that hands records to the async side
+//! over a bounded channel, so polling never blocks the runtime and a slow consumer applies
+//! back-pressure instead of buffering. Offsets are stored explicitly after the downstream effect
+//! (`enable.auto.offset.store=false`) and committed in the background and on [`Consumer::flush`].
+//! Each assignment bumps a generation number so callers can drop records fetched before a rebalance.
+//!
+//! Fenced produce-and-commit ([`FencedConsumer`]): records are produced and acknowledged,
+//! then offsets committed synchronously, while a fence holds back the revocation of this member's
+//! partitions; a batch fetched before a rebalance is refused. Kafka transactions would add
+//! atomicity, but librdkafka's mock cluster (the broker available for tests here) does not store
+//! transactional offset commits, so Shrike's exactly-once effects rest on idempotent producers,
+//! co-partitioned keys and state rebuilt from the output topic instead (see the grouper).
+
+use crate::{BusError, Consumer, FencedConsumer, Outgoing, Producer, Record, Topic};
+use bytes::Bytes;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message as _;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Settings shared by every Kafka client of a process.
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`.
+    pub bootstrap_servers: String,
+    /// Prefix put before every topic name (e.g. `shrike-`).
+    pub topic_prefix: String,
+    /// Most records the producer holds undelivered before refusing (`queue.buffering.max.messages`).
+    pub producer_queue_messages: usize,
+    /// How long `send` waits for the acknowledgement before answering "unavailable".
+    pub send_timeout: Duration,
+    /// Extra librdkafka properties for every client (`security.protocol`, `sasl.*`, ...).
+    pub extra: HashMap<String, String>,
+}
+
+impl KafkaConfig {
+    /// The full name of a topic.
+    pub fn topic_name(&self, topic: Topic) -> String {
+        format!("{}{}", self.topic_prefix, topic.name())
+    }
+
+    fn topic_for_name(&self, name: &str) -> Option<Topic> {
+        Topic::ALL.into_iter().find(|t| self.topic_name(*t) == name)
+    }
+
+    fn client(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap_servers);
+        for (key, value) in &self.extra {
+            config.set(key, value);
+        }
+        config
+    }
+}
+
+fn setup(error: KafkaError) -> BusError {
+    BusError::Setup(error.to_string())
+}
+
+/// The process's producer.
+#[derive(Clone)]
+pub struct KafkaProducer {
+    producer: FutureProducer,
+    config: Arc<KafkaConfig>,
+}
+
+impl KafkaProducer {
+    /// Creates the idempotent producer.
+    pub fn new(config: &KafkaConfig) -> Result<Self, BusError> {
+        let producer: FutureProducer = config
+            .client()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .set(
+                "queue.buffering.max.messages",
+                config.producer_queue_messages.max(1).to_string(),
+            )
+            .set("message.timeout.ms", "300000")
+            .create()
+            .map_err(setup)?;
+        Ok(KafkaProducer {
+            producer,
+            config: Arc::new(config.clone()),
+        })
+    }
+
+    /// Waits until every queued record is delivered or `timeout` passes.
+    pub fn flush(&self, timeout: Duration) -> Result<(), BusError> {
+        self.producer
+            .flush(timeout)
+            .map_err(|e| BusError::Unavailable(e.to_string()))
+    }
+}
+
+fn send_error(topic: Topic, error: KafkaError) -> BusError {
+    match error {
+        KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => {
+            BusError::QueueFull(topic.name())
+        }
+        other => BusError::Unavailable(other.to_string()),
+    }
+}
+
+impl Producer for KafkaProducer {
+    async fn send(&self, topic: Topic, key: &[u8], payload: Bytes) -> Result<(), BusError> {
+        let name = self.config.topic_name(topic);
+        let record = FutureRecord::to(&name).key(key).payload(payload.as_ref());
+        // A zero queue timeout: a full queue is refused at once instead of waiting.
+        let delivery = match self.producer.send_result(record) {
+            Ok(delivery) => delivery,
+            Err((error, _)) => return Err(send_error(topic, error)),
+        };
+        match tokio::time::timeout(self.config.send_timeout, delivery).await {
+            Ok(Ok(Ok(_))) => Ok(()),
+            Ok(Ok(Err((error, _)))) => Err(send_error(topic, error)),
+            Ok(Err(_cancelled)) => Err(BusError::Closed),
+            // The record stays queued and may still be delivered; a retry is deduplicated downstream.
+            Err(_elapsed) => Err(BusError::Unavailable(format!(
+                "no acknowledgement within {:?}",
+                self.config.send_timeout
+            ))),
+        }
+    }
+}
+
+/// Counts assignments so records fetched before a rebalance can be recognised, and holds
+/// revocation back while a fenced commit is in flight.
+struct Context {
+    generation: Arc<AtomicU64>,
+    fence: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl ClientContext for Context {}
+
+impl ConsumerContext for Context {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance {
+            // Wait for an in-flight `produce_and_commit` to finish, then invalidate every record
+            // fetched so far: the partitions' next owner must not race with this member.
+            // This callback may run on any thread (also while a consumer is dropped inside the
+            // runtime), so spin on try_lock rather than blocking on the async mutex.
+            let _fence = loop {
+                match self.fence.try_lock() {
+                    Ok(guard) => break guard,
+                    Err(_) => std::thread::sleep(Duration::from_millis(1)),
+                }
+            };
+            let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+            tracing::info!(
+                generation,
+                partitions = partitions.count(),
+                "partitions revoked"
+            );
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(partitions) = rebalance {
+            let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+            tracing::info!(
+                generation,
+                partitions = partitions.count(),
+                "partitions assigned"
+            );
+        }
+    }
+}
+
+/// A consumer group member reading some topics.
+pub struct KafkaConsumer {
+    consumer: Arc<BaseConsumer<Context>>,
+    records: mpsc::Receiver<Record>,
+    generation: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    poller: Option<std::thread::JoinHandle<()>>,
+    config: Arc<KafkaConfig>,
+    fence: Arc<tokio::sync::Mutex<()>>,
+    producer: Option<KafkaProducer>,
+}
+
+impl KafkaConsumer {
+    /// Joins `group` on `topics`. `producer` is what [`FencedConsumer::produce_and_commit`]
+    /// produces with (consumers that never call it may pass `None`).
+    pub fn new(
+        config: &KafkaConfig,
+        group: &str,
+        topics: &[Topic],
+        producer: Option<KafkaProducer>,
+    ) -> Result<Self, BusError> {
+        let generation = Arc::new(AtomicU64::new(0));
+        let fence = Arc::new(tokio::sync::Mutex::new(()));
+        let mut client = config.client();
+        client
+            .set("group.id", group)
+            .set("enable.auto.offset.store", "false")
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "1000")
+            .set("auto.offset.reset", "earliest")
+            .set("isolation.level", "read_committed")
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "500");
+        let consumer: BaseConsumer<Context> = client
+            .create_with_context(Context {
+                generation: generation.clone(),
+                fence: fence.clone(),
+            })
+            .map_err(setup)?;
+        let names: Vec<String> = topics.iter().map(|t| config.topic_name(*t)).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        consumer.subscribe(&refs).map_err(setup)?;
+        let consumer = Arc::new(consumer);
+        let (tx, rx) = mpsc::channel(1000);
+        let stop = Arc::new(AtomicBool::new(false));
+        let config = Arc::new(config.clone());
+        let poller = {
+            let (consumer, stop, generation, config) = (
+                consumer.clone(),
+                stop.clone(),
+                generation.clone(),
+                config.clone(),
+            );
+            std::thread::Builder::new()
+                .name(format!("kafka-poll-{group}"))
+                .spawn(move || poll_loop(&consumer, &tx, &stop, &generation, &config))
+                .map_err(|e| BusError::Setup(e.to_string()))?
+        };
+        Ok(KafkaConsumer {
+            consumer,
+            records: rx,
+            generation,
+            stop,
+            poller: Some(poller),
+            config,
+            fence,
+            producer,
+        })
+    }
+
+    fn offsets(&self, processed: &[Record]) -> Result<TopicPartitionList, BusError> {
+        let mut last: HashMap<(Topic, i32), i64> = HashMap::new();
+        for record in processed {
+            let entry = last
+                .entry((record.topic, record.partition))
+                .or_insert(record.offset);
+            *entry = (*entry).max(record.offset);
+        }
+        let mut list = TopicPartitionList::new();
+        for ((topic, partition), offset) in last {
+            list.add_partition_offset(
+                &self.config.topic_name(topic),
+                partition,
+                Offset::Offset(offset + 1),
+            )
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        }
+        Ok(list)
+    }
+}
+
+fn poll_loop(
+    consumer: &BaseConsumer<Context>,
+    tx: &mpsc::Sender<Record>,
+    stop: &AtomicBool,
+    generation: &AtomicU64,
+    config: &KafkaConfig,
+) {
+    while !stop.load(Ordering::Relaxed) {
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Err(error)) => tracing::warn!(%error, "kafka consumer error"),
+            Some(Ok(message)) => {
+                let Some(topic) = config.topic_for_name(message.topic()) else {
+                    continue;
+                };
+                let record = Record {
+                    topic,
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    generation: generation.load(Ordering::SeqCst),
+                    key: Bytes::copy_from_slice(message.key().unwrap_or_default()),
+                    payload: Bytes::copy_from_slice(message.payload().unwrap_or_default()),
+                };
+                // Blocks while the async side is busy: back-pressure, not buffering. Keep polling
+                // (heartbeats) while waiting so the group does not evict us.
+                let mut pending = Some(record);
+                while let Some(record) = pending.take() {
+                    match tx.try_send(record) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(record)) => {
+                            if stop.load(Ordering::Relaxed) {
+                                return;
+                            }
+                            std::thread::sleep(Duration::from_millis(5));
+                            pending = Some(record);
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => return,
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for KafkaConsumer {
+    fn drop(&mut self) {
+        // The poll thread holds the other reference to the consumer and drops it last, so the
+        // (blocking) close of the consumer happens there, not on the async runtime.
+        self.stop.store(true, Ordering::Relaxed);
+        self.records.close();
+        drop(self.poller.take());
+    }
+}
+
+impl Consumer for KafkaConsumer {
+    async fn recv(&mut self) -> Result<Record, BusError> {
+        self.records.recv().await.ok_or(BusError::Closed)
+    }
+
+    fn commit(&mut self, record: &Record) -> Result<(), BusError> {
+        let name = self.config.topic_name(record.topic);
+        match self
+            .consumer
+            .store_offset(&name, record.partition, record.offset)
+        {
+            Ok(()) => Ok(()),
+            // The partition was revoked; its next owner processes the record again.
+            Err(error) => {
+                tracing::debug!(%error, partition = record.partition, "offset not stored (partition revoked)");
+                Ok(())
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), BusError> {
+        let consumer = self.consumer.clone();
+        tokio::task::spawn_blocking(move || {
+            match consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
+                Err(error) => Err(BusError::Unavailable(error.to_string())),
+            }
+        })
+        .await
+        .map_err(|_| BusError::Closed)?
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+}
+
+impl FencedConsumer for KafkaConsumer {
+    async fn produce_and_commit(
+        &mut self,
+        records: Vec<Outgoing>,
+        processed: &[Record],
+    ) -> Result<(), BusError> {
+        let producer = self
+            .producer
+            .clone()
+            .ok_or(BusError::Setup("consumer has no producer".into()))?;
+        // Holding the fence keeps a rebalance from revoking our partitions until we are done, so
+        // the next owner only starts after these records are acknowledged and committed.
+        let fence = self.fence.clone();
+        let _fence = fence.lock().await;
+        let current = self.generation();
+        if processed.iter().any(|r| r.generation != current) {
+            return Err(BusError::Fenced);
+        }
+        for record in records {
+            producer
+                .send(record.topic, &record.key, record.payload)
+                .await?;
+        }
+        let offsets = self.offsets(processed)?;
+        let consumer = self.consumer.clone();
+        tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync))
+            .await
+            .map_err(|_| BusError::Closed)?
+            .map_err(|e| BusError::Unavailable(e.to_string()))
+    }
+
+    async fn read_to_end(&mut self, topic: Topic) -> Result<Vec<Record>, BusError> {
+        let config = self.config.clone();
+        tokio::task::spawn_blocking(move || read_topic(&config, topic))
+            .await
+            .map_err(|_| BusError::Closed)?
+    }
+}
+
+/// Reads every committed record of a topic with a throw-away, group-less consumer.
+fn read_topic(config: &KafkaConfig, topic: Topic) -> Result<Vec<Record>, BusError> {
+    let name = config.topic_name(topic);
+    let consumer: BaseConsumer = config
+        .client()
+        .set("group.id", "shrike-reader")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .map_err(setup)?;
+    let metadata = consumer
+        .fetch_metadata(Some(&name), Duration::from_secs(10))
+        .map_err(setup)?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    let mut ends = HashMap::new();
+    let mut list = TopicPartitionList::new();
+    for partition in partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(&name, partition, Duration::from_secs(10))
+            .map_err(setup)?;
+        if high > low {
+            ends.insert(partition, high);
+            list.add_partition_offset(&name, partition, Offset::Beginning)
+                .map_err(setup)?;
+        }
+    }
+    let mut records = Vec::new();
+    if ends.is_empty() {
+        return Ok(records);
+    }
+    consumer.assign(&list).map_err(setup)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !ends.is_empty() {
+        if std::time::Instant::now() > deadline {
+            return Err(BusError::Unavailable(format!("timed out reading {name}")));
+        }
+        // Transaction markers occupy offsets too: a partition is done once the position reaches
+        // the high watermark, whether or not a record was returned for the last offsets.
+        if let Ok(positions) = consumer.position() {
+            for element in positions.elements() {
+                if let Offset::Offset(position) = element.offset() {
+                    if ends
+                        .get(&element.partition())
+                        .is_some_and(|end| position >= *end)
+                    {
+                        ends.remove(&element.partition());
+                    }
+                }
+            }
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => records.push(Record {
+                topic,
+                partition: message.partition(),
+                offset: message.offset(),
+                generation: 0,
+                key: Bytes::copy_from_slice(message.key().unwrap_or_default()),
+                payload: Bytes::copy_from_slice(message.payload().unwrap_or_default()),
+            }),
+            Some(Err(error)) => tracing::warn!(%error, "error reading topic"),
+            None => {}
+        }
+    }
+    Ok(records)
+}
+
+/// Creates the topics on a real cluster through the admin API (validates existing ones).
+pub async fn create_topics(
+    config: &KafkaConfig,
+    partitions: i32,
+    replication: i32,
+) -> Result<Vec<String>, BusError> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        config.client().create().map_err(setup)?;
+    let names: Vec<String> = Topic::ALL.iter().map(|t| config.topic_name(*t)).collect();
+    let topics: Vec<NewTopic<'_>> = names
+        .iter()
+        .map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(replication)))
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin
+        .create_topics(&topics, &options)
+        .await
+        .map_err(setup)?;
+    let mut created = Vec::new();
+    for result in results {
+        match result {
+            Ok(name) => created.push(name),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => {
+                return Err(BusError::Setup(format!("creating topic {name}: {code}")));
+            }
+        }
+    }
+    Ok(created)
+}
+
+/// Checks that every topic exists, so a misconfigured service fails at start-up.
+pub fn validate_topics(config: &KafkaConfig) -> Result<(), BusError> {
+    let consumer: BaseConsumer = config.client().create().map_err(setup)?;
+    let metadata = consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .map_err(setup)?;
+    for topic in Topic::ALL {
+        let name = config.topic_name(topic);
+        let found = metadata
+            .topics()
+            .iter()
+            .any(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty());
+        if !found {
+            return Err(BusError::Setup(format!(
+                "topic {name} does not exist (run `shrike topics create`)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// librdkafka's in-process mock cluster: a real Kafka-protocol broker, reachable by other
+/// processes on its loopback bootstrap address. For tests and `shrike dev kafka`; never for data
+/// anyone needs (it lives in memory and dies with the process).
+pub mod mock {
+    use super::{KafkaConfig, Topic};
+    use crate::BusError;
+    use rdkafka::config::ClientConfig;
+    use rdkafka::producer::{BaseProducer, Producer as _};
+
+    /// A running mock cluster; stops when dropped.
+    pub struct MockKafka {
+        owner: BaseProducer,
+        brokers: i32,
+    }
+
+    impl MockKafka {
+        /// Starts a cluster of `brokers` brokers.
+        pub fn start(brokers: i32) -> Result<Self, BusError> {
+            let owner: BaseProducer = ClientConfig::new()
+                .set("test.mock.num.brokers", brokers.to_string())
+                .create()
+                .map_err(|e| BusError::Setup(e.to_string()))?;
+            let mock = MockKafka { owner, brokers };
+            mock.disable_initial_rebalance_delay();
+            Ok(mock)
+        }
+
+        #[allow(unsafe_code)]
+        fn disable_initial_rebalance_delay(&self) {
+            // The mock delays a new group's first rebalance by 3 s; tests join groups often.
+            // SAFETY: `native_ptr` is the live client that owns the mock cluster, and the mock
+            // cluster pointer is checked for null before use; both outlive this call.
+            unsafe {
+                let cluster =
+                    rdkafka_sys::rd_kafka_handle_mock_cluster(self.owner.client().native_ptr());
+                if !cluster.is_null() {
+                    rdkafka_sys::rd_kafka_mock_group_initial_rebalance_delay_ms(cluster, 0);
+                }
+            }
+        }
+
+        /// The bootstrap address clients connect to.
+        pub fn bootstrap_servers(&self) -> String {
+            self.owner
+                .client()
+                .mock_cluster()
+                .map(|m| m.bootstrap_servers())
+                .unwrap_or_default()
+        }
+
+        /// Creates every topic of `config`'s prefix with `partitions` partitions (the mock's
+        /// admin API is not usable, so topics are created through the mock interface).
+        pub fn create_topics(&self, config: &KafkaConfig, partitions: i32) -> Result<(), BusError> {
+            let mock = self
+                .owner
+                .client()
+                .mock_cluster()
+                .ok_or(BusError::Setup("no mock cluster".into()))?;
+            for topic in Topic::ALL {
+                mock.create_topic(&config.topic_name(topic), partitions, self.brokers.min(3))
+                    .map_err(|e| BusError::Setup(e.to_string()))?;
+            }
+            Ok(())
+        }
+
+        /// Takes every broker down (true) or brings them back (false).
+        pub fn set_down(&self, down: bool) -> Result<(), BusError> {
+            let mock = self
+                .owner
+                .client()
+                .mock_cluster()
+                .ok_or(BusError::Setup("no mock cluster".into()))?;
+            for broker in 1..=self.brokers {
+                let result = if down {
+                    mock.broker_down(broker)
+                } else {
+                    mock.broker_up(broker)
+                };
+                result.map_err(|e| BusError::Setup(e.to_string()))?;
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! One conformance suite, run against both bus implementations: the in-memory bus and Kafka
+//! (librdkafka's mock cluster, a real Kafka-protocol broker). Same assertions, same semantics:
+//! ordering per key, consumer groups, redelivery of uncommitted records after a crash, and
+//! atomic produce-and-commit.
+
+use bytes::Bytes;
+use shrike_bus::kafka::mock::MockKafka;
+use shrike_bus::kafka::{KafkaConfig, KafkaConsumer, KafkaProducer};
+use shrike_bus::{Consumer, FencedConsumer, MemoryBus, Outgoing, Producer, Record, Topic};
+use std::collections::HashMap;
+use std::time::Duration;
+
+trait Harness {
+    type P: Producer;
+    type C: FencedConsumer;
+    fn producer(&self) -> Self::P;
+    fn consumer(&self, topic: Topic, group: &str) -> Self::C;
+}
+
+struct Memory(MemoryBus);
+
+impl Harness for Memory {
+    type P = MemoryBus;
+    type C = shrike_bus::memory::MemoryConsumer;
+    fn producer(&self) -> MemoryBus {
+        self.0.clone()
+    }
+    fn consumer(&self, topic: Topic, group: &str) -> Self::C {
+        self.0.consumer(topic, group)
+    }
+}
+
+struct Kafka {
+    _mock: MockKafka,
+    config: KafkaConfig,
+}
+
+impl Harness for Kafka {
+    type P = KafkaProducer;
+    type C = KafkaConsumer;
+    fn producer(&self) -> KafkaProducer {
+        KafkaProducer::new(&self.config).expect("producer")
+    }
+    fn consumer(&self, topic: Topic, group: &str) -> KafkaConsumer {
+        KafkaConsumer::new(&self.config, group, &[topic], Some(self.producer())).expect("consumer")
+    }
+}
+
+fn memory() -> Memory {
+    Memory(MemoryBus::new(10_000))
+}
+
+fn kafka() -> Kafka {
+    let mock = MockKafka::start(1).expect("mock cluster");
+    let config = KafkaConfig {
+        bootstrap_servers: mock.bootstrap_servers(),
+        topic_prefix: "test-".into(),
+        producer_queue_messages: 10_000,
+        send_timeout: Duration::from_secs(10),
+        extra: HashMap::new(),
+    };
+    mock.create_topics(&config, 4).expect("topics");
+    Kafka {
+        _mock: mock,
+        config,
+    }
+}
+
+async fn recv<C: Consumer>(consumer: &mut C) -> Record {
+    tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+        .await
+        .expect("a record within 30 s")
+        .expect("open")
+}
+
+async fn nothing_within<C: Consumer>(consumer: &mut C, wait: Duration) {
+    if let Ok(Ok(record)) = tokio::time::timeout(wait, consumer.recv()).await {
+        panic!("unexpected record {record:?}");
+    }
+}
+
+fn payload(key: usize, seq: usize) -> Bytes {
+    Bytes::from(format!("{key}:{seq}"))
+}
+
+async fn ordering_per_key<H: Harness>(h: H) {
+    let producer = h.producer();
+    let mut consumer = h.consumer(Topic::RawEvents, "order");
+    for seq in 0..40 {
+        for key in 0..5 {
+            producer
+                .send(
+                    Topic::RawEvents,
+                    format!("k{key}").as_bytes(),
+                    payload(key, seq),
+                )
+                .await
+                .expect("sent");
+        }
+    }
+    let mut next = [0usize; 5];
+    for _ in 0..200 {
+        let record = recv(&mut consumer).await;
+        let text = String::from_utf8(record.payload.to_vec()).expect("utf8");
+        let (key, seq) = text.split_once(':').expect("key:seq");
+        let (key, seq): (usize, usize) = (key.parse().expect("key"), seq.parse().expect("seq"));
+        assert_eq!(seq, next[key], "key {key} out of order");
+        assert_eq!(record.key, Bytes::from(format!("k{key}")));
+        next[key] += 1;
+    }
+    assert_eq!(next, [40; 5]);
+}
+
+async fn every_group_sees_every_record<H: Harness>(h: H) {
+    let producer = h.producer();
+    let mut a = h.consumer(Topic::RawEvents, "group-a");
+    let mut b = h.consumer(Topic::RawEvents, "group-b");
+    for i in 0..20 {
+        producer
+            .send(Topic::RawEvents, b"k", payload(0, i))
+            .await
+            .expect("sent");
+    }
+    for consumer in [&mut a, &mut b] {
+        let mut seen: Vec<Bytes> = Vec::new();
+        for _ in 0..20 {
+            seen.push(recv(consumer).await.payload);
+        }
+        assert_eq!(seen, (0..20).map(|i| payload(0, i)).collect::<Vec<_>>());
+    }
+}
+
+async fn uncommitted_records_are_redelivered<H: Harness>(h: H) {
+    let producer = h.producer();
+    for i in 0..10 {
+        producer
+            .send(Topic::RawEvents, b"one-key", payload(0, i))
+            .await
+            .expect("sent");
+    }
+    let mut first = h.consumer(Topic::RawEvents, "crashy");
+    let mut got = Vec::new();
+    for _ in 0..10 {
+        got.push(recv(&mut first).await);
+    }
+    first.commit(&got[3]).expect("commit");
+    first.flush().await.expect("flush");
+    drop(first); // a crash: records 4..9 were read but never committed
+
+    let mut second = h.consumer(Topic::RawEvents, "crashy");
+    for i in 4..10 {
+        assert_eq!(recv(&mut second).await.payload, payload(0, i));
+    }
+    nothing_within(&mut second, Duration::from_millis(500)).await;
+}
+
+async fn produce_and_commit_is_atomic<H: Harness>(h: H) {
+    let producer = h.producer();
+    for i in 0..3 {
+        producer
+            .send(Topic::NormalizedEvents, b"k", payload(0, i))
+            .await
+            .expect("sent");
+    }
+    let mut consumer = h.consumer(Topic::NormalizedEvents, "txn");
+    let mut reader = h.consumer(Topic::IssueActivity, "activity-reader");
+    let r0 = recv(&mut consumer).await;
+    let out = Outgoing {
+        topic: Topic::IssueActivity,
+        key: Bytes::from_static(b"k"),
+        payload: Bytes::from_static(b"new"),
+    };
+    consumer
+        .produce_and_commit(vec![out], &[r0])
+        .await
+        .expect("transaction");
+    assert_eq!(recv(&mut reader).await.payload, Bytes::from_static(b"new"));
+    let everything = consumer
+        .read_to_end(Topic::IssueActivity)
+        .await
+        .expect("read");
+    assert_eq!(
+        everything
+            .iter()
+            .filter(|r| r.payload == Bytes::from_static(b"new"))
+            .count(),
+        1
+    );
+    drop(consumer);
+    // The committed position survives the consumer: the next member starts after record 0.
+    let mut next = h.consumer(Topic::NormalizedEvents, "txn");
+    assert_eq!(recv(&mut next).await.payload, payload(0, 1));
+}
+
+macro_rules! conformance {
+    ($($name:ident),*) => {
+        mod on_memory {
+            $(#[tokio::test] async fn $name() { super::$name(super::memory()).await })*
+        }
+        mod on_kafka {
+            $(#[tokio::test(flavor = "multi_thread")] async fn $name() {
+                tokio::time::timeout(std::time::Duration::from_secs(120), super::$name(super::kafka()))
+                    .await
+                    .expect("test finished within 120 s")
+            })*
+        }
+    };
+}
+
+conformance!(
+    ordering_per_key,
+    every_group_sees_every_record,
+    uncommitted_records_are_redelivered,
+    produce_and_commit_is_atomic
+);
+
+#[tokio::test]
+async fn memory_bus_refuses_records_beyond_capacity() {
+    let bus = MemoryBus::new(2);
+    let mut c = bus.consumer(Topic::RawEvents, "g");
+    bus.send(Topic::RawEvents, b"k", Bytes::from_static(b"1"))
+        .await
+        .expect("sent");
+    bus.send(Topic::RawEvents, b"k", Bytes::from_static(b"2"))
+        .await
+        .expect("sent");
+    assert!(
+        bus.send(Topic::RawEvents, b"k", Bytes::from_static(b"3"))
+            .await
+            .is_err()
+    );
+    let r = recv(&mut c).await;
+    c.commit(&r).expect("commit");
+    bus.send(Topic::RawEvents, b"k", Bytes::from_static(b"3"))
+        .await
+        .expect("room after commit");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kafka_producer_reports_an_unavailable_broker() {
+    let h = kafka();
+    let producer = h.producer();
+    producer
+        .send(Topic::RawEvents, b"k", Bytes::from_static(b"up"))
+        .await
+        .expect("sent while up");
+    h._mock.set_down(true).expect("down");
+    let config = KafkaConfig {
+        send_timeout: Duration::from_millis(500),
+        ..h.config.clone()
+    };
+    let impatient = KafkaProducer::new(&config).expect("producer");
+    assert!(
+        impatient
+            .send(Topic::RawEvents, b"k", Bytes::from_static(b"down"))
+            .await
+            .is_err()
+    );
+    h._mock.set_down(false).expect("up");
+    let recovered = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            if impatient
+                .send(Topic::RawEvents, b"k", Bytes::from_static(b"again"))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(
+        recovered.is_ok(),
+        "producer did not recover after the broker came back"
+    );
+}

@@ -1,0 +1,40 @@
+//! `shrike dev kafka`: librdkafka's mock cluster as a standalone broker for local runs and tests.
+//! It keeps everything in memory and must never hold data anyone needs.
+
+use crate::config::Config;
+use shrike_bus::kafka::mock::MockKafka;
+use std::io::Write;
+use tokio::io::AsyncBufReadExt;
+
+/// Runs the mock cluster until Ctrl-C or SIGTERM.
+pub async fn kafka(config: &Config, brokers: i32, partitions: i32) -> anyhow::Result<()> {
+    let mock = MockKafka::start(brokers.max(1))?;
+    let bootstrap = mock.bootstrap_servers();
+    let mut kafka = config.kafka.clone();
+    kafka.bootstrap_servers = bootstrap.clone();
+    let client = Config {
+        kafka,
+        ..config.clone()
+    }
+    .kafka()?;
+    mock.create_topics(&client, partitions.max(1))?;
+    println!("BOOTSTRAP: {bootstrap}");
+    let _ = std::io::stdout().flush();
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin_open = true;
+    loop {
+        tokio::select! {
+            () = crate::up::shutdown_signal() => return Ok(()),
+            line = lines.next_line(), if stdin_open => match line {
+                Ok(Some(line)) => match line.trim() {
+                    "down" => { mock.set_down(true)?; println!("brokers down"); }
+                    "up" => { mock.set_down(false)?; println!("brokers up"); }
+                    "" => {}
+                    other => eprintln!("unknown command {other:?} (use down or up)"),
+                },
+                _ => stdin_open = false,
+            },
+        }
+        let _ = std::io::stdout().flush();
+    }
+}

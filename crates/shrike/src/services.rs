@@ -1,0 +1,199 @@
+//! The four services as tasks, shared by `shrike up` (in-memory bus) and the per-service commands
+//! `shrike ingest|normalizer|grouper|alerter` (Kafka). A consumer service that fails on the bus is
+//! restarted with a fresh consumer after a pause, exactly as if its process had been restarted:
+//! it resumes from the last commit.
+
+use crate::config::Config;
+use anyhow::Context;
+use metrics_exporter_prometheus::PrometheusHandle;
+use shrike_bus::kafka::{KafkaConsumer, KafkaProducer};
+use shrike_bus::{Consumer, FencedConsumer, Producer, Topic};
+use shrike_ingest::{IngestState, KeyCache};
+use shrike_store::Store;
+use std::future::Future;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Which service a per-service command runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// HTTP ingest.
+    Ingest,
+    /// Normalizer.
+    Normalizer,
+    /// Grouper.
+    Grouper,
+    /// Alerter.
+    Alerter,
+}
+
+/// Installs the Prometheus recorder once per process.
+pub fn metrics() -> anyhow::Result<PrometheusHandle> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")
+}
+
+/// Binds ingest (with the operational routes) and serves until `stop` fires.
+pub async fn serve_ingest<P: Producer>(
+    config: &Config,
+    store: Store,
+    producer: P,
+    metrics: PrometheusHandle,
+    stop: CancellationToken,
+) -> anyhow::Result<JoinHandle<()>> {
+    let listen = config.listen_addr()?;
+    let keys = KeyCache::new(store.clone());
+    keys.refresh().await.context("loading project keys")?;
+    let refresher = keys.spawn_refresher(config.ingest().key_refresh);
+    let app = shrike_ingest::router(IngestState {
+        producer,
+        keys,
+        config: config.ingest(),
+    })
+    .merge(crate::http::router(store, metrics));
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    tracing::info!(%listen, "ingest listening");
+    Ok(tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+        {
+            tracing::error!(%error, "ingest server failed");
+        }
+        refresher.abort();
+    }))
+}
+
+/// Runs `service` until it returns cleanly (shutdown); restarts it after a bus failure.
+pub async fn supervise<F, Fut, E>(name: &'static str, shutdown: CancellationToken, mut service: F)
+where
+    F: FnMut() -> anyhow::Result<Fut>,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    loop {
+        let result = match service() {
+            Ok(running) => running.await.map_err(|e| e.to_string()),
+            Err(error) => Err(format!("{error:#}")),
+        };
+        match result {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::error!(service = name, %error, "service failed; restarting from the last commit");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    () = shutdown.cancelled() => return,
+                }
+            }
+        }
+    }
+}
+
+/// The normalizer over any bus.
+pub async fn normalizer<C: Consumer, P: Producer>(
+    make: impl FnMut() -> anyhow::Result<C>,
+    producer: P,
+    shutdown: CancellationToken,
+) {
+    let mut make = make;
+    supervise("normalizer", shutdown.clone(), || {
+        let consumer = make()?;
+        Ok(shrike_normalizer::service::run(
+            consumer,
+            producer.clone(),
+            shutdown.clone(),
+        ))
+    })
+    .await;
+}
+
+/// The grouper over any bus.
+pub async fn grouper<C: FencedConsumer>(
+    make: impl FnMut() -> anyhow::Result<C>,
+    store: Store,
+    config: shrike_grouper::service::GrouperConfig,
+    shutdown: CancellationToken,
+) {
+    let mut make = make;
+    supervise("grouper", shutdown.clone(), || {
+        let consumer = make()?;
+        Ok(shrike_grouper::service::run(
+            consumer,
+            store.clone(),
+            config,
+            shutdown.clone(),
+        ))
+    })
+    .await;
+}
+
+/// Runs one service against Kafka until SIGTERM or Ctrl-C.
+pub async fn run(config: Config, service: Service) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            crate::up::shutdown_signal().await;
+            tracing::info!("signal received: stopping");
+            shutdown.cancel();
+        });
+    }
+    let metrics = metrics()?;
+    if service == Service::Alerter {
+        let store = crate::existing_store(&config).await?;
+        let alerter = shrike_alerter::Alerter::new(store, config.alerter.clone())
+            .context("alerter config")?;
+        alerter.run(shutdown).await;
+        return Ok(());
+    }
+    let kafka = config.kafka()?;
+    if config.kafka.create_topics {
+        shrike_bus::kafka::create_topics(&kafka, config.kafka.partitions, config.kafka.replication)
+            .await?;
+    }
+    shrike_bus::kafka::validate_topics(&kafka)?;
+    let producer = KafkaProducer::new(&kafka)?;
+    match service {
+        Service::Ingest => {
+            let store = crate::existing_store(&config).await?;
+            let stop = CancellationToken::new();
+            let server =
+                serve_ingest(&config, store, producer.clone(), metrics, stop.clone()).await?;
+            shutdown.cancelled().await;
+            stop.cancel();
+            let _ = server.await;
+            let producer = producer.clone();
+            tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(10))).await??;
+        }
+        Service::Normalizer => {
+            let make = || {
+                Ok(KafkaConsumer::new(
+                    &kafka,
+                    shrike_normalizer::service::GROUP,
+                    &[Topic::RawEvents],
+                    None,
+                )?)
+            };
+            normalizer(make, producer.clone(), shutdown).await;
+        }
+        Service::Grouper => {
+            let store = crate::existing_store(&config).await?;
+            let make = || {
+                Ok(KafkaConsumer::new(
+                    &kafka,
+                    shrike_grouper::service::GROUP,
+                    &[Topic::NormalizedEvents],
+                    Some(producer.clone()),
+                )?)
+            };
+            grouper(make, store, config.grouper(false), shutdown).await;
+        }
+        Service::Alerter => {}
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

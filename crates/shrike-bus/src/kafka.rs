@@ -445,13 +445,12 @@ fn read_topic(config: &KafkaConfig, topic: Topic) -> Result<Vec<Record>, BusErro
         // the high watermark, whether or not a record was returned for the last offsets.
         if let Ok(positions) = consumer.position() {
             for element in positions.elements() {
-                if let Offset::Offset(position) = element.offset() {
-                    if ends
+                if let Offset::Offset(position) = element.offset()
+                    && ends
                         .get(&element.partition())
                         .is_some_and(|end| position >= *end)
-                    {
-                        ends.remove(&element.partition());
-                    }
+                {
+                    ends.remove(&element.partition());
                 }
             }
         }

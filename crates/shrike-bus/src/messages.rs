@@ -146,6 +146,28 @@ pub fn read_normalized(message: &pb::NormalizedEvent) -> Result<NormalizedEvent,
     Ok(serde_json::from_slice(&message.event_json)?)
 }
 
+/// A dead-letter record for `record`, which consumer `group` could not process because of `reason`.
+pub fn dead_letter(record: &crate::Record, group: &str, reason: &str) -> crate::Outgoing {
+    let letter = pb::DeadLetter {
+        source_topic: record.topic.name().to_owned(),
+        partition: record.partition,
+        offset: record.offset,
+        reason: reason.to_owned(),
+        key: record.key.to_vec(),
+        payload: record.payload.to_vec(),
+        failed_at_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0),
+        consumer_group: group.to_owned(),
+    };
+    crate::Outgoing {
+        topic: crate::Topic::DeadLetter,
+        key: record.key.clone(),
+        payload: encode(&letter),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,27 +193,5 @@ mod tests {
         assert!(matches!(check_meta(Some(&m)), Err(DecodeError::Version(_))));
         assert!(matches!(check_meta(None), Err(DecodeError::Meta)));
         assert!(decode::<pb::RawEvent>(b"\xff\xff\xff").is_err());
-    }
-}
-
-/// A dead-letter record for `record`, which consumer `group` could not process because of `reason`.
-pub fn dead_letter(record: &crate::Record, group: &str, reason: &str) -> crate::Outgoing {
-    let letter = pb::DeadLetter {
-        source_topic: record.topic.name().to_owned(),
-        partition: record.partition,
-        offset: record.offset,
-        reason: reason.to_owned(),
-        key: record.key.to_vec(),
-        payload: record.payload.to_vec(),
-        failed_at_ms: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0),
-        consumer_group: group.to_owned(),
-    };
-    crate::Outgoing {
-        topic: crate::Topic::DeadLetter,
-        key: record.key.clone(),
-        payload: encode(&letter),
     }
 }

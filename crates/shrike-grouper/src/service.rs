@@ -176,10 +176,10 @@ async fn load_announced<C: FencedConsumer>(
         .await
         .map_err(|e| GrouperError::State(e.to_string()))?;
     for record in records {
-        if let Ok(activity) = messages::decode::<pb::IssueActivity>(&record.payload) {
-            if let Some(meta) = activity.meta.as_ref() {
-                announced.insert((meta.project_id, activity.issue_id));
-            }
+        if let Ok(activity) = messages::decode::<pb::IssueActivity>(&record.payload)
+            && let Some(meta) = activity.meta.as_ref()
+        {
+            announced.insert((meta.project_id, activity.issue_id));
         }
     }
     if seed_from_store {

@@ -401,6 +401,14 @@ impl FencedConsumer for KafkaConsumer {
     }
 }
 
+/// Reads every record of a topic currently in the log (for operators, tests and state rebuilds).
+pub async fn read_all(config: &KafkaConfig, topic: Topic) -> Result<Vec<Record>, BusError> {
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || read_topic(&config, topic))
+        .await
+        .map_err(|_| BusError::Closed)?
+}
+
 /// Reads every committed record of a topic with a throw-away, group-less consumer.
 fn read_topic(config: &KafkaConfig, topic: Topic) -> Result<Vec<Record>, BusError> {
     let name = config.topic_name(topic);

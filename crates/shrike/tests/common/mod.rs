@@ -264,3 +264,87 @@ pub fn mailbox(dir: &Path) -> Vec<String> {
         })
         .collect()
 }
+
+/// A running `shrike dev kafka` with a handle on its standard input (for `down` / `up`).
+pub struct DevKafka {
+    pub proc: Proc,
+    pub bootstrap: String,
+    pub stdin: std::process::ChildStdin,
+}
+
+impl DevKafka {
+    /// Sends a command line (`down` or `up`) to the mock cluster.
+    pub fn command(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").expect("write to dev kafka");
+        self.stdin.flush().expect("flush");
+    }
+}
+
+/// Starts `shrike dev kafka` with the topics of `config`'s prefix.
+pub fn start_dev_kafka(config: &Path, log: &Path, partitions: u32) -> DevKafka {
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log file");
+    let mut proc = Proc::spawn(
+        "shrike dev kafka",
+        Command::new(env!("CARGO_BIN_EXE_shrike"))
+            .arg("--config")
+            .arg(config)
+            .args(["dev", "kafka", "--partitions", &partitions.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr),
+    );
+    let stdin = proc.child.stdin.take().expect("stdin");
+    let stdout = proc.child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let bootstrap = loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                if let Some(address) = line.strip_prefix("BOOTSTRAP: ") {
+                    break address.trim().to_owned();
+                }
+            }
+            _ => panic!("shrike dev kafka printed no bootstrap address"),
+        }
+    };
+    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+    DevKafka {
+        proc,
+        bootstrap,
+        stdin,
+    }
+}
+
+/// Starts a per-service command (`ingest`, `normalizer`, `grouper`, `alerter`) against Kafka.
+pub fn start_service(service: &str, config: &Path, bootstrap: &str, log: &Path) -> Proc {
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log file");
+    Proc::spawn(
+        service,
+        Command::new(env!("CARGO_BIN_EXE_shrike"))
+            .arg("--config")
+            .arg(config)
+            .args(["--kafka", bootstrap, service])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr),
+    )
+}
+
+/// Kills a process with SIGKILL (no chance to flush or commit).
+pub fn kill_9(proc: Proc) {
+    let pid = proc.child.id().to_string();
+    let status = Command::new("kill")
+        .args(["-KILL", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -9 {pid} failed");
+    drop(proc);
+}

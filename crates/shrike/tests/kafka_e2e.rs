@@ -1,0 +1,351 @@
+//! Distributed mode end to end: `shrike dev kafka` (librdkafka's mock cluster, a real
+//! Kafka-protocol broker) and one process per service, a real ClickHouse, a real SMTP server and
+//! the real sentry-sdk. Includes the crash test (20,000 events, `kill -9` of the normalizer and the
+//! grouper mid-stream) and a broker outage.
+
+mod common;
+
+use common::*;
+use shrike_bus::Topic;
+use shrike_bus::kafka::KafkaConfig;
+use shrike_bus::messages::{self, pb};
+use shrike_store::local::LocalClickHouse;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    _clickhouse: LocalClickHouse,
+    _runtime: tokio::runtime::Runtime,
+    ch_tcp: u16,
+    config: PathBuf,
+    kafka: DevKafka,
+    ingest_port: u16,
+    dsn: String,
+    public_key: String,
+}
+
+impl Cluster {
+    fn log(&self, name: &str) -> PathBuf {
+        self.dir.path().join(format!("{name}.log"))
+    }
+
+    fn service(&self, name: &str) -> Proc {
+        start_service(name, &self.config, &self.kafka.bootstrap, &self.log(name))
+    }
+
+    fn kafka_config(&self) -> KafkaConfig {
+        KafkaConfig {
+            bootstrap_servers: self.kafka.bootstrap.clone(),
+            topic_prefix: "shrike-".into(),
+            producer_queue_messages: 1000,
+            send_timeout: Duration::from_secs(10),
+            extra: HashMap::new(),
+        }
+    }
+
+    fn count(&self, sql: &str) -> u64 {
+        clickhouse(self.ch_tcp, sql).trim().parse().unwrap_or(0)
+    }
+}
+
+fn start_cluster(extra_config: &str) -> Cluster {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let ch_tcp = free_port();
+    let clickhouse = runtime
+        .block_on(LocalClickHouse::start(
+            &dir.path().join("clickhouse"),
+            free_port(),
+            ch_tcp,
+        ))
+        .expect("clickhouse-server starts");
+    let ingest_port = free_port();
+    let config = dir.path().join("shrike.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[clickhouse]\nurl = \"{}\"\n[ingest]\nlisten = \"127.0.0.1:{ingest_port}\"\n\
+             [grouper]\nbatch_wait_ms = 200\n[kafka]\nsend_timeout_ms = 1500\n{extra_config}",
+            clickhouse.url
+        ),
+    )
+    .expect("config");
+    let kafka = start_dev_kafka(&config, &dir.path().join("kafka.log"), 4);
+    let dsn = shrike_cli(&config, &["project", "create", "default"])
+        .trim()
+        .to_owned();
+    let public_key = dsn
+        .trim_start_matches("http://")
+        .split('@')
+        .next()
+        .expect("key")
+        .to_owned();
+    Cluster {
+        dir,
+        _clickhouse: clickhouse,
+        _runtime: runtime,
+        ch_tcp,
+        config,
+        kafka,
+        ingest_port,
+        dsn,
+        public_key,
+    }
+}
+
+fn envelope(event_id: &str, event: &str) -> Vec<u8> {
+    format!("{{\"event_id\":\"{event_id}\"}}\n{{\"type\":\"event\"}}\n{event}\n").into_bytes()
+}
+
+fn post_event(cluster_port: u16, key: &str, body: &[u8]) -> u16 {
+    let auth = format!("Sentry sentry_key={key}, sentry_version=7");
+    http(
+        cluster_port,
+        "POST",
+        "/api/1/envelope/",
+        &[("X-Sentry-Auth", &auth)],
+        body,
+    )
+    .0
+}
+
+fn wait_ready(port: u16) {
+    wait_for("ingest to be ready", MINUTE, || {
+        (http(port, "GET", "/readyz", &[], b"").0 == 200).then_some(())
+    });
+}
+
+#[test]
+fn services_over_kafka_store_group_and_alert_and_survive_an_outage() {
+    let python = python();
+    let smtp_port = free_port();
+    let mut cluster = start_cluster(&format!(
+        "[alerter]\nschedule = \"*/2 * * * * *\"\nrecipients = [\"dev@example.com\"]\n[alerter.smtp]\nport = {smtp_port}\n"
+    ));
+    let maildir = cluster.dir.path().join("mail");
+    let _smtp = Proc::spawn(
+        "aiosmtpd",
+        Command::new(&python)
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{smtp_port}"),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
+            .arg(&maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let ingest = cluster.service("ingest");
+    let _normalizer = cluster.service("normalizer");
+    let _grouper = cluster.service("grouper");
+    let _alerter = cluster.service("alerter");
+    wait_ready(cluster.ingest_port);
+
+    // The real Python SDK: the same error twice, and a different one.
+    let script = "import sys, sentry_sdk\n\
+                  sentry_sdk.init(dsn=sys.argv[1], release='kafka@1', environment='staging')\n\
+                  sentry_sdk.set_tag('mode', 'kafka')\n\
+                  sentry_sdk.set_user({'id': 'u1', 'email': 'u1@example.com'})\n\
+                  def fail(): return {}['missing']\n\
+                  for _ in range(2):\n    try:\n        fail()\n    except Exception:\n        sentry_sdk.capture_exception()\n\
+                  try:\n    int('x')\nexcept Exception:\n    sentry_sdk.capture_exception()\n\
+                  sentry_sdk.flush(10)\n";
+    let sent = Command::new(&python)
+        .args(["-c", script, &cluster.dsn])
+        .status()
+        .expect("python runs");
+    assert!(sent.success());
+    wait_for("three events in clickhouse", MINUTE, || {
+        (cluster.count("SELECT uniqExact(event_id) FROM shrike.events") == 3).then_some(())
+    });
+    let rows = clickhouse(
+        cluster.ch_tcp,
+        "SELECT exception_type, release, environment, user_id, sdk_name, tags.value[indexOf(tags.key, 'mode')] \
+         FROM shrike.events ORDER BY exception_type FORMAT TSV",
+    );
+    let expected_sdk = "sentry.python";
+    for line in rows.lines() {
+        assert!(line.contains("\tkafka@1\tstaging\tu1\t"), "{line}");
+        assert!(
+            line.contains(expected_sdk) && line.ends_with("\tkafka"),
+            "{line}"
+        );
+    }
+    assert!(
+        rows.starts_with("KeyError") && rows.contains("\nValueError"),
+        "{rows}"
+    );
+    let issues = shrike_cli(&cluster.config, &["issues", "list", "--json"]);
+    let counts: Vec<u64> = issues
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("json")["times_seen"]
+                .as_u64()
+                .expect("count")
+        })
+        .collect();
+    assert_eq!(
+        {
+            let mut c = counts.clone();
+            c.sort();
+            c
+        },
+        vec![1, 2],
+        "{issues}"
+    );
+    let mails = wait_for("an alert email", MINUTE, || {
+        Some(mailbox(&maildir)).filter(|m| !m.is_empty())
+    });
+    assert!(
+        mails[0].contains("(2 new)") && mails[0].contains("KeyError: 'missing'"),
+        "{}",
+        mails[0]
+    );
+
+    // Broker outage: ingest answers 503 and stays up; when the broker returns, it recovers.
+    cluster.kafka.command("down");
+    std::thread::sleep(Duration::from_millis(500));
+    let body = envelope(
+        "11111111111111111111111111111111",
+        "{\"message\":\"during outage\"}",
+    );
+    let status = post_event(cluster.ingest_port, &cluster.public_key, &body);
+    assert_eq!(status, 503, "ingest must refuse while the broker is down");
+    assert_eq!(
+        http(cluster.ingest_port, "GET", "/healthz", &[], b"").0,
+        200,
+        "ingest stays up"
+    );
+    cluster.kafka.command("up");
+    let body = envelope(
+        "22222222222222222222222222222222",
+        "{\"message\":\"after outage\"}",
+    );
+    wait_for("ingest to accept again", MINUTE, || {
+        (post_event(cluster.ingest_port, &cluster.public_key, &body) == 200).then_some(())
+    });
+    wait_for("the post-outage event stored", MINUTE, || {
+        (cluster.count("SELECT count() FROM shrike.events WHERE message = 'after outage'") >= 1)
+            .then_some(())
+    });
+    ingest.terminate(Duration::from_secs(30));
+}
+
+#[test]
+fn crash_test_twenty_thousand_events_with_kill_9() {
+    const EVENTS: usize = 20_000;
+    const ISSUES: usize = 200;
+    const SENDERS: usize = 8;
+    let cluster = start_cluster("");
+    let _ingest = cluster.service("ingest");
+    let mut normalizer = Some(cluster.service("normalizer"));
+    let mut grouper = Some(cluster.service("grouper"));
+    wait_ready(cluster.ingest_port);
+
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|s| {
+            let (accepted, key, port) = (accepted.clone(), cluster.public_key.clone(), cluster.ingest_port);
+            std::thread::spawn(move || {
+                for n in (s..EVENTS).step_by(SENDERS) {
+                    let issue = n % ISSUES;
+                    let event = format!(
+                        "{{\"platform\":\"python\",\"exception\":{{\"values\":[{{\"type\":\"CrashTest{issue}\",\"value\":\"event {n}\",\
+                         \"stacktrace\":{{\"frames\":[{{\"module\":\"app.crash\",\"function\":\"f{issue}\",\"in_app\":true}}]}}}}]}}}}"
+                    );
+                    let body = envelope(&format!("{:032x}", n as u128 + 1), &event);
+                    let mut attempts = 0;
+                    while post_event(port, &key, &body) != 200 {
+                        attempts += 1;
+                        assert!(attempts < 600, "event {n} never accepted");
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    accepted.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+
+    wait_for("5,000 accepted events", 5 * MINUTE, || {
+        (accepted.load(Ordering::SeqCst) >= 5_000).then_some(())
+    });
+    kill_9(normalizer.take().expect("normalizer"));
+    std::thread::sleep(Duration::from_secs(1));
+    normalizer = Some(cluster.service("normalizer"));
+    wait_for("10,000 accepted events", 5 * MINUTE, || {
+        (accepted.load(Ordering::SeqCst) >= 10_000).then_some(())
+    });
+    kill_9(grouper.take().expect("grouper"));
+    std::thread::sleep(Duration::from_secs(1));
+    grouper = Some(cluster.service("grouper"));
+    for sender in senders {
+        sender.join().expect("sender thread");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), EVENTS);
+
+    let distinct = "SELECT uniqExact(event_id) FROM shrike.events WHERE project_id = 1";
+    wait_for("every event in clickhouse", 5 * MINUTE, || {
+        (cluster.count(distinct) == EVENTS as u64).then_some(())
+    });
+    // Give redelivered duplicates time to land too, then check that nothing counts twice.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(cluster.count(distinct), EVENTS as u64);
+    let rows = cluster.count("SELECT count() FROM shrike.events");
+    println!(
+        "crash test: {EVENTS} distinct events stored as {rows} rows (duplicates from redelivery collapse)"
+    );
+    let per_issue = "SELECT sum(c) FROM (SELECT issue_id, uniqExact(event_id) AS c FROM shrike.events GROUP BY issue_id)";
+    assert_eq!(cluster.count(per_issue), EVENTS as u64);
+    assert_eq!(
+        cluster.count("SELECT uniqExact(issue_id) FROM shrike.events"),
+        ISSUES as u64
+    );
+    let listed = shrike_cli(
+        &cluster.config,
+        &["issues", "list", "--json", "--limit", "1000"],
+    );
+    let total: u64 = listed
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("json")["times_seen"]
+                .as_u64()
+                .expect("count")
+        })
+        .sum();
+    assert_eq!((listed.lines().count(), total), (ISSUES, EVENTS as u64));
+
+    // Exactly one "new" per issue on the issue-activity topic, despite the crashes.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let records = runtime
+        .block_on(shrike_bus::kafka::read_all(
+            &cluster.kafka_config(),
+            Topic::IssueActivity,
+        ))
+        .expect("read");
+    let mut news: HashMap<u64, usize> = HashMap::new();
+    for record in records {
+        let activity: pb::IssueActivity =
+            messages::decode(&record.payload).expect("activity decodes");
+        if activity.kind == pb::issue_activity::Kind::New as i32 {
+            *news.entry(activity.issue_id).or_default() += 1;
+        }
+    }
+    assert_eq!(news.len(), ISSUES, "issues announced");
+    let repeated: Vec<_> = news.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(
+        repeated.is_empty(),
+        "issues announced more than once: {repeated:?}"
+    );
+    drop((normalizer, grouper));
+}

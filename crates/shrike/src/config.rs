@@ -30,6 +30,9 @@ pub struct Config {
     pub alerter: AlerterConfig,
     /// The project `shrike up` creates and prints the DSN of.
     pub default_project: String,
+    /// Where the normalizer, grouper and alerter processes serve `/healthz`, `/readyz` and
+    /// `/metrics` (empty: not served; ingest serves them on its own port).
+    pub ops_listen: String,
 }
 
 /// `[clickhouse]`.
@@ -320,6 +323,17 @@ mod tests {
             assert!(format!("{error:#}").contains("lisen"), "{error:#}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn the_example_config_documents_the_defaults() {
+        let example =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/shrike.example.toml");
+        let loaded = Config::load(&example, true).expect("example config loads");
+        let defaults =
+            Config::load(Path::new("/nonexistent/shrike.toml"), false).expect("defaults");
+        let as_json = |c: &Config| serde_json::to_value(c).expect("serializes");
+        assert_eq!(as_json(&loaded), as_json(&defaults));
     }
 
     #[test]

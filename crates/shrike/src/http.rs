@@ -9,12 +9,12 @@ use shrike_store::Store;
 
 #[derive(Clone)]
 struct Ops {
-    store: Store,
+    store: Option<Store>,
     metrics: PrometheusHandle,
 }
 
-/// The operational routes.
-pub fn router(store: Store, metrics: PrometheusHandle) -> Router {
+/// The operational routes; `/readyz` checks ClickHouse when the service uses it.
+pub fn router(store: Option<Store>, metrics: PrometheusHandle) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
@@ -26,8 +26,30 @@ pub fn router(store: Store, metrics: PrometheusHandle) -> Router {
 }
 
 async fn ready(State(ops): State<Ops>) -> (StatusCode, &'static str) {
-    match ops.store.server_now().await {
+    let Some(store) = ops.store else {
+        return (StatusCode::OK, "ready");
+    };
+    match store.server_now().await {
         Ok(_) => (StatusCode::OK, "ready"),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "clickhouse unreachable"),
     }
+}
+
+/// Serves the operational routes alone on `listen` (for services without an HTTP port of their own).
+pub async fn serve(
+    listen: &str,
+    store: Option<Store>,
+    metrics: PrometheusHandle,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("ops_listen: binding {listen}"))?;
+    let app = router(store, metrics);
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).await {
+            tracing::error!(%error, "ops server failed");
+        }
+    });
+    Ok(())
 }

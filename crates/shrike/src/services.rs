@@ -52,7 +52,7 @@ pub async fn serve_ingest<P: Producer>(
         keys,
         config: config.ingest(),
     })
-    .merge(crate::http::router(store, metrics));
+    .merge(crate::http::router(Some(store), metrics));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
@@ -143,6 +143,14 @@ pub async fn run(config: Config, service: Service) -> anyhow::Result<()> {
         });
     }
     let metrics = metrics()?;
+    if service != Service::Ingest && !config.ops_listen.is_empty() {
+        let store = if service == Service::Normalizer {
+            None
+        } else {
+            Some(crate::existing_store(&config).await?)
+        };
+        crate::http::serve(&config.ops_listen, store, metrics.clone()).await?;
+    }
     if service == Service::Alerter {
         let store = crate::existing_store(&config).await?;
         let alerter = shrike_alerter::Alerter::new(store, config.alerter.clone())

@@ -27,6 +27,7 @@ struct Cluster {
     config: PathBuf,
     kafka: DevKafka,
     ingest_port: u16,
+    ops_port: u16,
     dsn: String,
     public_key: String,
 }
@@ -37,6 +38,17 @@ impl Cluster {
     }
 
     fn service(&self, name: &str) -> Proc {
+        // Only the grouper gets an ops port here (one port, one process).
+        if name == "grouper" {
+            let config = self.dir.path().join("grouper.toml");
+            let base = std::fs::read_to_string(&self.config).expect("config");
+            std::fs::write(
+                &config,
+                format!("ops_listen = \"127.0.0.1:{}\"\n{base}", self.ops_port),
+            )
+            .expect("write");
+            return start_service(name, &config, &self.kafka.bootstrap, &self.log(name));
+        }
         start_service(name, &self.config, &self.kafka.bootstrap, &self.log(name))
     }
 
@@ -66,7 +78,7 @@ fn start_cluster(extra_config: &str) -> Cluster {
             ch_tcp,
         ))
         .expect("clickhouse-server starts");
-    let ingest_port = free_port();
+    let (ingest_port, ops_port) = (free_port(), free_port());
     let config = dir.path().join("shrike.toml");
     std::fs::write(
         &config,
@@ -95,6 +107,7 @@ fn start_cluster(extra_config: &str) -> Cluster {
         config,
         kafka,
         ingest_port,
+        ops_port,
         dsn,
         public_key,
     }
@@ -151,6 +164,7 @@ fn services_over_kafka_store_group_and_alert_and_survive_an_outage() {
     let _grouper = cluster.service("grouper");
     let _alerter = cluster.service("alerter");
     wait_ready(cluster.ingest_port);
+    let ops_port = cluster.ops_port;
 
     // The real Python SDK: the same error twice, and a different one.
     let script = "import sys, sentry_sdk\n\
@@ -203,6 +217,13 @@ fn services_over_kafka_store_group_and_alert_and_survive_an_outage() {
         },
         vec![1, 2],
         "{issues}"
+    );
+    // The grouper serves its metrics on ops_listen.
+    let (status, metrics) = http(ops_port, "GET", "/metrics", &[], b"");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("shrike_grouper_events_total 3"),
+        "{metrics}"
     );
     let mails = wait_for("an alert email", MINUTE, || {
         Some(mailbox(&maildir)).filter(|m| !m.is_empty())

@@ -235,12 +235,38 @@ impl Alerter {
                     "issues to report but no recipients configured"
                 );
             }
-            self.store
-                .set_alert_watermark(CHECK_NAME, project.id, to)
-                .await?;
+            self.save_watermark(project.id, to, run.emailed).await?;
             runs.push(run);
         }
         Ok(runs)
+    }
+
+    /// Persists progress; after an email went out, retries hard, since failing here means the
+    /// same alert is sent again at the next run.
+    async fn save_watermark(
+        &self,
+        project_id: u64,
+        watermark: u32,
+        emailed: bool,
+    ) -> Result<(), AlertError> {
+        let attempts = if emailed { 10 } else { 1 };
+        let mut delay = Duration::from_millis(200);
+        for attempt in 1..=attempts {
+            match self
+                .store
+                .set_alert_watermark(CHECK_NAME, project_id, watermark)
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(error) if attempt < attempts => {
+                    tracing::warn!(%error, attempt, "cannot save alert progress; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(())
     }
 
     async fn send(&self, email: AlertEmail) -> Result<(), AlertError> {

@@ -98,6 +98,41 @@ impl KafkaProducer {
         })
     }
 
+    /// Sends every record and waits for all acknowledgements, however long the producer retries
+    /// (bounded by `message.timeout.ms`): unlike [`Producer::send`] it never gives up on a record
+    /// that may still be delivered.
+    pub async fn send_all_and_wait(&self, records: Vec<Outgoing>) -> Result<(), BusError> {
+        let mut deliveries = Vec::with_capacity(records.len());
+        for record in &records {
+            let name = self.config.topic_name(record.topic);
+            let delivery = loop {
+                let future = FutureRecord::to(&name)
+                    .key(record.key.as_ref())
+                    .payload(record.payload.as_ref());
+                match self.producer.send_result(future) {
+                    Ok(delivery) => break delivery,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    Err((error, _)) => return Err(send_error(record.topic, error)),
+                }
+            };
+            deliveries.push((record.topic, delivery));
+        }
+        let mut first_error = None;
+        for (topic, delivery) in deliveries {
+            let result = match delivery.await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err((error, _))) => Err(send_error(topic, error)),
+                Err(_cancelled) => Err(BusError::Closed),
+            };
+            if let (Err(error), None) = (result, &first_error) {
+                first_error = Some(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
     /// Waits until every queued record is delivered or `timeout` passes.
     pub fn flush(&self, timeout: Duration) -> Result<(), BusError> {
         self.producer
@@ -212,7 +247,8 @@ impl KafkaConsumer {
             .set("auto.offset.reset", "earliest")
             .set("isolation.level", "read_committed")
             .set("session.timeout.ms", "6000")
-            .set("heartbeat.interval.ms", "500");
+            .set("heartbeat.interval.ms", "500")
+            .set("queued.max.messages.kbytes", "16384");
         let consumer: BaseConsumer<Context> = client
             .create_with_context(Context {
                 generation: generation.clone(),
@@ -278,38 +314,52 @@ fn poll_loop(
     generation: &AtomicU64,
     config: &KafkaConfig,
 ) {
+    // Records polled but not yet taken by the async side. When the channel is full the
+    // assignment is paused (no more fetching) while polling goes on, so heartbeats, rebalances
+    // and `max.poll.interval.ms` keep working however long the consumer takes.
+    let mut pending: std::collections::VecDeque<Record> = std::collections::VecDeque::new();
+    let mut paused = false;
     while !stop.load(Ordering::Relaxed) {
-        match consumer.poll(Duration::from_millis(100)) {
+        while let Some(record) = pending.pop_front() {
+            match tx.try_send(record) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(record)) => {
+                    pending.push_front(record);
+                    break;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return,
+            }
+        }
+        let want_pause = !pending.is_empty();
+        if want_pause != paused
+            && let Ok(assignment) = consumer.assignment()
+        {
+            let result = if want_pause {
+                consumer.pause(&assignment)
+            } else {
+                consumer.resume(&assignment)
+            };
+            match result {
+                Ok(()) => paused = want_pause,
+                Err(error) => tracing::warn!(%error, "cannot pause or resume the assignment"),
+            }
+        }
+        let wait = if pending.is_empty() { 100 } else { 5 };
+        match consumer.poll(Duration::from_millis(wait)) {
             None => {}
             Some(Err(error)) => tracing::warn!(%error, "kafka consumer error"),
             Some(Ok(message)) => {
                 let Some(topic) = config.topic_for_name(message.topic()) else {
                     continue;
                 };
-                let record = Record {
+                pending.push_back(Record {
                     topic,
                     partition: message.partition(),
                     offset: message.offset(),
                     generation: generation.load(Ordering::SeqCst),
                     key: Bytes::copy_from_slice(message.key().unwrap_or_default()),
                     payload: Bytes::copy_from_slice(message.payload().unwrap_or_default()),
-                };
-                // Blocks while the async side is busy: back-pressure, not buffering. Keep polling
-                // (heartbeats) while waiting so the group does not evict us.
-                let mut pending = Some(record);
-                while let Some(record) = pending.take() {
-                    match tx.try_send(record) {
-                        Ok(()) => {}
-                        Err(mpsc::error::TrySendError::Full(record)) => {
-                            if stop.load(Ordering::Relaxed) {
-                                return;
-                            }
-                            std::thread::sleep(Duration::from_millis(5));
-                            pending = Some(record);
-                        }
-                        Err(mpsc::error::TrySendError::Closed(_)) => return,
-                    }
-                }
+                });
             }
         }
     }
@@ -444,7 +494,7 @@ fn read_topic(config: &KafkaConfig, topic: Topic) -> Result<Vec<Record>, BusErro
         return Ok(records);
     }
     consumer.assign(&list).map_err(setup)?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let deadline = std::time::Instant::now() + Duration::from_secs(600);
     while !ends.is_empty() {
         if std::time::Instant::now() > deadline {
             return Err(BusError::Unavailable(format!("timed out reading {name}")));

@@ -94,6 +94,9 @@ pub enum BusError {
     /// The producer holds as many undelivered records as it may; retry later.
     #[error("topic {0} is full")]
     QueueFull(&'static str),
+    /// The record is larger than the broker accepts; retrying cannot help.
+    #[error("record too large for topic {0}")]
+    TooLarge(&'static str),
     /// The broker did not acknowledge in time or refused the record.
     #[error("broker unavailable: {0}")]
     Unavailable(String),

@@ -1,5 +1,6 @@
-//! Request body decoding: `Content-Encoding` handling with a hard cap on the decompressed size, so
-//! a small compressed body cannot expand into unbounded memory (a zip bomb costs nothing).
+//! Request body decoding: `Content-Encoding` (gzip, deflate, br, zstd) with a hard cap on the
+//! decompressed size, so a small compressed body cannot expand into unbounded memory (a zip bomb
+//! costs nothing), and the legacy base64+zlib `/store/` body.
 
 use bytes::Bytes;
 use std::io::Read;
@@ -34,8 +35,39 @@ pub fn decode(encoding: Option<&str>, body: Bytes, limit: usize) -> Result<Bytes
             read_capped(flate2::read::ZlibDecoder::new(&body[..]), limit)
                 .or_else(|_| read_capped(flate2::read::DeflateDecoder::new(&body[..]), limit))
         }
+        Some("br") => read_capped(brotli::Decompressor::new(&body[..], 4096), limit),
+        Some("zstd") => {
+            let decoder =
+                zstd::stream::read::Decoder::new(&body[..]).map_err(|_| BodyError::Corrupt)?;
+            read_capped(decoder, limit)
+        }
         Some(other) => Err(BodyError::UnsupportedEncoding(other.to_owned())),
     }
+}
+
+/// Decodes the legacy `/store/` body some old SDKs send: base64 of (optionally zlib-compressed)
+/// JSON. A body that already is JSON is returned as is.
+pub fn decode_legacy_store(body: Bytes, limit: usize) -> Result<Bytes, BodyError> {
+    use base64::Engine as _;
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if matches!(first, Some(b'{') | None) {
+        return Ok(body);
+    }
+    let trimmed: Vec<u8> = body
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(&trimmed)
+        .map_err(|_| BodyError::Corrupt)?;
+    if decoded.first() == Some(&b'{') {
+        if decoded.len() > limit {
+            return Err(BodyError::TooLarge(limit));
+        }
+        return Ok(Bytes::from(decoded));
+    }
+    read_capped(flate2::read::ZlibDecoder::new(&decoded[..]), limit)
 }
 
 fn read_capped(reader: impl Read, limit: usize) -> Result<Bytes, BodyError> {
@@ -77,6 +109,52 @@ mod tests {
         assert_eq!(
             decode(None, Bytes::from_static(b"x"), 10).expect("plain"),
             Bytes::from_static(b"x")
+        );
+    }
+
+    #[test]
+    fn decodes_brotli_and_zstd() {
+        let mut br = Vec::new();
+        {
+            let mut w = brotli::CompressorWriter::new(&mut br, 4096, 5, 22);
+            w.write_all(b"brotli body").expect("write");
+        }
+        assert_eq!(
+            decode(Some("br"), Bytes::from(br), 100).expect("br"),
+            Bytes::from_static(b"brotli body")
+        );
+        let zstd = zstd::encode_all(&b"zstd body"[..], 3).expect("zstd");
+        assert_eq!(
+            decode(Some("zstd"), Bytes::from(zstd), 100).expect("zstd"),
+            Bytes::from_static(b"zstd body")
+        );
+        let bomb = zstd::encode_all(&vec![0u8; 5 * 1024 * 1024][..], 3).expect("zstd");
+        assert_eq!(
+            decode(Some("zstd"), Bytes::from(bomb), 1024),
+            Err(BodyError::TooLarge(1024))
+        );
+    }
+
+    #[test]
+    fn decodes_legacy_store_bodies() {
+        use base64::Engine as _;
+        let json = Bytes::from_static(b"{\"message\":\"x\"}");
+        assert_eq!(decode_legacy_store(json.clone(), 100).expect("json"), json);
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(&json).expect("write");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(z.finish().expect("finish"));
+        assert_eq!(
+            decode_legacy_store(Bytes::from(b64), 100).expect("legacy"),
+            json
+        );
+        let plain = base64::engine::general_purpose::STANDARD.encode(&json);
+        assert_eq!(
+            decode_legacy_store(Bytes::from(plain), 100).expect("base64 json"),
+            json
+        );
+        assert_eq!(
+            decode_legacy_store(Bytes::from_static(b"not base64!"), 100),
+            Err(BodyError::Corrupt)
         );
     }
 

@@ -82,6 +82,9 @@ impl KeyCache {
         }
         if let Err(error) = self.refresh_locked(&mut last).await {
             tracing::warn!(%error, "cannot refresh project keys");
+            // Count the failed attempt too, so an unreachable ClickHouse still costs one query
+            // per second, not one per request.
+            *last = Some(asked);
         }
         self.cached(public_key)
     }

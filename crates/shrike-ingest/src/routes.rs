@@ -49,6 +49,9 @@ pub enum IngestError {
     /// An event payload is not a JSON object.
     #[error("invalid event payload: {0}")]
     Event(String),
+    /// An envelope carries more than one event (Sentry allows one per envelope).
+    #[error("envelope contains more than one event item")]
+    DuplicateEvent,
     /// An event payload is larger than allowed.
     #[error("event exceeds {0} bytes")]
     EventTooLarge(usize),
@@ -60,9 +63,10 @@ pub enum IngestError {
 impl IngestError {
     fn status(&self) -> StatusCode {
         match self {
-            IngestError::BadProjectId | IngestError::Envelope(_) | IngestError::Event(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            IngestError::BadProjectId
+            | IngestError::Envelope(_)
+            | IngestError::Event(_)
+            | IngestError::DuplicateEvent => StatusCode::BAD_REQUEST,
             IngestError::Auth(AuthError::BadKey) => StatusCode::BAD_REQUEST,
             IngestError::Auth(_) => StatusCode::UNAUTHORIZED,
             IngestError::UnknownKey | IngestError::ProjectMismatch(_) => StatusCode::FORBIDDEN,
@@ -73,6 +77,7 @@ impl IngestError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
             IngestError::Body(BodyError::Corrupt) => StatusCode::BAD_REQUEST,
+            IngestError::Unavailable(BusError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
             IngestError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -179,6 +184,8 @@ fn check_event(payload: &[u8], limit: usize) -> Result<Option<Uuid>, IngestError
     if payload.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(IngestError::Event("not a json object".into()));
     }
+    // JSON is UTF-8; serde would skip over invalid bytes inside fields it does not read here.
+    std::str::from_utf8(payload).map_err(|e| IngestError::Event(format!("invalid utf-8: {e}")))?;
     let id: Id = serde_json::from_slice(payload).map_err(|e| IngestError::Event(e.to_string()))?;
     Ok(id
         .event_id
@@ -244,6 +251,9 @@ async fn envelope<P: Producer>(
     let envelope = Envelope::parse(body)?;
     // Validate every event first, so a request is accepted or refused as a whole.
     let mut events = Vec::new();
+    if envelope.items.iter().filter(|i| i.ty == "event").count() > 1 {
+        return Err(IngestError::DuplicateEvent);
+    }
     for item in envelope.items.iter().filter(|i| i.ty == "event") {
         let sdk_id = check_event(&item.payload, state.config.max_event_bytes)?;
         let id = envelope
@@ -272,6 +282,8 @@ async fn store<P: Producer>(
 ) -> Result<Response, IngestError> {
     let (project_id, body) =
         prepare(&state, &project, query.as_deref(), &headers, body, |_| None).await?;
+    // Old SDKs send base64 of zlib-compressed JSON.
+    let body = body::decode_legacy_store(body, state.config.max_event_bytes)?;
     let event_id = check_event(&body, state.config.max_event_bytes)?.unwrap_or_else(Uuid::new_v4);
     publish(&state, project_id, event_id, body).await?;
     Ok(id_response(Some(event_id)))

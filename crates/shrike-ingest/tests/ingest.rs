@@ -99,6 +99,16 @@ async fn post(
     .expect("request thread")
 }
 
+/// 200 MiB of zeros, gzip-compressed to about 200 KiB.
+fn gzip_bomb() -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let chunk = vec![0u8; 1024 * 1024];
+    for _ in 0..200 {
+        gz.write_all(&chunk).expect("gzip");
+    }
+    gz.finish().expect("gzip")
+}
+
 fn auth(key: &str) -> Vec<(String, String)> {
     vec![(
         "X-Sentry-Auth".into(),
@@ -177,6 +187,48 @@ async fn accepts_events_by_every_auth_route_and_encoding() {
     let raw = next_raw(&mut consumer).await;
     assert!(answer.contains(&raw.event_id.simple().to_string()));
 
+    // Brotli and zstd bodies, and the legacy base64+zlib store body of old SDKs.
+    let event = b"{\"event_id\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"message\":\"z\"}";
+    let zstd_body = zstd::encode_all(&event[..], 3).expect("zstd");
+    let headers = [
+        auth(&env.key),
+        vec![("Content-Encoding".into(), "zstd".into())],
+    ]
+    .concat();
+    assert_eq!(
+        post(env.port, "/api/1/store/", headers, zstd_body).await.0,
+        200
+    );
+    assert_eq!(next_raw(&mut consumer).await.payload, event.to_vec());
+    let mut br = Vec::new();
+    {
+        let mut writer = brotli::CompressorWriter::new(&mut br, 4096, 5, 22);
+        writer.write_all(event).expect("brotli");
+    }
+    let headers = [
+        auth(&env.key),
+        vec![("Content-Encoding".into(), "br".into())],
+    ]
+    .concat();
+    assert_eq!(post(env.port, "/api/1/store/", headers, br).await.0, 200);
+    assert_eq!(next_raw(&mut consumer).await.payload, event.to_vec());
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(event).expect("zlib");
+    use base64::Engine as _;
+    let legacy = base64::engine::general_purpose::STANDARD.encode(z.finish().expect("zlib"));
+    assert_eq!(
+        post(
+            env.port,
+            "/api/1/store/",
+            auth(&env.key),
+            legacy.into_bytes()
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(next_raw(&mut consumer).await.payload, event.to_vec());
+
     // Items other than events are accepted without an event.
     let body = b"{}\n{\"type\":\"session\"}\n{\"sid\":\"x\"}\n".to_vec();
     assert_eq!(
@@ -248,6 +300,38 @@ async fn answers_bad_requests_like_relay() {
             413,
         ),
         (
+            "two events in one envelope",
+            "/api/1/envelope/",
+            auth(&env.key),
+            b"{}\n{\"type\":\"event\"}\n{}\n{\"type\":\"event\"}\n{}\n".to_vec(),
+            400,
+        ),
+        (
+            "item length past the end",
+            "/api/1/envelope/",
+            auth(&env.key),
+            b"{}\n{\"type\":\"event\",\"length\":500}\n{}\n".to_vec(),
+            400,
+        ),
+        (
+            "invalid utf-8 in the event",
+            "/api/1/store/",
+            auth(&env.key),
+            b"{\"message\":\"\xff\xfe\"}".to_vec(),
+            400,
+        ),
+        (
+            "zip bomb",
+            "/api/1/store/",
+            [
+                auth(&env.key),
+                vec![("Content-Encoding".into(), "gzip".into())],
+            ]
+            .concat(),
+            gzip_bomb(),
+            413,
+        ),
+        (
             "unsupported encoding",
             "/api/1/store/",
             [
@@ -264,6 +348,20 @@ async fn answers_bad_requests_like_relay() {
         assert_eq!(status, expected, "{name}: {body}");
         assert!(body.contains("\"detail\""), "{name}: {body}");
     }
+    // Wrong method: Sentry's endpoints take POST only.
+    let port = env.port;
+    let get = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .write_all(b"GET /api/1/envelope/ HTTP/1.0\r\n\r\n")
+            .expect("write");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read");
+        response
+    })
+    .await
+    .expect("thread");
+    assert!(get.starts_with("HTTP/1.0 405"), "{get}");
     // The service is still up.
     assert_eq!(
         post(env.port, "/api/1/envelope/", auth(&env.key), envelope())

@@ -44,26 +44,47 @@ pub async fn run<C: Consumer, P: Producer>(
         };
         match process(&record) {
             Ok((key, payload)) => {
-                send_with_backoff(&producer, Topic::NormalizedEvents, &key, payload).await?;
-                metrics::counter!("shrike_normalizer_events_total").increment(1);
+                match send_with_backoff(&producer, Topic::NormalizedEvents, &key, payload).await {
+                    Ok(()) => metrics::counter!("shrike_normalizer_events_total").increment(1),
+                    Err(BusError::TooLarge(_)) => {
+                        dead_letter(&producer, &record, "normalized event too large").await?
+                    }
+                    Err(error) => return Err(error),
+                }
             }
-            Err(reason) => {
-                tracing::warn!(
-                    partition = record.partition,
-                    offset = record.offset,
-                    reason,
-                    "dead-lettering raw event"
-                );
-                metrics::counter!("shrike_normalizer_dead_letters_total").increment(1);
-                let letter = messages::dead_letter(&record, GROUP, &reason);
-                send_with_backoff(&producer, letter.topic, &letter.key, letter.payload).await?;
-            }
+            Err(reason) => dead_letter(&producer, &record, &reason).await?,
         }
         consumer.commit(&record)?;
     }
 }
 
-/// Sends, waiting while the bus is full or the broker unavailable; fails only when closed.
+async fn dead_letter<P: Producer>(
+    producer: &P,
+    record: &Record,
+    reason: &str,
+) -> Result<(), BusError> {
+    tracing::warn!(
+        partition = record.partition,
+        offset = record.offset,
+        reason,
+        "dead-lettering raw event"
+    );
+    metrics::counter!("shrike_normalizer_dead_letters_total").increment(1);
+    let letter = messages::dead_letter(record, GROUP, reason);
+    match send_with_backoff(producer, letter.topic, &letter.key, letter.payload).await {
+        Err(BusError::TooLarge(_)) => {
+            tracing::error!(
+                offset = record.offset,
+                "dead letter too large for its topic; record skipped"
+            );
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// Sends, waiting while the bus is full or the broker unavailable; fails when the bus is closed
+/// or the record can never fit.
 pub async fn send_with_backoff<P: Producer>(
     producer: &P,
     topic: Topic,

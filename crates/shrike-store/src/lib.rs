@@ -325,22 +325,28 @@ impl Store {
         to: u32,
     ) -> Result<Vec<IssueActivity>> {
         let db = &self.db;
+        // Each event counts at its first insertion: a redelivered copy inserted later must not
+        // make an old event look new.
         let stats: Vec<(u64, u64, u64, u32)> = self
             .client
             .query(&format!(
                 "SELECT issue_id,
-                        uniqExactIf(event_id, inserted_at >= toDateTime(?) AND inserted_at < toDateTime(?)) AS in_window,
-                        uniqExact(event_id) AS total,
-                        toUInt32(min(inserted_at)) AS first_inserted
-                 FROM {db}.events
-                 WHERE project_id = ? AND inserted_at < toDateTime(?) AND issue_id IN (
-                     SELECT DISTINCT issue_id FROM {db}.events
-                     WHERE project_id = ? AND inserted_at >= toDateTime(?) AND inserted_at < toDateTime(?))
+                        countIf(first_inserted >= toDateTime(?)) AS in_window,
+                        count() AS total,
+                        toUInt32(min(first_inserted)) AS first_seen_inserted
+                 FROM (
+                     SELECT issue_id, event_id, min(inserted_at) AS first_inserted
+                     FROM {db}.events
+                     WHERE project_id = ? AND inserted_at < toDateTime(?) AND issue_id IN (
+                         SELECT DISTINCT issue_id FROM {db}.events
+                         WHERE project_id = ? AND inserted_at >= toDateTime(?) AND inserted_at < toDateTime(?))
+                     GROUP BY issue_id, event_id
+                 )
                  GROUP BY issue_id
+                 HAVING in_window > 0
                  ORDER BY in_window DESC, issue_id"
             ))
             .bind(from)
-            .bind(to)
             .bind(project_id)
             .bind(to)
             .bind(project_id)

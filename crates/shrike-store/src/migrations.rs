@@ -56,8 +56,9 @@ fn initial(db: &str, _server: ServerVersion) -> Vec<String> {
         ),
         // One row per event. ReplacingMergeTree on (project_id, timestamp, event_id) collapses a
         // redelivered event: every field of a redelivery is identical, timestamp included, because
-        // it is derived from the same raw message. Readers count with uniqExact(event_id) or FINAL
-        // so duplicates not yet merged never show.
+        // it is derived from the same raw message. `keep_first` makes merges keep the earliest
+        // copy, so an event's `inserted_at` never moves forward (the alerter's windows rely on
+        // it). Readers count with uniqExact(event_id) or FINAL so unmerged duplicates never show.
         format!(
             "CREATE TABLE IF NOT EXISTS {db}.events (
                 project_id UInt64,
@@ -65,6 +66,7 @@ fn initial(db: &str, _server: ServerVersion) -> Vec<String> {
                 timestamp DateTime,
                 received DateTime,
                 inserted_at DateTime DEFAULT now(),
+                keep_first UInt32 DEFAULT 4294967295 - toUInt32(inserted_at),
                 issue_id UInt64,
                 primary_hash String,
                 platform String,
@@ -93,7 +95,7 @@ fn initial(db: &str, _server: ServerVersion) -> Vec<String> {
                 request_method String,
                 sdk_name String,
                 sdk_version String
-            ) ENGINE = ReplacingMergeTree()
+            ) ENGINE = ReplacingMergeTree(keep_first)
             PARTITION BY toDate(timestamp)
             ORDER BY (project_id, timestamp, event_id)"
         ),

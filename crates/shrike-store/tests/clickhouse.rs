@@ -129,3 +129,49 @@ async fn activity_windows_and_watermarks() {
     );
     assert_eq!(store.alert_watermark("c", 2).await.expect("read"), None);
 }
+
+#[tokio::test]
+async fn a_redelivered_copy_does_not_count_again_in_a_later_window() {
+    let (_dir, _server, store) = start().await;
+    let original = event(1, 10, Uuid::new_v4(), 1_000_000);
+    store
+        .insert_events(std::slice::from_ref(&original))
+        .await
+        .expect("insert");
+    let t0 = store.server_now().await.expect("now");
+    let first = store.issue_activity(1, 0, t0 + 1).await.expect("activity");
+    assert_eq!(
+        (first.len(), first[0].events_in_window, first[0].is_new),
+        (1, 1, true)
+    );
+
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    store.insert_events(&[original]).await.expect("redelivery");
+    let t1 = store.server_now().await.expect("now");
+    assert!(
+        store
+            .issue_activity(1, t0 + 1, t1 + 1)
+            .await
+            .expect("activity")
+            .is_empty()
+    );
+
+    store
+        .insert_events(&[event(1, 10, Uuid::new_v4(), 1_000_001)])
+        .await
+        .expect("a new event");
+    let t2 = store.server_now().await.expect("now");
+    let window = store
+        .issue_activity(1, t0 + 1, t2 + 1)
+        .await
+        .expect("activity");
+    assert_eq!(window.len(), 1);
+    assert_eq!(
+        (
+            window[0].events_in_window,
+            window[0].times_seen,
+            window[0].is_new
+        ),
+        (1, 2, false)
+    );
+}

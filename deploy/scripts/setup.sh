@@ -23,6 +23,8 @@ dpkg -s libssl-dev >/dev/null 2>&1 || apt_packages+=(libssl-dev)
 dpkg -s pkg-config >/dev/null 2>&1 || apt_packages+=(pkg-config)
 if [ "$want_test" = 1 ]; then
   python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_packages+=(python3-venv)
+  command -v node >/dev/null 2>&1 || apt_packages+=(nodejs)
+  command -v npm >/dev/null 2>&1 || apt_packages+=(npm)
 fi
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   echo "setup: installing ${apt_packages[*]}" >&2
@@ -37,10 +39,18 @@ if [ "$want_test" = 1 ]; then
     python3 -m venv "$venv"
   fi
   stamp="$venv/.shrike-requirements"
-  reqs="$(cat "$here/examples/django/requirements.txt"; echo 'aiosmtpd>=1.4')"
+  extra=('aiosmtpd>=1.4' 'sentry-cli>=2.0')
+  reqs="$(cat "$here/examples/django/requirements.txt"; printf '%s\n' "${extra[@]}")"
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$reqs" ]; then
     echo "setup: installing python test dependencies into $venv" >&2
-    "$venv/bin/pip" install -q --disable-pip-version-check -r "$here/examples/django/requirements.txt" 'aiosmtpd>=1.4'
+    "$venv/bin/pip" install -q --disable-pip-version-check -r "$here/examples/django/requirements.txt" "${extra[@]}"
     printf '%s' "$reqs" > "$stamp"
+  fi
+  # The JavaScript SDK for the protocol tests.
+  node_dir="${SHRIKE_NODE_DIR:-$HOME/.cache/shrike/node}"
+  if [ ! -f "$node_dir/node_modules/@sentry/node/package.json" ]; then
+    echo "setup: installing @sentry/node into $node_dir" >&2
+    mkdir -p "$node_dir"
+    (cd "$node_dir" && { [ -f package.json ] || npm init -y >/dev/null; } && npm install --silent --no-audit --no-fund @sentry/node >/dev/null)
   fi
 fi

@@ -7,6 +7,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
 bash deploy/scripts/setup.sh --test
 export SHRIKE_TEST_PYTHON="${SHRIKE_VENV:-$HOME/.cache/shrike/venv}/bin/python"
+export SHRIKE_TEST_NODE_MODULES="${SHRIKE_NODE_DIR:-$HOME/.cache/shrike/node}/node_modules"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shrike/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 

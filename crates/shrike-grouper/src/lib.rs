@@ -7,5 +7,6 @@
 pub mod fingerprint;
 pub mod rows;
 pub mod service;
+pub mod writers;
 
 pub use fingerprint::{Fingerprint, fingerprint};

@@ -5,14 +5,17 @@ use crate::{IngestConfig, KeyCache};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, Method};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use bytes::Bytes;
 use shrike_bus::messages::{self, pb};
 use shrike_bus::{BusError, Producer, Topic};
+use shrike_protocol::checkin::{CheckIn, CheckInError};
 use shrike_protocol::envelope::{Envelope, EnvelopeError};
 use shrike_protocol::{AuthError, ClientAuth, Dsn};
 use std::sync::Arc;
+use tower_http::cors::{Any, CorsLayer};
 use uuid::Uuid;
 
 /// What ingest needs to serve requests.
@@ -52,6 +55,12 @@ pub enum IngestError {
     /// An envelope carries more than one event (Sentry allows one per envelope).
     #[error("envelope contains more than one event item")]
     DuplicateEvent,
+    /// A check-in is malformed.
+    #[error("{0}")]
+    CheckIn(#[from] CheckInError),
+    /// A check-in payload is larger than allowed.
+    #[error("check-in exceeds {0} bytes")]
+    CheckInTooLarge(usize),
     /// An event payload is larger than allowed.
     #[error("event exceeds {0} bytes")]
     EventTooLarge(usize),
@@ -66,7 +75,9 @@ impl IngestError {
             IngestError::BadProjectId
             | IngestError::Envelope(_)
             | IngestError::Event(_)
-            | IngestError::DuplicateEvent => StatusCode::BAD_REQUEST,
+            | IngestError::DuplicateEvent
+            | IngestError::CheckIn(_) => StatusCode::BAD_REQUEST,
+            IngestError::CheckInTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             IngestError::Auth(AuthError::BadKey) => StatusCode::BAD_REQUEST,
             IngestError::Auth(_) => StatusCode::UNAUTHORIZED,
             IngestError::UnknownKey | IngestError::ProjectMismatch(_) => StatusCode::FORBIDDEN,
@@ -103,12 +114,45 @@ impl IntoResponse for IngestError {
 pub fn router<P: Producer>(state: IngestState<P>) -> Router {
     let limit = state.config.max_body_bytes;
     let state = Arc::new(state);
+    // Browser SDKs send cross-origin requests; Relay allows any origin on these endpoints.
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers(
+            [
+                "x-sentry-auth",
+                "x-requested-with",
+                "origin",
+                "accept",
+                "content-type",
+                "authentication",
+                "authorization",
+                "content-encoding",
+                "transfer-encoding",
+                "sentry-trace",
+                "baggage",
+            ]
+            .map(HeaderName::from_static),
+        )
+        .expose_headers(
+            ["x-sentry-error", "x-sentry-rate-limits", "retry-after"].map(HeaderName::from_static),
+        )
+        .max_age(std::time::Duration::from_secs(3600));
     Router::new()
         .route("/api/{project_id}/envelope/", post(envelope::<P>))
         .route("/api/{project_id}/envelope", post(envelope::<P>))
         .route("/api/{project_id}/store/", post(store::<P>))
         .route("/api/{project_id}/store", post(store::<P>))
+        .route(
+            "/api/{project_id}/cron/{monitor_slug}/{sentry_key}/",
+            get(cron::<P>).post(cron::<P>),
+        )
+        .route(
+            "/api/{project_id}/cron/{monitor_slug}/{sentry_key}",
+            get(cron::<P>).post(cron::<P>),
+        )
         .layer(DefaultBodyLimit::max(limit))
+        .layer(cors)
         .with_state(state)
 }
 
@@ -168,6 +212,75 @@ async fn prepare<P: Producer>(
         return Err(IngestError::ProjectMismatch(project_id));
     }
     Ok((project_id, body))
+}
+
+async fn publish_check_in<P: Producer>(
+    state: &IngestState<P>,
+    project_id: u64,
+    check_in: &CheckIn,
+    payload: Bytes,
+) -> Result<(), IngestError> {
+    let id = check_in.check_in_id.unwrap_or_else(Uuid::new_v4);
+    let message = pb::CheckIn {
+        meta: Some(messages::meta(
+            project_id,
+            id,
+            chrono::Utc::now().timestamp_millis(),
+        )),
+        monitor_slug: check_in.monitor_slug.clone(),
+        status: check_in.status.clone(),
+        payload: payload.to_vec(),
+    };
+    let key = format!("{project_id}:{}", check_in.monitor_slug);
+    state
+        .producer
+        .send(Topic::CheckIns, key.as_bytes(), messages::encode(&message))
+        .await?;
+    metrics::counter!("shrike_ingest_check_ins_total").increment(1);
+    Ok(())
+}
+
+/// `GET|POST /api/{project_id}/cron/{monitor_slug}/{sentry_key}/?status=ok`: a check-in without an
+/// SDK (curl at the end of a crontab line). Answers 202 like Sentry.
+async fn cron<P: Producer>(
+    State(state): State<Arc<IngestState<P>>>,
+    Path((project, slug, key)): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, IngestError> {
+    let project_id: u64 = project.parse().map_err(|_| IngestError::BadProjectId)?;
+    let auth = ClientAuth::resolve([Ok(ClientAuth {
+        public_key: key,
+        ..Default::default()
+    })])?;
+    let key = state
+        .keys
+        .get(&auth.public_key)
+        .await
+        .filter(|k| k.active)
+        .ok_or(IngestError::UnknownKey)?;
+    if key.project_id != project_id {
+        return Err(IngestError::ProjectMismatch(project_id));
+    }
+    let params: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let mut payload = serde_json::json!({
+        "monitor_slug": slug,
+        "status": params.get("status").cloned().unwrap_or_default(),
+    });
+    for field in ["check_in_id", "environment", "release"] {
+        if let Some(value) = params.get(field) {
+            payload[field] = serde_json::Value::String(value.clone());
+        }
+    }
+    if let Some(duration) = params.get("duration").and_then(|d| d.parse::<f64>().ok()) {
+        payload["duration"] = serde_json::json!(duration);
+    }
+    let bytes = Bytes::from(serde_json::to_vec(&payload).unwrap_or_default());
+    let check_in = CheckIn::parse(&bytes)?;
+    publish_check_in(&state, project_id, &check_in, bytes).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
 }
 
 /// Checks that an event payload is a JSON object within the size limit, and returns the event id
@@ -251,6 +364,15 @@ async fn envelope<P: Producer>(
     let envelope = Envelope::parse(body)?;
     // Validate every event first, so a request is accepted or refused as a whole.
     let mut events = Vec::new();
+    let mut check_ins = Vec::new();
+    for item in envelope.items.iter().filter(|i| i.ty == "check_in") {
+        if item.payload.len() > state.config.max_check_in_bytes {
+            return Err(IngestError::CheckInTooLarge(
+                state.config.max_check_in_bytes,
+            ));
+        }
+        check_ins.push((CheckIn::parse(&item.payload)?, item.payload.clone()));
+    }
     if envelope.items.iter().filter(|i| i.ty == "event").count() > 1 {
         return Err(IngestError::DuplicateEvent);
     }
@@ -269,6 +391,9 @@ async fn envelope<P: Producer>(
         .or(events.first().map(|(id, _)| *id));
     for (event_id, payload) in events {
         publish(&state, project_id, event_id, payload).await?;
+    }
+    for (check_in, payload) in check_ins {
+        publish_check_in(&state, project_id, &check_in, payload).await?;
     }
     Ok(id_response(response_id))
 }

@@ -15,3 +15,4 @@ pub use auth::{AuthError, ClientAuth};
 pub use dsn::{Dsn, DsnError};
 pub use envelope::{Envelope, EnvelopeError, Item};
 pub use event::Event;
+pub mod checkin;

@@ -417,6 +417,40 @@ impl Store {
         Ok(insert.end().await?)
     }
 
+    /// Inserts check-ins in one request.
+    pub async fn insert_check_ins(&self, rows: &[CheckInRow]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut insert = self.client.insert::<CheckInRow>("check_ins").await?;
+        for row in rows {
+            insert.write(row).await?;
+        }
+        Ok(insert.end().await?)
+    }
+
+    /// Distinct check-ins of a monitor as (check_in_id, status), oldest first.
+    pub async fn check_ins(
+        &self,
+        project_id: u64,
+        monitor_slug: &str,
+    ) -> Result<Vec<(String, String)>> {
+        Ok(self
+            .client
+            .query(&format!(
+                "SELECT DISTINCT toString(check_in_id), status, received FROM {}.check_ins
+                 WHERE project_id = ? AND monitor_slug = ? ORDER BY received, status",
+                self.db
+            ))
+            .bind(project_id)
+            .bind(monitor_slug)
+            .fetch_all::<(String, String, u32)>()
+            .await?
+            .into_iter()
+            .map(|(id, status, _)| (id, status))
+            .collect())
+    }
+
     /// Every (project, issue) pair with a description row.
     pub async fn issue_keys(&self) -> Result<Vec<(u64, u64)>> {
         Ok(self

@@ -29,11 +29,38 @@ pub struct Migration {
 }
 
 /// All migrations in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial schema",
-    statements: initial,
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial schema",
+        statements: initial,
+    },
+    Migration {
+        version: 2,
+        name: "cron monitor check-ins",
+        statements: check_ins,
+    },
+];
+
+fn check_ins(db: &str, _server: ServerVersion) -> Vec<String> {
+    // One row per check-in report; an `in_progress` check-in and its `ok` share `check_in_id`.
+    // Redeliveries collapse: every field, `received` included, comes from the same message.
+    vec![format!(
+        "CREATE TABLE IF NOT EXISTS {db}.check_ins (
+            project_id UInt64,
+            monitor_slug String,
+            check_in_id UUID,
+            status String,
+            duration Nullable(Float64),
+            environment String,
+            release String,
+            received DateTime,
+            inserted_at DateTime DEFAULT now()
+        ) ENGINE = ReplacingMergeTree()
+        PARTITION BY toDate(received)
+        ORDER BY (project_id, monitor_slug, received, check_in_id, status)"
+    )]
+}
 
 fn initial(db: &str, _server: ServerVersion) -> Vec<String> {
     vec![

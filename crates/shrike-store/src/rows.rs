@@ -219,3 +219,25 @@ pub struct IssueActivity {
     /// Culprit.
     pub culprit: String,
 }
+
+/// A row of `check_ins`.
+#[derive(Debug, Clone, Default, Row, Serialize, Deserialize, PartialEq)]
+pub struct CheckInRow {
+    /// Project.
+    pub project_id: u64,
+    /// Monitor slug.
+    pub monitor_slug: String,
+    /// Check-in id (shared by `in_progress` and its outcome).
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub check_in_id: Uuid,
+    /// `in_progress`, `ok` or `error`.
+    pub status: String,
+    /// Run time in seconds.
+    pub duration: Option<f64>,
+    /// Environment.
+    pub environment: String,
+    /// Release.
+    pub release: String,
+    /// When ingest received it.
+    pub received: u32,
+}

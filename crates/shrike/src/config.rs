@@ -80,6 +80,8 @@ pub struct IngestSection {
     pub max_decompressed_bytes: usize,
     /// Largest event, bytes.
     pub max_event_bytes: usize,
+    /// Largest check-in, bytes.
+    pub max_check_in_bytes: usize,
     /// Seconds between project key refreshes.
     pub key_refresh_secs: u64,
 }
@@ -93,6 +95,7 @@ impl Default for IngestSection {
             max_body_bytes: defaults.max_body_bytes,
             max_decompressed_bytes: defaults.max_decompressed_bytes,
             max_event_bytes: defaults.max_event_bytes,
+            max_check_in_bytes: defaults.max_check_in_bytes,
             key_refresh_secs: defaults.key_refresh.as_secs(),
         }
     }
@@ -270,6 +273,7 @@ impl Config {
             max_body_bytes: self.ingest.max_body_bytes,
             max_decompressed_bytes: self.ingest.max_decompressed_bytes,
             max_event_bytes: self.ingest.max_event_bytes,
+            max_check_in_bytes: self.ingest.max_check_in_bytes,
             key_refresh: std::time::Duration::from_secs(self.ingest.key_refresh_secs.max(1)),
         }
     }

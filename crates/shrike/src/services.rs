@@ -131,6 +131,28 @@ pub async fn grouper<C: FencedConsumer>(
     .await;
 }
 
+/// The check-in writer over any bus (runs beside the grouper).
+pub async fn check_in_writer<C: Consumer, P: Producer>(
+    make: impl FnMut() -> anyhow::Result<C>,
+    producer: P,
+    store: Store,
+    wait: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut make = make;
+    supervise("check-in writer", shutdown.clone(), || {
+        let consumer = make()?;
+        Ok(shrike_grouper::writers::check_ins(
+            consumer,
+            producer.clone(),
+            store.clone(),
+            wait,
+            shutdown.clone(),
+        ))
+    })
+    .await;
+}
+
 /// Runs one service against Kafka until SIGTERM or Ctrl-C.
 pub async fn run(config: Config, service: Service) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
@@ -198,7 +220,26 @@ pub async fn run(config: Config, service: Service) -> anyhow::Result<()> {
                     Some(producer.clone()),
                 )?)
             };
-            grouper(make, store, config.grouper(false), shutdown).await;
+            let make_writer = || {
+                Ok(KafkaConsumer::new(
+                    &kafka,
+                    shrike_grouper::writers::CHECK_IN_GROUP,
+                    &[Topic::CheckIns],
+                    None,
+                )?)
+            };
+            let wait = Duration::from_millis(config.grouper.batch_wait_ms);
+            let writer = check_in_writer(
+                make_writer,
+                producer.clone(),
+                store.clone(),
+                wait,
+                shutdown.clone(),
+            );
+            tokio::join!(
+                grouper(make, store, config.grouper(false), shutdown.clone()),
+                writer
+            );
         }
         Service::Alerter => {}
     }

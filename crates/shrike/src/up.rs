@@ -124,6 +124,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             shutdown.clone(),
         ))
     };
+    let check_ins = {
+        let (source, mut first) = (
+            bus.clone(),
+            Some(bus.consumer(Topic::CheckIns, shrike_grouper::writers::CHECK_IN_GROUP)),
+        );
+        let make = move || {
+            Ok(first.take().unwrap_or_else(|| {
+                source.consumer(Topic::CheckIns, shrike_grouper::writers::CHECK_IN_GROUP)
+            }))
+        };
+        let wait = Duration::from_millis(config.grouper.batch_wait_ms);
+        tokio::spawn(services::check_in_writer(
+            make,
+            bus.clone(),
+            store.clone(),
+            wait,
+            shutdown.clone(),
+        ))
+    };
     let alerter = alerter.map(|a| tokio::spawn(a.run(shutdown.clone())));
 
     let stop_http = CancellationToken::new();
@@ -156,6 +175,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     shutdown.cancel();
     let _ = normalizer.await;
     let _ = grouper.await;
+    let _ = check_ins.await;
     if let Some(alerter) = alerter {
         let _ = alerter.await;
     }

@@ -1,37 +1,94 @@
-//! Writers for the topics that go straight to a ClickHouse table: check-ins (and, later, outcomes).
+//! Writers for the topics that go straight to a ClickHouse table: check-ins and outcomes.
 //! At-least-once like everything else: a batch is inserted, then committed; redeliveries collapse
-//! in the table's ReplacingMergeTree. Undecodable records go to the dead-letter topic.
+//! in the tables' ReplacingMergeTree. Undecodable records go to the dead-letter topic.
 
 use shrike_bus::messages::{self, pb};
 use shrike_bus::{BusError, Consumer, Producer, Record};
 use shrike_protocol::checkin::CheckIn;
-use shrike_store::{CheckInRow, Store};
+use shrike_store::{CheckInRow, OutcomeRow, Store, StoreError};
+use std::future::Future;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
-/// The consumer group of the check-in writer.
-pub const CHECK_IN_GROUP: &str = "shrike-check-ins";
-
-/// Converts a check-in message to its row, or says why it cannot be.
-pub fn check_in_row(record: &Record) -> Result<CheckInRow, String> {
-    let message: pb::CheckIn = messages::decode(&record.payload).map_err(|e| e.to_string())?;
-    let (meta, check_in_id) =
-        messages::check_meta(message.meta.as_ref()).map_err(|e| e.to_string())?;
-    let check_in = CheckIn::parse(&message.payload).map_err(|e| e.to_string())?;
-    Ok(CheckInRow {
-        project_id: meta.project_id,
-        monitor_slug: check_in.monitor_slug,
-        check_in_id,
-        status: check_in.status,
-        duration: check_in.duration,
-        environment: check_in.environment.unwrap_or_else(|| "production".into()),
-        release: check_in.release.unwrap_or_default(),
-        received: u32::try_from(meta.received_ms.div_euclid(1000)).unwrap_or(0),
-    })
+/// A topic written to one table.
+pub trait TableWriter: Send + 'static {
+    /// The row type.
+    type Row: Send + Sync + 'static;
+    /// The consumer group.
+    const GROUP: &'static str;
+    /// Converts a record, or says why it cannot be.
+    fn row(record: &Record) -> Result<Self::Row, String>;
+    /// Inserts a batch.
+    fn insert(
+        store: &Store,
+        rows: &[Self::Row],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// Writes check-ins until `shutdown` fires; batches close at 1,000 rows or after `wait`.
-pub async fn check_ins<C: Consumer, P: Producer>(
+/// Check-ins into `check_ins`.
+pub struct CheckIns;
+
+impl TableWriter for CheckIns {
+    type Row = CheckInRow;
+    const GROUP: &'static str = "shrike-check-ins";
+
+    fn row(record: &Record) -> Result<CheckInRow, String> {
+        let message: pb::CheckIn = messages::decode(&record.payload).map_err(|e| e.to_string())?;
+        let (meta, check_in_id) =
+            messages::check_meta(message.meta.as_ref()).map_err(|e| e.to_string())?;
+        let check_in = CheckIn::parse(&message.payload).map_err(|e| e.to_string())?;
+        Ok(CheckInRow {
+            project_id: meta.project_id,
+            monitor_slug: check_in.monitor_slug,
+            check_in_id,
+            status: check_in.status,
+            duration: check_in.duration,
+            environment: check_in.environment.unwrap_or_else(|| "production".into()),
+            release: check_in.release.unwrap_or_default(),
+            received: u32::try_from(meta.received_ms.div_euclid(1000)).unwrap_or(0),
+        })
+    }
+
+    fn insert(
+        store: &Store,
+        rows: &[CheckInRow],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        store.insert_check_ins(rows)
+    }
+}
+
+/// Outcomes into `outcomes`.
+pub struct Outcomes;
+
+impl TableWriter for Outcomes {
+    type Row = OutcomeRow;
+    const GROUP: &'static str = "shrike-outcomes";
+
+    fn row(record: &Record) -> Result<OutcomeRow, String> {
+        let o: pb::Outcome = messages::decode(&record.payload).map_err(|e| e.to_string())?;
+        let id = Uuid::from_slice(&o.id).map_err(|_| "outcome without a valid id".to_owned())?;
+        Ok(OutcomeRow {
+            project_id: o.project_id,
+            timestamp: u32::try_from(o.timestamp_ms.div_euclid(1000)).unwrap_or(0),
+            category: o.category,
+            outcome: o.outcome,
+            reason: o.reason,
+            quantity: o.quantity,
+            id,
+        })
+    }
+
+    fn insert(
+        store: &Store,
+        rows: &[OutcomeRow],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        store.insert_outcomes(rows)
+    }
+}
+
+/// Writes `W`'s topic until `shutdown` fires; batches close at 1,000 rows or after `wait`.
+pub async fn run<W: TableWriter, C: Consumer, P: Producer>(
     mut consumer: C,
     producer: P,
     store: Store,
@@ -49,10 +106,16 @@ pub async fn check_ins<C: Consumer, P: Producer>(
                 () = &mut deadline, if last.is_some() => break,
                 () = shutdown.cancelled() => break,
             };
-            match check_in_row(&record) {
+            match W::row(&record) {
                 Ok(row) => rows.push(row),
                 Err(reason) => {
-                    let letter = messages::dead_letter(&record, CHECK_IN_GROUP, &reason);
+                    tracing::warn!(
+                        group = W::GROUP,
+                        offset = record.offset,
+                        reason,
+                        "dead-lettering record"
+                    );
+                    let letter = messages::dead_letter(&record, W::GROUP, &reason);
                     producer
                         .send(letter.topic, &letter.key, letter.payload)
                         .await?;
@@ -65,10 +128,10 @@ pub async fn check_ins<C: Consumer, P: Producer>(
         }
         if let Some(record) = last {
             let mut delay = Duration::from_millis(100);
-            while let Err(error) = store.insert_check_ins(&rows).await {
-                tracing::warn!(%error, rows = rows.len(), "check-in insert failed, retrying");
+            while let Err(error) = W::insert(&store, &rows).await {
+                tracing::warn!(group = W::GROUP, %error, rows = rows.len(), "insert failed, retrying");
                 if shutdown.is_cancelled() {
-                    return consumer.flush().await; // uncommitted: redelivered after restart
+                    return consumer.flush().await; // uncommitted: redelivered after a restart
                 }
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));

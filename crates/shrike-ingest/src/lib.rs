@@ -8,9 +8,13 @@
 
 mod body;
 mod keys;
+pub mod outcomes;
+pub mod quotas;
 mod routes;
 
 pub use keys::KeyCache;
+pub use outcomes::Outcomes;
+pub use quotas::{Quota, RateLimiter};
 pub use routes::{IngestError, IngestState, router};
 
 use std::time::Duration;
@@ -28,6 +32,8 @@ pub struct IngestConfig {
     pub max_check_in_bytes: usize,
     /// How often the key cache is refreshed from ClickHouse.
     pub key_refresh: Duration,
+    /// Rate limits.
+    pub quotas: Vec<Quota>,
 }
 
 impl Default for IngestConfig {
@@ -38,6 +44,7 @@ impl Default for IngestConfig {
             max_event_bytes: 1024 * 1024,
             max_check_in_bytes: 100 * 1024,
             key_refresh: Duration::from_secs(5),
+            quotas: Vec::new(),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! HTTP routes: `POST /api/{project_id}/envelope/` and `POST /api/{project_id}/store/`.
 
 use crate::body::{self, BodyError};
-use crate::{IngestConfig, KeyCache};
+use crate::quotas::Limited;
+use crate::{IngestConfig, KeyCache, Outcomes, RateLimiter};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -11,6 +12,7 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use shrike_bus::messages::{self, pb};
 use shrike_bus::{BusError, Producer, Topic};
+use shrike_protocol::category;
 use shrike_protocol::checkin::{CheckIn, CheckInError};
 use shrike_protocol::envelope::{Envelope, EnvelopeError};
 use shrike_protocol::{AuthError, ClientAuth, Dsn};
@@ -26,6 +28,33 @@ pub struct IngestState<P> {
     pub keys: KeyCache,
     /// Limits.
     pub config: IngestConfig,
+    /// Outcome counters (flushed by [`Outcomes::spawn_flusher`]).
+    pub outcomes: Outcomes,
+    limiter: RateLimiter,
+}
+
+impl<P> IngestState<P> {
+    /// Everything ingest needs; the rate limiter is built from `config.quotas`.
+    pub fn new(producer: P, keys: KeyCache, config: IngestConfig, outcomes: Outcomes) -> Self {
+        let limiter = RateLimiter::new(config.quotas.clone());
+        IngestState {
+            producer,
+            keys,
+            config,
+            outcomes,
+            limiter,
+        }
+    }
+
+    fn admit(&self, project_id: u64, key: &str, category: &str) -> Result<(), Limited> {
+        let now = chrono::Utc::now().timestamp().max(0) as u64;
+        self.limiter
+            .admit(project_id, key, category, 1, now)
+            .inspect_err(|limited| {
+                self.outcomes
+                    .record(project_id, category, "rate_limited", &limited.reason, 1);
+            })
+    }
 }
 
 /// Why a request was refused; each maps to the status Relay answers with.
@@ -64,6 +93,9 @@ pub enum IngestError {
     /// An event payload is larger than allowed.
     #[error("event exceeds {0} bytes")]
     EventTooLarge(usize),
+    /// Every item of the request exceeded a quota.
+    #[error("rate limited")]
+    RateLimited(Vec<Limited>),
     /// The bus did not accept the event.
     #[error("temporarily unable to accept events")]
     Unavailable(#[from] BusError),
@@ -88,6 +120,7 @@ impl IngestError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
             IngestError::Body(BodyError::Corrupt) => StatusCode::BAD_REQUEST,
+            IngestError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             IngestError::Unavailable(BusError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
             IngestError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -106,8 +139,43 @@ impl IntoResponse for IngestError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
+        if let IngestError::RateLimited(limits) = &self {
+            add_rate_limit_headers(&mut response, limits);
+        }
         response
     }
+}
+
+impl IngestError {
+    /// The reason recorded in the `invalid` outcome of a refused request.
+    fn outcome_reason(&self) -> Option<&'static str> {
+        Some(match self {
+            IngestError::Body(BodyError::TooLarge(_))
+            | IngestError::EventTooLarge(_)
+            | IngestError::CheckInTooLarge(_) => "too_large",
+            IngestError::Body(_) => "invalid_compression",
+            IngestError::Envelope(_) => "invalid_envelope",
+            IngestError::Event(_) => "invalid_json",
+            IngestError::DuplicateEvent => "duplicate_item",
+            IngestError::CheckIn(_) => "invalid_check_in",
+            _ => return None,
+        })
+    }
+}
+
+fn add_rate_limit_headers(response: &mut Response, limits: &[Limited]) {
+    let retry_after = limits.iter().map(|l| l.retry_after).max().unwrap_or(1);
+    let header_value = limits
+        .iter()
+        .map(Limited::header_entry)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Ok(value) = HeaderValue::from_str(&header_value) {
+        response.headers_mut().insert("x-sentry-rate-limits", value);
+    }
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
 }
 
 /// The ingest routes.
@@ -164,12 +232,21 @@ async fn prepare<P: Producer>(
     headers: &HeaderMap,
     body: Bytes,
     envelope_dsn: impl FnOnce(&Bytes) -> Option<String>,
-) -> Result<(u64, Bytes), IngestError> {
+) -> Result<(u64, String, Bytes), IngestError> {
     let project_id: u64 = project.parse().map_err(|_| IngestError::BadProjectId)?;
     let encoding = headers
         .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok());
-    let body = body::decode(encoding, body, state.config.max_decompressed_bytes)?;
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let limit = state.config.max_decompressed_bytes;
+    let body = if encoding.is_none() && body.len() < 64 * 1024 {
+        body::decode(None, body, limit)?
+    } else {
+        // Decompressing up to `limit` bytes must not stall the async runtime.
+        tokio::task::spawn_blocking(move || body::decode(encoding.as_deref(), body, limit))
+            .await
+            .map_err(|_| BodyError::Corrupt)??
+    };
     let mut candidates = Vec::new();
     for name in ["x-sentry-auth", "authorization"] {
         for value in headers.get_all(name) {
@@ -211,7 +288,7 @@ async fn prepare<P: Producer>(
     if key.project_id != project_id {
         return Err(IngestError::ProjectMismatch(project_id));
     }
-    Ok((project_id, body))
+    Ok((project_id, key.public_key, body))
 }
 
 async fn publish_check_in<P: Producer>(
@@ -279,7 +356,13 @@ async fn cron<P: Producer>(
     }
     let bytes = Bytes::from(serde_json::to_vec(&payload).unwrap_or_default());
     let check_in = CheckIn::parse(&bytes)?;
+    state
+        .admit(project_id, &key.public_key, "monitor")
+        .map_err(|limited| IngestError::RateLimited(vec![limited]))?;
     publish_check_in(&state, project_id, &check_in, bytes).await?;
+    state
+        .outcomes
+        .record(project_id, "monitor", "accepted", "", 1);
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
@@ -352,7 +435,7 @@ async fn envelope<P: Producer>(
             .ok()?
             .dsn
     };
-    let (project_id, body) = prepare(
+    let (project_id, key, body) = prepare(
         &state,
         &project,
         query.as_deref(),
@@ -361,41 +444,128 @@ async fn envelope<P: Producer>(
         header_dsn,
     )
     .await?;
-    let envelope = Envelope::parse(body)?;
-    // Validate every event first, so a request is accepted or refused as a whole.
-    let mut events = Vec::new();
-    let mut check_ins = Vec::new();
-    for item in envelope.items.iter().filter(|i| i.ty == "check_in") {
-        if item.payload.len() > state.config.max_check_in_bytes {
-            return Err(IngestError::CheckInTooLarge(
-                state.config.max_check_in_bytes,
-            ));
-        }
-        check_ins.push((CheckIn::parse(&item.payload)?, item.payload.clone()));
+    let result = envelope_items(&state, project_id, &key, body).await;
+    if let Err(error) = &result
+        && let Some(reason) = error.outcome_reason()
+    {
+        state
+            .outcomes
+            .record(project_id, "default", "invalid", reason, 1);
     }
+    result
+}
+
+/// Client reports: what the SDK dropped itself (rate limit back-off, full queues, sampling).
+#[derive(serde::Deserialize)]
+struct ClientReport {
+    #[serde(default)]
+    discarded_events: Vec<Discarded>,
+}
+
+#[derive(serde::Deserialize)]
+struct Discarded {
+    reason: String,
+    category: String,
+    quantity: u64,
+}
+
+async fn envelope_items<P: Producer>(
+    state: &IngestState<P>,
+    project_id: u64,
+    key: &str,
+    body: Bytes,
+) -> Result<Response, IngestError> {
+    let envelope = Envelope::parse(body)?;
+    // Validate everything first, so a request is accepted or refused as a whole.
     if envelope.items.iter().filter(|i| i.ty == "event").count() > 1 {
         return Err(IngestError::DuplicateEvent);
     }
-    for item in envelope.items.iter().filter(|i| i.ty == "event") {
-        let sdk_id = check_event(&item.payload, state.config.max_event_bytes)?;
-        let id = envelope
-            .header
-            .event_id
-            .or(sdk_id)
-            .unwrap_or_else(Uuid::new_v4);
-        events.push((id, item.payload.clone()));
+    let mut events = Vec::new();
+    let mut check_ins = Vec::new();
+    let mut others = Vec::new();
+    for item in &envelope.items {
+        match item.ty.as_str() {
+            "event" => {
+                let sdk_id = check_event(&item.payload, state.config.max_event_bytes)?;
+                let id = envelope
+                    .header
+                    .event_id
+                    .or(sdk_id)
+                    .unwrap_or_else(Uuid::new_v4);
+                events.push((id, item.payload.clone()));
+            }
+            "check_in" => {
+                if item.payload.len() > state.config.max_check_in_bytes {
+                    return Err(IngestError::CheckInTooLarge(
+                        state.config.max_check_in_bytes,
+                    ));
+                }
+                check_ins.push((CheckIn::parse(&item.payload)?, item.payload.clone()));
+            }
+            "client_report" => {
+                // A malformed report is the SDK's bookkeeping, not the user's data: skip it.
+                if let Ok(report) = serde_json::from_slice::<ClientReport>(&item.payload) {
+                    for d in report.discarded_events {
+                        state.outcomes.record(
+                            project_id,
+                            &d.category,
+                            "client_discard",
+                            &d.reason,
+                            d.quantity,
+                        );
+                    }
+                }
+            }
+            other => others.extend(category::for_item(other)),
+        }
     }
     let response_id = envelope
         .header
         .event_id
         .or(events.first().map(|(id, _)| *id));
+
+    // Rate limits, per item: limited items are dropped; if nothing is left, 429.
+    let mut limits: Vec<Limited> = Vec::new();
+    let counted = events.len() + check_ins.len() + others.len();
+    let mut keep = |category: &str| match state.admit(project_id, key, category) {
+        Ok(()) => true,
+        Err(limited) => {
+            if !limits.contains(&limited) {
+                limits.push(limited);
+            }
+            false
+        }
+    };
+    events.retain(|_| keep("error"));
+    check_ins.retain(|_| keep("monitor"));
+    others.retain(|category| keep(category));
+    if counted > 0 && events.is_empty() && check_ins.is_empty() && others.is_empty() {
+        return Err(IngestError::RateLimited(limits));
+    }
+
     for (event_id, payload) in events {
-        publish(&state, project_id, event_id, payload).await?;
+        publish(state, project_id, event_id, payload).await?;
+        state
+            .outcomes
+            .record(project_id, "error", "accepted", "", 1);
     }
     for (check_in, payload) in check_ins {
-        publish_check_in(&state, project_id, &check_in, payload).await?;
+        publish_check_in(state, project_id, &check_in, payload).await?;
+        state
+            .outcomes
+            .record(project_id, "monitor", "accepted", "", 1);
     }
-    Ok(id_response(response_id))
+    for category in others {
+        // Accepted and counted; not stored until Shrike supports the item type.
+        state
+            .outcomes
+            .record(project_id, category, "accepted", "", 1);
+    }
+    let mut response = id_response(response_id);
+    if !limits.is_empty() {
+        add_rate_limit_headers(&mut response, &limits);
+    }
+    Ok(response)
 }
 
 async fn store<P: Producer>(
@@ -405,11 +575,29 @@ async fn store<P: Producer>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, IngestError> {
-    let (project_id, body) =
+    let (project_id, key, body) =
         prepare(&state, &project, query.as_deref(), &headers, body, |_| None).await?;
-    // Old SDKs send base64 of zlib-compressed JSON.
-    let body = body::decode_legacy_store(body, state.config.max_event_bytes)?;
-    let event_id = check_event(&body, state.config.max_event_bytes)?.unwrap_or_else(Uuid::new_v4);
-    publish(&state, project_id, event_id, body).await?;
-    Ok(id_response(Some(event_id)))
+    let result = async {
+        // Old SDKs send base64 of zlib-compressed JSON.
+        let body = body::decode_legacy_store(body, state.config.max_event_bytes)?;
+        let event_id =
+            check_event(&body, state.config.max_event_bytes)?.unwrap_or_else(Uuid::new_v4);
+        state
+            .admit(project_id, &key, "error")
+            .map_err(|limited| IngestError::RateLimited(vec![limited]))?;
+        publish(&state, project_id, event_id, body).await?;
+        state
+            .outcomes
+            .record(project_id, "error", "accepted", "", 1);
+        Ok::<_, IngestError>(id_response(Some(event_id)))
+    }
+    .await;
+    if let Err(error) = &result
+        && let Some(reason) = error.outcome_reason()
+    {
+        state
+            .outcomes
+            .record(project_id, "error", "invalid", reason, 1);
+    }
+    result
 }

@@ -3,13 +3,15 @@
 use bytes::Bytes;
 use shrike_bus::messages::{self, pb};
 use shrike_bus::{Consumer, MemoryBus, Producer, Topic};
-use shrike_ingest::{IngestConfig, IngestState, KeyCache};
+use shrike_ingest::quotas::Scope;
+use shrike_ingest::{IngestConfig, IngestState, KeyCache, Outcomes, Quota};
 use shrike_store::local::LocalClickHouse;
 use shrike_store::{Store, StoreConfig};
 use std::io::{Read, Write};
 use std::time::Duration;
 
 struct Env {
+    outcomes: Outcomes,
     _dir: tempfile::TempDir,
     _server: LocalClickHouse,
     store: Store,
@@ -19,6 +21,10 @@ struct Env {
 }
 
 async fn start(capacity: usize) -> Env {
+    start_with(capacity, Vec::new()).await
+}
+
+async fn start_with(capacity: usize, quotas: Vec<Quota>) -> Env {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = LocalClickHouse::start(dir.path(), 0, 0)
         .await
@@ -38,19 +44,23 @@ async fn start(capacity: usize) -> Env {
     let bus = MemoryBus::new(capacity);
     let config = IngestConfig {
         max_event_bytes: 1000,
+        quotas,
         ..IngestConfig::default()
     };
-    let app = shrike_ingest::router(IngestState {
-        producer: bus.clone(),
+    let outcomes = Outcomes::default();
+    let app = shrike_ingest::router(IngestState::new(
+        bus.clone(),
         keys,
         config,
-    });
+        outcomes.clone(),
+    ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let port = listener.local_addr().expect("addr").port();
     tokio::spawn(async move { axum::serve(listener, app).await });
     Env {
+        outcomes,
         _dir: dir,
         _server: server,
         store,
@@ -417,4 +427,83 @@ async fn keys_created_after_start_work_at_once() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn quotas_answer_429_with_sentry_rate_limit_headers_and_count_outcomes() {
+    let quota = Quota {
+        scope: Scope::Key,
+        categories: vec!["error".into()],
+        limit: 2,
+        window_secs: 3600,
+        project_id: None,
+        reason: None,
+    };
+    let env = start_with(100, vec![quota]).await;
+    let mut consumer = env.bus.consumer(Topic::Outcomes, "check");
+    for _ in 0..2 {
+        assert_eq!(
+            post(env.port, "/api/1/envelope/", auth(&env.key), envelope())
+                .await
+                .0,
+            200
+        );
+    }
+    let port = env.port;
+    let key = env.key.clone();
+    let response = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let body = envelope();
+        let head = format!(
+            "POST /api/1/envelope/ HTTP/1.0\r\nX-Sentry-Auth: Sentry sentry_key={key}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).expect("write");
+        stream.write_all(&body).expect("write");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read");
+        response
+    })
+    .await
+    .expect("thread");
+    assert!(response.starts_with("HTTP/1.0 429"), "{response}");
+    let lower = response.to_ascii_lowercase();
+    assert!(
+        lower.contains("x-sentry-rate-limits: ") && lower.contains(":error:key:key_quota"),
+        "{response}"
+    );
+    assert!(lower.contains("retry-after: "), "{response}");
+    // Sessions are another category: still accepted, and the response is a plain 200.
+    let session = b"{}\n{\"type\":\"session\"}\n{\"sid\":\"x\"}\n".to_vec();
+    assert_eq!(
+        post(env.port, "/api/1/envelope/", auth(&env.key), session).await,
+        (200, "{}".into())
+    );
+    // A client report: the SDK's own drops become client_discard outcomes.
+    let report = b"{}\n{\"type\":\"client_report\"}\n{\"discarded_events\":[{\"reason\":\"ratelimit_backoff\",\"category\":\"error\",\"quantity\":5}]}\n".to_vec();
+    assert_eq!(
+        post(env.port, "/api/1/envelope/", auth(&env.key), report)
+            .await
+            .0,
+        200
+    );
+
+    env.outcomes.flush(&env.bus).await;
+    let mut totals = std::collections::BTreeMap::new();
+    while let Ok(Ok(record)) =
+        tokio::time::timeout(Duration::from_millis(300), consumer.recv()).await
+    {
+        let o: pb::Outcome = messages::decode(&record.payload).expect("outcome");
+        *totals.entry((o.category, o.outcome, o.reason)).or_insert(0) += o.quantity;
+    }
+    let expected: std::collections::BTreeMap<(String, String, String), u64> = [
+        (("error", "accepted", ""), 2),
+        (("error", "client_discard", "ratelimit_backoff"), 5),
+        (("error", "rate_limited", "key_quota"), 1),
+        (("session", "accepted", ""), 1),
+    ]
+    .into_iter()
+    .map(|((c, o, r), q)| ((c.to_owned(), o.to_owned(), r.to_owned()), q))
+    .collect();
+    assert_eq!(totals, expected);
 }

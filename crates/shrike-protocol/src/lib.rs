@@ -15,4 +15,5 @@ pub use auth::{AuthError, ClientAuth};
 pub use dsn::{Dsn, DsnError};
 pub use envelope::{Envelope, EnvelopeError, Item};
 pub use event::Event;
+pub mod category;
 pub mod checkin;

@@ -429,6 +429,36 @@ impl Store {
         Ok(insert.end().await?)
     }
 
+    /// Inserts outcomes in one request.
+    pub async fn insert_outcomes(&self, rows: &[OutcomeRow]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut insert = self.client.insert::<OutcomeRow>("outcomes").await?;
+        for row in rows {
+            insert.write(row).await?;
+        }
+        Ok(insert.end().await?)
+    }
+
+    /// Outcome totals of a project as (category, outcome, reason, quantity), redeliveries
+    /// collapsed.
+    pub async fn outcome_totals(
+        &self,
+        project_id: u64,
+    ) -> Result<Vec<(String, String, String, u64)>> {
+        Ok(self
+            .client
+            .query(&format!(
+                "SELECT category, outcome, reason, sum(quantity) FROM {}.outcomes FINAL
+                 WHERE project_id = ? GROUP BY category, outcome, reason ORDER BY category, outcome, reason",
+                self.db
+            ))
+            .bind(project_id)
+            .fetch_all()
+            .await?)
+    }
+
     /// Distinct check-ins of a monitor as (check_in_id, status), oldest first.
     pub async fn check_ins(
         &self,

@@ -52,6 +52,28 @@ impl LocalClickHouse {
         http_port: u16,
         tcp_port: u16,
     ) -> Result<Self, LocalServerError> {
+        // Ports picked by the OS can be taken by someone else before the server binds them;
+        // with picked ports, try a few times.
+        let attempts = if http_port == 0 || tcp_port == 0 {
+            3
+        } else {
+            1
+        };
+        let mut result = Self::start_once(dir, http_port, tcp_port).await;
+        for _ in 1..attempts {
+            if !matches!(result, Err(LocalServerError::NotReady { .. })) {
+                break;
+            }
+            result = Self::start_once(dir, http_port, tcp_port).await;
+        }
+        result
+    }
+
+    async fn start_once(
+        dir: &Path,
+        http_port: u16,
+        tcp_port: u16,
+    ) -> Result<Self, LocalServerError> {
         let io = |source| LocalServerError::Io {
             path: dir.to_owned(),
             source,

@@ -40,7 +40,30 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "cron monitor check-ins",
         statements: check_ins,
     },
+    Migration {
+        version: 3,
+        name: "outcomes",
+        statements: outcomes,
+    },
 ];
+
+fn outcomes(db: &str, _server: ServerVersion) -> Vec<String> {
+    // What happened to received items, per project, category, outcome, reason and minute. Each
+    // message has a unique id, so a redelivered message collapses; sum `quantity` over FINAL.
+    vec![format!(
+        "CREATE TABLE IF NOT EXISTS {db}.outcomes (
+            project_id UInt64,
+            timestamp DateTime,
+            category String,
+            outcome String,
+            reason String,
+            quantity UInt64,
+            id UUID
+        ) ENGINE = ReplacingMergeTree()
+        PARTITION BY toDate(timestamp)
+        ORDER BY (project_id, timestamp, category, outcome, reason, id)"
+    )]
+}
 
 fn check_ins(db: &str, _server: ServerVersion) -> Vec<String> {
     // One row per check-in report; an `in_progress` check-in and its `ok` share `check_in_id`.

@@ -241,3 +241,23 @@ pub struct CheckInRow {
     /// When ingest received it.
     pub received: u32,
 }
+
+/// A row of `outcomes`.
+#[derive(Debug, Clone, Default, Row, Serialize, Deserialize, PartialEq)]
+pub struct OutcomeRow {
+    /// Project.
+    pub project_id: u64,
+    /// Start of the minute.
+    pub timestamp: u32,
+    /// Data category.
+    pub category: String,
+    /// accepted, rate_limited, invalid, client_discard, ...
+    pub outcome: String,
+    /// Why.
+    pub reason: String,
+    /// How many items.
+    pub quantity: u64,
+    /// Message id (deduplication).
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub id: Uuid,
+}

@@ -8,7 +8,8 @@ use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusHandle;
 use shrike_bus::kafka::{KafkaConsumer, KafkaProducer};
 use shrike_bus::{Consumer, FencedConsumer, Producer, Topic};
-use shrike_ingest::{IngestState, KeyCache};
+use shrike_grouper::writers::TableWriter;
+use shrike_ingest::{IngestState, KeyCache, Outcomes};
 use shrike_store::Store;
 use std::future::Future;
 use std::time::Duration;
@@ -47,12 +48,11 @@ pub async fn serve_ingest<P: Producer>(
     let keys = KeyCache::new(store.clone());
     keys.refresh().await.context("loading project keys")?;
     let refresher = keys.spawn_refresher(config.ingest().key_refresh);
-    let app = shrike_ingest::router(IngestState {
-        producer,
-        keys,
-        config: config.ingest(),
-    })
-    .merge(crate::http::router(Some(store), metrics));
+    // Outcomes are flushed every second until ingest stops, then once more.
+    let outcomes = Outcomes::default();
+    let flusher = outcomes.spawn_flusher(producer.clone(), Duration::from_secs(1), stop.clone());
+    let state = IngestState::new(producer, keys, config.ingest(), outcomes);
+    let app = shrike_ingest::router(state).merge(crate::http::router(Some(store), metrics));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
@@ -65,6 +65,7 @@ pub async fn serve_ingest<P: Producer>(
             tracing::error!(%error, "ingest server failed");
         }
         refresher.abort();
+        let _ = flusher.await;
     }))
 }
 
@@ -131,8 +132,8 @@ pub async fn grouper<C: FencedConsumer>(
     .await;
 }
 
-/// The check-in writer over any bus (runs beside the grouper).
-pub async fn check_in_writer<C: Consumer, P: Producer>(
+/// A table writer (check-ins, outcomes) over any bus; runs beside the grouper.
+pub async fn table_writer<W: TableWriter, C: Consumer, P: Producer>(
     make: impl FnMut() -> anyhow::Result<C>,
     producer: P,
     store: Store,
@@ -140,9 +141,9 @@ pub async fn check_in_writer<C: Consumer, P: Producer>(
     shutdown: CancellationToken,
 ) {
     let mut make = make;
-    supervise("check-in writer", shutdown.clone(), || {
+    supervise(W::GROUP, shutdown.clone(), || {
         let consumer = make()?;
-        Ok(shrike_grouper::writers::check_ins(
+        Ok(shrike_grouper::writers::run::<W, C, P>(
             consumer,
             producer.clone(),
             store.clone(),
@@ -220,17 +221,21 @@ pub async fn run(config: Config, service: Service) -> anyhow::Result<()> {
                     Some(producer.clone()),
                 )?)
             };
-            let make_writer = || {
-                Ok(KafkaConsumer::new(
-                    &kafka,
-                    shrike_grouper::writers::CHECK_IN_GROUP,
-                    &[Topic::CheckIns],
-                    None,
-                )?)
-            };
             let wait = Duration::from_millis(config.grouper.batch_wait_ms);
-            let writer = check_in_writer(
-                make_writer,
+            let kafka_writer = |group: &'static str, topic: Topic| {
+                let kafka = kafka.clone();
+                move || Ok(KafkaConsumer::new(&kafka, group, &[topic], None)?)
+            };
+            use shrike_grouper::writers::{CheckIns, Outcomes as OutcomeWriter};
+            let check_ins = table_writer::<CheckIns, _, _>(
+                kafka_writer(CheckIns::GROUP, Topic::CheckIns),
+                producer.clone(),
+                store.clone(),
+                wait,
+                shutdown.clone(),
+            );
+            let outcomes = table_writer::<OutcomeWriter, _, _>(
+                kafka_writer(OutcomeWriter::GROUP, Topic::Outcomes),
                 producer.clone(),
                 store.clone(),
                 wait,
@@ -238,7 +243,8 @@ pub async fn run(config: Config, service: Service) -> anyhow::Result<()> {
             );
             tokio::join!(
                 grouper(make, store, config.grouper(false), shutdown.clone()),
-                writer
+                check_ins,
+                outcomes
             );
         }
         Service::Alerter => {}

@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::services;
 use anyhow::Context;
 use shrike_bus::{MemoryBus, Topic};
+use shrike_grouper::writers::{CheckIns, Outcomes as OutcomeWriter, TableWriter};
 use shrike_protocol::Dsn;
 use shrike_store::local::LocalClickHouse;
 use shrike_store::{Store, StoreConfig};
@@ -124,25 +125,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             shutdown.clone(),
         ))
     };
-    let check_ins = {
-        let (source, mut first) = (
-            bus.clone(),
-            Some(bus.consumer(Topic::CheckIns, shrike_grouper::writers::CHECK_IN_GROUP)),
-        );
-        let make = move || {
-            Ok(first.take().unwrap_or_else(|| {
-                source.consumer(Topic::CheckIns, shrike_grouper::writers::CHECK_IN_GROUP)
-            }))
-        };
-        let wait = Duration::from_millis(config.grouper.batch_wait_ms);
-        tokio::spawn(services::check_in_writer(
-            make,
-            bus.clone(),
-            store.clone(),
-            wait,
-            shutdown.clone(),
-        ))
-    };
+    let wait = Duration::from_millis(config.grouper.batch_wait_ms);
+    let check_ins = spawn_writer::<CheckIns>(&bus, Topic::CheckIns, &store, wait, &shutdown);
+    let outcomes = spawn_writer::<OutcomeWriter>(&bus, Topic::Outcomes, &store, wait, &shutdown);
     let alerter = alerter.map(|a| tokio::spawn(a.run(shutdown.clone())));
 
     let stop_http = CancellationToken::new();
@@ -176,6 +161,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let _ = normalizer.await;
     let _ = grouper.await;
     let _ = check_ins.await;
+    let _ = outcomes.await;
     if let Some(alerter) = alerter {
         let _ = alerter.await;
     }
@@ -183,13 +169,39 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Subscribes a table writer to `topic` now (so nothing produced later is missed) and runs it.
+fn spawn_writer<W: TableWriter>(
+    bus: &MemoryBus,
+    topic: Topic,
+    store: &Store,
+    wait: Duration,
+    shutdown: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let (source, mut first) = (bus.clone(), Some(bus.consumer(topic, W::GROUP)));
+    let make = move || {
+        Ok(first
+            .take()
+            .unwrap_or_else(|| source.consumer(topic, W::GROUP)))
+    };
+    tokio::spawn(services::table_writer::<W, _, _>(
+        make,
+        bus.clone(),
+        store.clone(),
+        wait,
+        shutdown.clone(),
+    ))
+}
+
 async fn drain(bus: &MemoryBus, limit: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + limit;
     while tokio::time::Instant::now() < deadline {
-        if [Topic::RawEvents, Topic::NormalizedEvents]
-            .iter()
-            .all(|t| bus.lag(*t) == 0)
-        {
+        let pipeline = [
+            Topic::RawEvents,
+            Topic::NormalizedEvents,
+            Topic::CheckIns,
+            Topic::Outcomes,
+        ];
+        if pipeline.iter().all(|t| bus.lag(*t) == 0) {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -51,7 +51,9 @@ fn real_clients_send_events_and_check_ins() {
         &config,
         format!(
             "data_dir = \"{}\"\n[clickhouse]\nlocal_http_port = {ch_http}\nlocal_tcp_port = {ch_tcp}\n\
-             [ingest]\nlisten = \"127.0.0.1:{ingest}\"\n[grouper]\nbatch_wait_ms = 100\n[alerter]\nenabled = false\n",
+             [ingest]\nlisten = \"127.0.0.1:{ingest}\"\n[grouper]\nbatch_wait_ms = 100\n[alerter]\nenabled = false\n\
+             [[ingest.quotas]]\nscope = \"project\"\ncategories = [\"error\"]\nlimit = 1\nwindow_secs = 60\n\
+             project_id = 2\nreason = \"burst\"\n",
             dir.join("data").display()
         ),
     )
@@ -259,6 +261,55 @@ fn real_clients_send_events_and_check_ins() {
         lower.contains("access-control-allow-headers:") && lower.contains("x-sentry-auth"),
         "{preflight}"
     );
+
+    // Rate limits: project 2 may send one error a minute. The Python SDK gets a 429 with
+    // X-Sentry-Rate-Limits for the second and then stops sending errors by itself: ingest sees
+    // exactly one accepted and one rate-limited error, and the SDK reports its own drops.
+    let limited_dsn = shrike_cli(&config, &["project", "create", "limited"])
+        .trim()
+        .to_owned();
+    assert!(limited_dsn.ends_with("/2"), "{limited_dsn}");
+    let script = "import sys, sentry_sdk\n\
+                  sentry_sdk.init(dsn=sys.argv[1])\n\
+                  for i in range(5):\n    sentry_sdk.capture_message(f'burst {i}')\n    sentry_sdk.flush(5)\n\
+                  sentry_sdk.get_client().close()\n";
+    let burst = Command::new(&python)
+        .args(["-c", script, &limited_dsn])
+        .status()
+        .expect("python runs");
+    assert!(burst.success());
+    let outcome = |outcome: &str| {
+        clickhouse(
+            ch_tcp,
+            &format!(
+                "SELECT sum(quantity) FROM shrike.outcomes FINAL WHERE project_id = 2 AND category = 'error' \
+                 AND outcome = '{outcome}'"
+            ),
+        )
+        .trim()
+        .parse::<u64>()
+        .unwrap_or(0)
+    };
+    wait_for("the sdk's client report", MINUTE, || {
+        (outcome("client_discard") >= 3).then_some(())
+    });
+    assert_eq!(outcome("accepted"), 1, "one error accepted");
+    assert_eq!(
+        outcome("rate_limited"),
+        1,
+        "the SDK stopped sending after the first 429"
+    );
+    let stored = clickhouse(
+        ch_tcp,
+        "SELECT count() FROM shrike.events WHERE project_id = 2",
+    );
+    assert_eq!(stored.trim(), "1");
+    // Project 1's outcomes account for what it sent.
+    let accepted = clickhouse(
+        ch_tcp,
+        "SELECT sum(quantity) FROM shrike.outcomes FINAL WHERE project_id = 1 AND outcome = 'accepted' AND category = 'error'",
+    );
+    assert_eq!(accepted.trim(), "3", "node, python and sentry-cli events");
     shrike.proc.terminate(Duration::from_secs(30));
 }
 

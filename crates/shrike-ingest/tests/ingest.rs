@@ -261,6 +261,27 @@ async fn answers_bad_requests_like_relay() {
             403,
         ),
         (
+            "unknown project",
+            "/api/999/envelope/",
+            auth(&env.key),
+            envelope(),
+            403,
+        ),
+        (
+            "conflicting keys in header and query",
+            "/api/1/envelope/?sentry_key=0123456789abcdef0123456789abcdef",
+            auth(&env.key),
+            envelope(),
+            401,
+        ),
+        (
+            "malformed envelope header",
+            "/api/1/envelope/",
+            auth(&env.key),
+            b"{\"event_id\": 12\n{\"type\":\"event\"}\n{}\n".to_vec(),
+            400,
+        ),
+        (
             "key of another project",
             "/api/2/envelope/",
             auth(&env.key),

@@ -1,5 +1,5 @@
 //! Protocol compatibility with real clients against `shrike up`: the JavaScript SDK
-//! (`@sentry/node`), plain sentry-python, `sentry-cli send-event`, cron check-ins from
+//! (`@sentry/node`), plain sentry-python, the `sentry` Rust crate, `sentry-cli send-event`, cron check-ins from
 //! `sentry-cli monitors run` and from the HTTP cron endpoint, and CORS preflights.
 
 mod common;
@@ -145,6 +145,40 @@ fn real_clients_send_events_and_check_ins() {
         (Some("qa"), Some("p1"))
     );
     assert_eq!(event["component"], "billing");
+
+    // The `sentry` Rust crate, in this very process.
+    {
+        let mut options = sentry::ClientOptions::default();
+        options.release = Some("rust@0.1.0".into());
+        options.environment = Some("ci".into());
+        options.attach_stacktrace = true;
+        let _guard = sentry::init((dsn.as_str(), options));
+        sentry::configure_scope(|scope| {
+            scope.set_tag("lang", "rust");
+            scope.set_user(Some(sentry::User {
+                id: Some("r1".into()),
+                ..Default::default()
+            }));
+        });
+        let error = "forty-two".parse::<u32>().expect_err("not a number");
+        sentry::capture_error(&error);
+        // Dropping the guard flushes the transport.
+    }
+    let event = wait_for("the rust event", MINUTE, || {
+        row(
+            ch_tcp,
+            "SELECT exception_type, exception_value, sdk_name, release, environment, user_id, \
+             tags.value[indexOf(tags.key, 'lang')] AS lang FROM shrike.events WHERE release = 'rust@0.1.0'",
+        )
+    });
+    assert_eq!(event["exception_type"], "ParseIntError");
+    assert_eq!(event["exception_value"], "invalid digit found in string");
+    assert_eq!(event["sdk_name"], "sentry.rust");
+    assert_eq!(
+        (event["environment"].as_str(), event["user_id"].as_str()),
+        (Some("ci"), Some("r1"))
+    );
+    assert_eq!(event["lang"], "rust");
 
     // sentry-cli send-event.
     let sent = Command::new(&cli)
@@ -309,7 +343,11 @@ fn real_clients_send_events_and_check_ins() {
         ch_tcp,
         "SELECT sum(quantity) FROM shrike.outcomes FINAL WHERE project_id = 1 AND outcome = 'accepted' AND category = 'error'",
     );
-    assert_eq!(accepted.trim(), "3", "node, python and sentry-cli events");
+    assert_eq!(
+        accepted.trim(),
+        "4",
+        "node, python, rust and sentry-cli events"
+    );
     shrike.proc.terminate(Duration::from_secs(30));
 }
 

@@ -29,6 +29,8 @@ pub enum Topic {
     IssueActivity,
     /// Cron monitor check-ins, keyed by `{project_id}:{monitor_slug}`.
     CheckIns,
+    /// Attachment chunks, keyed by event id.
+    Attachments,
     /// Outcomes of received items, keyed by project.
     Outcomes,
     /// Messages no consumer could process, with the reason.
@@ -37,11 +39,12 @@ pub enum Topic {
 
 impl Topic {
     /// Every topic.
-    pub const ALL: [Topic; 6] = [
+    pub const ALL: [Topic; 7] = [
         Topic::RawEvents,
         Topic::NormalizedEvents,
         Topic::IssueActivity,
         Topic::CheckIns,
+        Topic::Attachments,
         Topic::Outcomes,
         Topic::DeadLetter,
     ];
@@ -53,6 +56,7 @@ impl Topic {
             Topic::NormalizedEvents => "events-normalized",
             Topic::IssueActivity => "issue-activity",
             Topic::CheckIns => "check-ins",
+            Topic::Attachments => "attachments",
             Topic::Outcomes => "outcomes",
             Topic::DeadLetter => "dead-letter",
         }

@@ -5,7 +5,7 @@
 use shrike_bus::messages::{self, pb};
 use shrike_bus::{BusError, Consumer, Producer, Record};
 use shrike_protocol::checkin::CheckIn;
-use shrike_store::{CheckInRow, OutcomeRow, Store, StoreError};
+use shrike_store::{AttachmentChunkRow, CheckInRow, OutcomeRow, Store, StoreError};
 use std::future::Future;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -55,6 +55,43 @@ impl TableWriter for CheckIns {
         rows: &[CheckInRow],
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         store.insert_check_ins(rows)
+    }
+}
+
+/// Attachment chunks into `attachment_chunks`.
+pub struct Attachments;
+
+impl TableWriter for Attachments {
+    type Row = AttachmentChunkRow;
+    const GROUP: &'static str = "shrike-attachments";
+
+    fn row(record: &Record) -> Result<AttachmentChunkRow, String> {
+        let chunk: pb::AttachmentChunk =
+            messages::decode(&record.payload).map_err(|e| e.to_string())?;
+        let (meta, event_id) =
+            messages::check_meta(chunk.meta.as_ref()).map_err(|e| e.to_string())?;
+        let attachment_id = Uuid::from_slice(&chunk.attachment_id)
+            .map_err(|_| "attachment without a valid id".to_owned())?;
+        Ok(AttachmentChunkRow {
+            project_id: meta.project_id,
+            event_id,
+            attachment_id,
+            filename: chunk.filename,
+            content_type: chunk.content_type,
+            attachment_type: chunk.attachment_type,
+            chunk_index: chunk.chunk_index,
+            chunk_count: chunk.chunk_count,
+            size: chunk.size,
+            data: chunk.data,
+            received: u32::try_from(meta.received_ms.div_euclid(1000)).unwrap_or(0),
+        })
+    }
+
+    fn insert(
+        store: &Store,
+        rows: &[AttachmentChunkRow],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        store.insert_attachment_chunks(rows)
     }
 }
 

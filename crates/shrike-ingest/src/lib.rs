@@ -30,6 +30,8 @@ pub struct IngestConfig {
     pub max_event_bytes: usize,
     /// Largest check-in payload, bytes (Relay's default: 100 KiB).
     pub max_check_in_bytes: usize,
+    /// Largest attachment, bytes.
+    pub max_attachment_bytes: usize,
     /// How often the key cache is refreshed from ClickHouse.
     pub key_refresh: Duration,
     /// Rate limits.
@@ -43,6 +45,7 @@ impl Default for IngestConfig {
             max_decompressed_bytes: 100 * 1024 * 1024,
             max_event_bytes: 1024 * 1024,
             max_check_in_bytes: 100 * 1024,
+            max_attachment_bytes: 20 * 1024 * 1024,
             key_refresh: Duration::from_secs(5),
             quotas: Vec::new(),
         }

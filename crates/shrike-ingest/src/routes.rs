@@ -87,6 +87,12 @@ pub enum IngestError {
     /// A check-in is malformed.
     #[error("{0}")]
     CheckIn(#[from] CheckInError),
+    /// An attachment is larger than allowed.
+    #[error("attachment exceeds {0} bytes")]
+    AttachmentTooLarge(usize),
+    /// Attachments without an event id in the envelope header cannot be stored.
+    #[error("attachments need the envelope header's event_id")]
+    AttachmentWithoutEvent,
     /// A check-in payload is larger than allowed.
     #[error("check-in exceeds {0} bytes")]
     CheckInTooLarge(usize),
@@ -109,7 +115,10 @@ impl IngestError {
             | IngestError::Event(_)
             | IngestError::DuplicateEvent
             | IngestError::CheckIn(_) => StatusCode::BAD_REQUEST,
-            IngestError::CheckInTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            IngestError::CheckInTooLarge(_) | IngestError::AttachmentTooLarge(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            IngestError::AttachmentWithoutEvent => StatusCode::BAD_REQUEST,
             IngestError::Auth(AuthError::BadKey) => StatusCode::BAD_REQUEST,
             IngestError::Auth(_) => StatusCode::UNAUTHORIZED,
             IngestError::UnknownKey | IngestError::ProjectMismatch(_) => StatusCode::FORBIDDEN,
@@ -157,6 +166,8 @@ impl IngestError {
             IngestError::Envelope(_) => "invalid_envelope",
             IngestError::Event(_) => "invalid_json",
             IngestError::DuplicateEvent => "duplicate_item",
+            IngestError::AttachmentTooLarge(_) => "too_large",
+            IngestError::AttachmentWithoutEvent => "missing_event_id",
             IngestError::CheckIn(_) => "invalid_check_in",
             _ => return None,
         })
@@ -289,6 +300,47 @@ async fn prepare<P: Producer>(
         return Err(IngestError::ProjectMismatch(project_id));
     }
     Ok((project_id, key.public_key, body))
+}
+
+/// Attachments travel in chunks of this size, well under Kafka's default 1 MB message limit.
+const ATTACHMENT_CHUNK_BYTES: usize = 512 * 1024;
+
+async fn publish_attachment<P: Producer>(
+    state: &IngestState<P>,
+    project_id: u64,
+    event_id: Uuid,
+    item: &shrike_protocol::Item,
+) -> Result<(), IngestError> {
+    let attachment_id = Uuid::new_v4();
+    let received_ms = chrono::Utc::now().timestamp_millis();
+    let chunks: Vec<&[u8]> = if item.payload.is_empty() {
+        vec![&[][..]]
+    } else {
+        item.payload.chunks(ATTACHMENT_CHUNK_BYTES).collect()
+    };
+    let chunk_count = u32::try_from(chunks.len()).unwrap_or(u32::MAX);
+    for (index, data) in chunks.into_iter().enumerate() {
+        let message = pb::AttachmentChunk {
+            meta: Some(messages::meta(project_id, event_id, received_ms)),
+            attachment_id: attachment_id.as_bytes().to_vec(),
+            filename: item.filename.clone().unwrap_or_default(),
+            content_type: item.content_type.clone().unwrap_or_default(),
+            attachment_type: item
+                .attachment_type
+                .clone()
+                .unwrap_or_else(|| "event.attachment".into()),
+            chunk_index: u32::try_from(index).unwrap_or(u32::MAX),
+            chunk_count,
+            size: item.payload.len() as u64,
+            data: data.to_vec(),
+        };
+        let key = event_id.as_bytes();
+        state
+            .producer
+            .send(Topic::Attachments, key, messages::encode(&message))
+            .await?;
+    }
+    Ok(())
 }
 
 async fn publish_check_in<P: Producer>(
@@ -483,6 +535,7 @@ async fn envelope_items<P: Producer>(
     let mut events = Vec::new();
     let mut check_ins = Vec::new();
     let mut others = Vec::new();
+    let mut attachments = Vec::new();
     for item in &envelope.items {
         match item.ty.as_str() {
             "event" => {
@@ -501,6 +554,14 @@ async fn envelope_items<P: Producer>(
                     ));
                 }
                 check_ins.push((CheckIn::parse(&item.payload)?, item.payload.clone()));
+            }
+            "attachment" => {
+                if item.payload.len() > state.config.max_attachment_bytes {
+                    return Err(IngestError::AttachmentTooLarge(
+                        state.config.max_attachment_bytes,
+                    ));
+                }
+                attachments.push(item);
             }
             "client_report" => {
                 // A malformed report is the SDK's bookkeeping, not the user's data: skip it.
@@ -523,10 +584,15 @@ async fn envelope_items<P: Producer>(
         .header
         .event_id
         .or(events.first().map(|(id, _)| *id));
+    let attachment_event = match (attachments.is_empty(), response_id) {
+        (true, _) => None,
+        (false, Some(id)) => Some(id),
+        (false, None) => return Err(IngestError::AttachmentWithoutEvent),
+    };
 
     // Rate limits, per item: limited items are dropped; if nothing is left, 429.
     let mut limits: Vec<Limited> = Vec::new();
-    let counted = events.len() + check_ins.len() + others.len();
+    let counted = events.len() + check_ins.len() + others.len() + attachments.len();
     let mut keep = |category: &str| match state.admit(project_id, key, category) {
         Ok(()) => true,
         Err(limited) => {
@@ -539,7 +605,10 @@ async fn envelope_items<P: Producer>(
     events.retain(|_| keep("error"));
     check_ins.retain(|_| keep("monitor"));
     others.retain(|category| keep(category));
-    if counted > 0 && events.is_empty() && check_ins.is_empty() && others.is_empty() {
+    attachments.retain(|_| keep("attachment"));
+    let nothing_left =
+        events.is_empty() && check_ins.is_empty() && others.is_empty() && attachments.is_empty();
+    if counted > 0 && nothing_left {
         return Err(IngestError::RateLimited(limits));
     }
 
@@ -554,6 +623,15 @@ async fn envelope_items<P: Producer>(
         state
             .outcomes
             .record(project_id, "monitor", "accepted", "", 1);
+    }
+    if let Some(event_id) = attachment_event {
+        for item in attachments {
+            publish_attachment(state, project_id, event_id, item).await?;
+            let bytes = item.payload.len() as u64;
+            state
+                .outcomes
+                .record(project_id, "attachment", "accepted", "", bytes);
+        }
     }
     for category in others {
         // Accepted and counted; not stored until Shrike supports the item type.

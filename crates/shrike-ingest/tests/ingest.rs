@@ -528,3 +528,51 @@ async fn quotas_answer_429_with_sentry_rate_limit_headers_and_count_outcomes() {
     .collect();
     assert_eq!(totals, expected);
 }
+
+#[tokio::test]
+async fn attachments_travel_in_chunks_with_their_event() {
+    let env = start(100).await;
+    let mut chunks = env.bus.consumer(Topic::Attachments, "check");
+    let file: Vec<u8> = (0..1_200_000u32).map(|i| (i % 251) as u8).collect();
+    let mut body = format!(
+        "{{\"event_id\":\"{EVENT_ID}\"}}\n{{\"type\":\"event\"}}\n{{\"message\":\"with file\"}}\n\
+         {{\"type\":\"attachment\",\"length\":{},\"filename\":\"dump.bin\",\"content_type\":\"application/octet-stream\"}}\n",
+        file.len()
+    )
+    .into_bytes();
+    body.extend_from_slice(&file);
+    body.push(b'\n');
+    assert_eq!(
+        post(env.port, "/api/1/envelope/", auth(&env.key), body)
+            .await
+            .0,
+        200
+    );
+    let mut received = Vec::new();
+    for _ in 0..3 {
+        let record = tokio::time::timeout(Duration::from_secs(5), chunks.recv())
+            .await
+            .expect("chunk")
+            .expect("open");
+        let chunk: pb::AttachmentChunk = messages::decode(&record.payload).expect("decodes");
+        let (_, event_id) = messages::check_meta(chunk.meta.as_ref()).expect("meta");
+        assert_eq!(event_id.simple().to_string(), EVENT_ID);
+        assert_eq!(
+            (chunk.filename.as_str(), chunk.chunk_count, chunk.size),
+            ("dump.bin", 3, file.len() as u64)
+        );
+        assert!(chunk.data.len() <= 512 * 1024);
+        received.push((chunk.chunk_index, chunk.data));
+    }
+    received.sort();
+    let joined: Vec<u8> = received.into_iter().flat_map(|(_, d)| d).collect();
+    assert_eq!(joined, file);
+
+    let orphan = b"{}\n{\"type\":\"attachment\",\"filename\":\"a.txt\"}\nhello\n".to_vec();
+    assert_eq!(
+        post(env.port, "/api/1/envelope/", auth(&env.key), orphan)
+            .await
+            .0,
+        400
+    );
+}

@@ -53,6 +53,8 @@ struct RawItemHeader {
     filename: Option<String>,
     #[serde(default)]
     content_type: Option<String>,
+    #[serde(default)]
+    attachment_type: Option<String>,
 }
 
 /// One item of an envelope.
@@ -64,6 +66,8 @@ pub struct Item {
     pub filename: Option<String>,
     /// The payload's content type, when given.
     pub content_type: Option<String>,
+    /// For attachments: `event.attachment`, `event.minidump`, ...
+    pub attachment_type: Option<String>,
     /// The payload bytes.
     pub payload: Bytes,
 }
@@ -125,6 +129,7 @@ impl Envelope {
                 ty: raw.ty,
                 filename: raw.filename,
                 content_type: raw.content_type,
+                attachment_type: raw.attachment_type,
                 payload,
             });
         }

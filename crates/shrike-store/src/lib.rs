@@ -429,6 +429,21 @@ impl Store {
         Ok(insert.end().await?)
     }
 
+    /// Inserts attachment chunks in one request.
+    pub async fn insert_attachment_chunks(&self, rows: &[AttachmentChunkRow]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut insert = self
+            .client
+            .insert::<AttachmentChunkRow>("attachment_chunks")
+            .await?;
+        for row in rows {
+            insert.write(row).await?;
+        }
+        Ok(insert.end().await?)
+    }
+
     /// Inserts outcomes in one request.
     pub async fn insert_outcomes(&self, rows: &[OutcomeRow]) -> Result<()> {
         if rows.is_empty() {

@@ -45,7 +45,34 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "outcomes",
         statements: outcomes,
     },
+    Migration {
+        version: 4,
+        name: "attachments",
+        statements: attachments,
+    },
 ];
+
+fn attachments(db: &str, _server: ServerVersion) -> Vec<String> {
+    // Files attached to events, in chunks of at most 512 KiB; read one back with
+    // `arrayStringConcat(groupArray(data))` over its chunks ordered by `chunk_index`.
+    vec![format!(
+        "CREATE TABLE IF NOT EXISTS {db}.attachment_chunks (
+            project_id UInt64,
+            event_id UUID,
+            attachment_id UUID,
+            filename String,
+            content_type String,
+            attachment_type String,
+            chunk_index UInt32,
+            chunk_count UInt32,
+            size UInt64,
+            data String,
+            received DateTime
+        ) ENGINE = ReplacingMergeTree()
+        PARTITION BY toDate(received)
+        ORDER BY (project_id, event_id, attachment_id, chunk_index)"
+    )]
+}
 
 fn outcomes(db: &str, _server: ServerVersion) -> Vec<String> {
     // What happened to received items, per project, category, outcome, reason and minute. Each

@@ -261,3 +261,59 @@ pub struct OutcomeRow {
     #[serde(with = "clickhouse::serde::uuid")]
     pub id: Uuid,
 }
+
+/// A row of `attachment_chunks`.
+#[derive(Debug, Clone, Default, Row, Serialize, Deserialize, PartialEq)]
+pub struct AttachmentChunkRow {
+    /// Project.
+    pub project_id: u64,
+    /// The event the file is attached to.
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub event_id: Uuid,
+    /// The attachment.
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub attachment_id: Uuid,
+    /// File name.
+    pub filename: String,
+    /// Content type.
+    pub content_type: String,
+    /// `event.attachment`, `event.minidump`, ...
+    pub attachment_type: String,
+    /// Position of this chunk.
+    pub chunk_index: u32,
+    /// Number of chunks.
+    pub chunk_count: u32,
+    /// Size of the whole file.
+    pub size: u64,
+    /// The chunk's bytes.
+    #[serde(with = "serde_bytes_as_string")]
+    pub data: Vec<u8>,
+    /// When ingest received it.
+    pub received: u32,
+}
+
+/// Writes bytes as a ClickHouse `String` (RowBinary strings are length-prefixed bytes).
+mod serde_bytes_as_string {
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(bytes)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Vec<u8>, E> {
+                Ok(v.as_bytes().to_vec())
+            }
+        }
+        deserializer.deserialize_bytes(Visitor)
+    }
+}

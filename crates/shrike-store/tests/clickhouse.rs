@@ -16,7 +16,7 @@ async fn start() -> (tempfile::TempDir, LocalClickHouse, Store) {
         password: String::new(),
     })
     .expect("store");
-    assert_eq!(store.migrate().await.expect("migrate"), vec![1, 2, 3]);
+    assert_eq!(store.migrate().await.expect("migrate"), vec![1, 2, 3, 4]);
     (dir, server, store)
 }
 

@@ -82,6 +82,8 @@ pub struct IngestSection {
     pub max_event_bytes: usize,
     /// Largest check-in, bytes.
     pub max_check_in_bytes: usize,
+    /// Largest attachment, bytes.
+    pub max_attachment_bytes: usize,
     /// Rate limits (`[[ingest.quotas]]`); none by default.
     pub quotas: Vec<shrike_ingest::Quota>,
     /// Seconds between project key refreshes.
@@ -98,6 +100,7 @@ impl Default for IngestSection {
             max_decompressed_bytes: defaults.max_decompressed_bytes,
             max_event_bytes: defaults.max_event_bytes,
             max_check_in_bytes: defaults.max_check_in_bytes,
+            max_attachment_bytes: defaults.max_attachment_bytes,
             quotas: defaults.quotas,
             key_refresh_secs: defaults.key_refresh.as_secs(),
         }
@@ -277,6 +280,7 @@ impl Config {
             max_decompressed_bytes: self.ingest.max_decompressed_bytes,
             max_event_bytes: self.ingest.max_event_bytes,
             max_check_in_bytes: self.ingest.max_check_in_bytes,
+            max_attachment_bytes: self.ingest.max_attachment_bytes,
             quotas: self.ingest.quotas.clone(),
             key_refresh: std::time::Duration::from_secs(self.ingest.key_refresh_secs.max(1)),
         }

@@ -226,7 +226,7 @@ pub async fn run(config: Config, service: Service) -> anyhow::Result<()> {
                 let kafka = kafka.clone();
                 move || Ok(KafkaConsumer::new(&kafka, group, &[topic], None)?)
             };
-            use shrike_grouper::writers::{CheckIns, Outcomes as OutcomeWriter};
+            use shrike_grouper::writers::{Attachments, CheckIns, Outcomes as OutcomeWriter};
             let check_ins = table_writer::<CheckIns, _, _>(
                 kafka_writer(CheckIns::GROUP, Topic::CheckIns),
                 producer.clone(),
@@ -241,10 +241,18 @@ pub async fn run(config: Config, service: Service) -> anyhow::Result<()> {
                 wait,
                 shutdown.clone(),
             );
+            let attachments = table_writer::<Attachments, _, _>(
+                kafka_writer(Attachments::GROUP, Topic::Attachments),
+                producer.clone(),
+                store.clone(),
+                wait,
+                shutdown.clone(),
+            );
             tokio::join!(
                 grouper(make, store, config.grouper(false), shutdown.clone()),
                 check_ins,
-                outcomes
+                outcomes,
+                attachments
             );
         }
         Service::Alerter => {}

@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::services;
 use anyhow::Context;
 use shrike_bus::{MemoryBus, Topic};
-use shrike_grouper::writers::{CheckIns, Outcomes as OutcomeWriter, TableWriter};
+use shrike_grouper::writers::{Attachments, CheckIns, Outcomes as OutcomeWriter, TableWriter};
 use shrike_protocol::Dsn;
 use shrike_store::local::LocalClickHouse;
 use shrike_store::{Store, StoreConfig};
@@ -128,6 +128,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let wait = Duration::from_millis(config.grouper.batch_wait_ms);
     let check_ins = spawn_writer::<CheckIns>(&bus, Topic::CheckIns, &store, wait, &shutdown);
     let outcomes = spawn_writer::<OutcomeWriter>(&bus, Topic::Outcomes, &store, wait, &shutdown);
+    let attachments =
+        spawn_writer::<Attachments>(&bus, Topic::Attachments, &store, wait, &shutdown);
     let alerter = alerter.map(|a| tokio::spawn(a.run(shutdown.clone())));
 
     let stop_http = CancellationToken::new();
@@ -162,6 +164,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let _ = grouper.await;
     let _ = check_ins.await;
     let _ = outcomes.await;
+    let _ = attachments.await;
     if let Some(alerter) = alerter {
         let _ = alerter.await;
     }
@@ -200,6 +203,7 @@ async fn drain(bus: &MemoryBus, limit: Duration) -> bool {
             Topic::NormalizedEvents,
             Topic::CheckIns,
             Topic::Outcomes,
+            Topic::Attachments,
         ];
         if pipeline.iter().all(|t| bus.lag(*t) == 0) {
             return true;

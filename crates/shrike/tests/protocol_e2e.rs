@@ -180,6 +180,27 @@ fn real_clients_send_events_and_check_ins() {
     );
     assert_eq!(event["lang"], "rust");
 
+    // An attachment sent by sentry-python is stored with its event.
+    let script = "import sys, sentry_sdk\n\
+                  sentry_sdk.init(dsn=sys.argv[1], release='attach@1')\n\
+                  sentry_sdk.get_isolation_scope().add_attachment(bytes=b'line one\\nline two\\n', filename='job.log')\n\
+                  sentry_sdk.capture_message('job failed, log attached')\n\
+                  sentry_sdk.flush(10)\n";
+    let py = Command::new(&python)
+        .args(["-c", script, &dsn])
+        .status()
+        .expect("python runs");
+    assert!(py.success());
+    let attachment = wait_for("the attachment", MINUTE, || {
+        row(
+            ch_tcp,
+            "SELECT a.filename AS filename, a.data AS data, a.size AS size FROM shrike.attachment_chunks AS a \
+             WHERE a.event_id IN (SELECT event_id FROM shrike.events WHERE release = 'attach@1')",
+        )
+    });
+    assert_eq!(attachment["filename"], "job.log");
+    assert_eq!(attachment["data"], "line one\nline two\n");
+
     // sentry-cli send-event.
     let sent = Command::new(&cli)
         .args([
@@ -345,8 +366,8 @@ fn real_clients_send_events_and_check_ins() {
     );
     assert_eq!(
         accepted.trim(),
-        "4",
-        "node, python, rust and sentry-cli events"
+        "5",
+        "node, two python, rust and sentry-cli events"
     );
     shrike.proc.terminate(Duration::from_secs(30));
 }

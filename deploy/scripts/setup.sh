@@ -46,6 +46,11 @@ if [ "$want_test" = 1 ]; then
     "$venv/bin/pip" install -q --disable-pip-version-check -r "$here/examples/django/requirements.txt" "${extra[@]}"
     printf '%s' "$reqs" > "$stamp"
   fi
+  # cargo-fuzz for the bounded fuzzing run of the envelope parser.
+  if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "setup: installing cargo-fuzz" >&2
+    cargo install cargo-fuzz --locked --quiet
+  fi
   # The JavaScript SDK for the protocol tests.
   node_dir="${SHRIKE_NODE_DIR:-$HOME/.cache/shrike/node}"
   if [ ! -f "$node_dir/node_modules/@sentry/node/package.json" ]; then

@@ -13,6 +13,13 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# A bounded fuzzing run of the protocol parsers (libFuzzer via cargo-fuzz; RUSTC_BOOTSTRAP lets
+# the stable toolchain take the sanitizer flags). SHRIKE_FUZZ_SECONDS=0 skips it.
+fuzz_seconds="${SHRIKE_FUZZ_SECONDS:-30}"
+if [ "$fuzz_seconds" != 0 ]; then
+  (cd fuzz && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$HOME/.cache/shrike/fuzz-target" \
+    cargo fuzz run envelope -- -max_total_time="$fuzz_seconds" 2>&1 | tail -n 3)
+fi
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
 else

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 struct Env {
     outcomes: Outcomes,
+    keys: KeyCache,
     _dir: tempfile::TempDir,
     _server: LocalClickHouse,
     store: Store,
@@ -50,7 +51,7 @@ async fn start_with(capacity: usize, quotas: Vec<Quota>) -> Env {
     let outcomes = Outcomes::default();
     let app = shrike_ingest::router(IngestState::new(
         bus.clone(),
-        keys,
+        keys.clone(),
         config,
         outcomes.clone(),
     ));
@@ -61,6 +62,7 @@ async fn start_with(capacity: usize, quotas: Vec<Quota>) -> Env {
     tokio::spawn(async move { axum::serve(listener, app).await });
     Env {
         outcomes,
+        keys,
         _dir: dir,
         _server: server,
         store,
@@ -574,5 +576,48 @@ async fn attachments_travel_in_chunks_with_their_event() {
             .await
             .0,
         400
+    );
+}
+
+#[tokio::test]
+async fn disabled_keys_get_403() {
+    let env = start(100).await;
+    assert_eq!(
+        post(env.port, "/api/1/envelope/", auth(&env.key), envelope())
+            .await
+            .0,
+        200
+    );
+    assert!(
+        env.store
+            .set_key_active(&env.key, false)
+            .await
+            .expect("disable")
+    );
+    env.keys.refresh().await.expect("refresh");
+    assert_eq!(
+        post(env.port, "/api/1/envelope/", auth(&env.key), envelope())
+            .await
+            .0,
+        403
+    );
+    assert!(
+        env.store
+            .set_key_active(&env.key, true)
+            .await
+            .expect("enable")
+    );
+    env.keys.refresh().await.expect("refresh");
+    assert_eq!(
+        post(env.port, "/api/1/envelope/", auth(&env.key), envelope())
+            .await
+            .0,
+        200
+    );
+    assert!(
+        !env.store
+            .set_key_active("nosuchkey", false)
+            .await
+            .expect("lookup")
     );
 }

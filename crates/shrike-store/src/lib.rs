@@ -203,6 +203,31 @@ impl Store {
         })
     }
 
+    /// Enables or disables a key; returns false when there is no such key. Ingest notices within
+    /// `ingest.key_refresh_secs`.
+    pub async fn set_key_active(&self, public_key: &str, active: bool) -> Result<bool> {
+        let Some(key) = self
+            .keys()
+            .await?
+            .into_iter()
+            .find(|k| k.public_key == public_key)
+        else {
+            return Ok(false);
+        };
+        let mut insert = self.client.insert::<ProjectKeyRow>("project_keys").await?;
+        insert
+            .write(&ProjectKeyRow {
+                public_key: key.public_key,
+                project_id: key.project_id,
+                active: u8::from(active),
+                created_at: (now_ms() / 1000) as u32,
+                version: now_ms(),
+            })
+            .await?;
+        insert.end().await?;
+        Ok(true)
+    }
+
     /// Every project.
     pub async fn projects(&self) -> Result<Vec<Project>> {
         Ok(self

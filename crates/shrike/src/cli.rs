@@ -95,6 +95,16 @@ pub enum ProjectCommand {
     },
     /// List projects with their DSNs.
     List,
+    /// Disable a project key: ingest answers 403 to it (within `ingest.key_refresh_secs`).
+    DisableKey {
+        /// The public key (the DSN's user part).
+        key: String,
+    },
+    /// Enable a disabled project key again.
+    EnableKey {
+        /// The public key.
+        key: String,
+    },
 }
 
 /// `shrike issues ...`.

@@ -102,6 +102,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Project {
+            command: ProjectCommand::DisableKey { key },
+        } => set_key(&config, &key, false).await,
+        Command::Project {
+            command: ProjectCommand::EnableKey { key },
+        } => set_key(&config, &key, true).await,
+        Command::Project {
             command: ProjectCommand::List,
         } => {
             let store = existing_store(&config).await?;
@@ -140,6 +146,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn set_key(config: &Config, key: &str, active: bool) -> anyhow::Result<()> {
+    let store = existing_store(config).await?;
+    if !store.set_key_active(key, active).await? {
+        anyhow::bail!("no project key {key:?}");
+    }
+    println!("key {key} {}", if active { "enabled" } else { "disabled" });
+    Ok(())
 }
 
 /// Connects to the configured ClickHouse, or to the local one `shrike up` runs, and applies

@@ -16,6 +16,7 @@ use shrike_protocol::category;
 use shrike_protocol::checkin::{CheckIn, CheckInError};
 use shrike_protocol::envelope::{Envelope, EnvelopeError};
 use shrike_protocol::{AuthError, ClientAuth, Dsn};
+use shrike_store::ProjectKey;
 use std::sync::Arc;
 use tower_http::cors::{Any, CorsLayer};
 use uuid::Uuid;
@@ -290,16 +291,26 @@ async fn prepare<P: Producer>(
         }));
     }
     let auth = ClientAuth::resolve(candidates)?;
+    let key = authorize(state, project_id, &auth.public_key).await?;
+    Ok((project_id, key.public_key, body))
+}
+
+/// The key, when it is known, active and belongs to `project_id`.
+async fn authorize<P>(
+    state: &IngestState<P>,
+    project_id: u64,
+    public_key: &str,
+) -> Result<ProjectKey, IngestError> {
     let key = state
         .keys
-        .get(&auth.public_key)
+        .get(public_key)
         .await
         .filter(|k| k.active)
         .ok_or(IngestError::UnknownKey)?;
     if key.project_id != project_id {
         return Err(IngestError::ProjectMismatch(project_id));
     }
-    Ok((project_id, key.public_key, body))
+    Ok(key)
 }
 
 /// Attachments travel in chunks of this size, well under Kafka's default 1 MB message limit.
@@ -381,15 +392,7 @@ async fn cron<P: Producer>(
         public_key: key,
         ..Default::default()
     })])?;
-    let key = state
-        .keys
-        .get(&auth.public_key)
-        .await
-        .filter(|k| k.active)
-        .ok_or(IngestError::UnknownKey)?;
-    if key.project_id != project_id {
-        return Err(IngestError::ProjectMismatch(project_id));
-    }
+    let key = authorize(&state, project_id, &auth.public_key).await?;
     let params: std::collections::HashMap<String, String> =
         url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
             .into_owned()

@@ -72,20 +72,21 @@ async fn start_with(capacity: usize, quotas: Vec<Quota>) -> Env {
     }
 }
 
-/// Sends a raw HTTP/1.0 request from a blocking thread; returns status and body.
-async fn post(
+/// Sends a raw HTTP/1.0 request from a blocking thread; returns the whole response.
+async fn send(
     port: u16,
+    method: &str,
     path: &str,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
-) -> (u16, String) {
-    let path = path.to_owned();
+) -> String {
+    let head_line = format!(
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     tokio::task::spawn_blocking(move || {
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        let mut head = format!(
-            "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n",
-            body.len()
-        );
+        let mut head = head_line;
         for (k, v) in headers {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -94,21 +95,32 @@ async fn post(
         stream.write_all(&body).expect("write");
         let mut response = String::new();
         stream.read_to_string(&mut response).expect("read");
-        let status = response
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        (
-            status,
-            response
-                .split_once("\r\n\r\n")
-                .map(|(_, b)| b.to_owned())
-                .unwrap_or_default(),
-        )
+        response
     })
     .await
     .expect("request thread")
+}
+
+/// POSTs and returns status and body.
+async fn post(
+    port: u16,
+    path: &str,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+) -> (u16, String) {
+    let response = send(port, "POST", path, headers, body).await;
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (
+        status,
+        response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default(),
+    )
 }
 
 /// 200 MiB of zeros, gzip-compressed to about 200 KiB.
@@ -382,18 +394,7 @@ async fn answers_bad_requests_like_relay() {
         assert!(body.contains("\"detail\""), "{name}: {body}");
     }
     // Wrong method: Sentry's endpoints take POST only.
-    let port = env.port;
-    let get = tokio::task::spawn_blocking(move || {
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        stream
-            .write_all(b"GET /api/1/envelope/ HTTP/1.0\r\n\r\n")
-            .expect("write");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).expect("read");
-        response
-    })
-    .await
-    .expect("thread");
+    let get = send(env.port, "GET", "/api/1/envelope/", vec![], vec![]).await;
     assert!(get.starts_with("HTTP/1.0 405"), "{get}");
     // The service is still up.
     assert_eq!(
@@ -412,25 +413,14 @@ async fn a_full_bus_answers_503_with_retry_after() {
         .send(Topic::RawEvents, b"k", Bytes::from_static(b"x"))
         .await
         .expect("fills the topic");
-    let response = tokio::task::spawn_blocking({
-        let port = env.port;
-        let key = env.key.clone();
-        move || {
-            let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-            let body = envelope();
-            let head = format!(
-                "POST /api/1/envelope/ HTTP/1.0\r\nX-Sentry-Auth: Sentry sentry_key={key}\r\nContent-Length: {}\r\n\r\n",
-                body.len()
-            );
-            stream.write_all(head.as_bytes()).expect("write");
-            stream.write_all(&body).expect("write");
-            let mut response = String::new();
-            stream.read_to_string(&mut response).expect("read");
-            response
-        }
-    })
-    .await
-    .expect("thread");
+    let response = send(
+        env.port,
+        "POST",
+        "/api/1/envelope/",
+        auth(&env.key),
+        envelope(),
+    )
+    .await;
     assert!(response.starts_with("HTTP/1.0 503"), "{response}");
     assert!(
         response.to_ascii_lowercase().contains("retry-after: 1"),
@@ -472,23 +462,14 @@ async fn quotas_answer_429_with_sentry_rate_limit_headers_and_count_outcomes() {
             200
         );
     }
-    let port = env.port;
-    let key = env.key.clone();
-    let response = tokio::task::spawn_blocking(move || {
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        let body = envelope();
-        let head = format!(
-            "POST /api/1/envelope/ HTTP/1.0\r\nX-Sentry-Auth: Sentry sentry_key={key}\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
-        stream.write_all(head.as_bytes()).expect("write");
-        stream.write_all(&body).expect("write");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).expect("read");
-        response
-    })
-    .await
-    .expect("thread");
+    let response = send(
+        env.port,
+        "POST",
+        "/api/1/envelope/",
+        auth(&env.key),
+        envelope(),
+    )
+    .await;
     assert!(response.starts_with("HTTP/1.0 429"), "{response}");
     let lower = response.to_ascii_lowercase();
     assert!(

@@ -91,6 +91,21 @@ impl Store {
         })
     }
 
+    /// Inserts `rows` into `table` in one request (nothing for an empty batch).
+    async fn insert_rows<T>(&self, table: &str, rows: &[T]) -> Result<()>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowWrite,
+    {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut insert = self.client.insert::<T>(table).await?;
+        for row in rows {
+            insert.write(row).await?;
+        }
+        Ok(insert.end().await?)
+    }
+
     /// The database name.
     pub fn database(&self) -> &str {
         &self.db
@@ -167,16 +182,16 @@ impl Store {
             name: name.to_owned(),
         };
         let now = (now_ms() / 1000) as u32;
-        let mut insert = self.client.insert::<ProjectRow>("projects").await?;
-        insert
-            .write(&ProjectRow {
+        self.insert_rows(
+            "projects",
+            &[ProjectRow {
                 id: project.id,
                 name: project.name.clone(),
                 created_at: now,
                 version: now_ms(),
-            })
-            .await?;
-        insert.end().await?;
+            }],
+        )
+        .await?;
         let key = self.create_key(project.id).await?;
         Ok((project, key))
     }
@@ -185,17 +200,17 @@ impl Store {
     pub async fn create_key(&self, project_id: u64) -> Result<ProjectKey> {
         let public_key = hex::encode(rand::random::<[u8; 16]>());
         let now = (now_ms() / 1000) as u32;
-        let mut insert = self.client.insert::<ProjectKeyRow>("project_keys").await?;
-        insert
-            .write(&ProjectKeyRow {
+        self.insert_rows(
+            "project_keys",
+            &[ProjectKeyRow {
                 public_key: public_key.clone(),
                 project_id,
                 active: 1,
                 created_at: now,
                 version: now_ms(),
-            })
-            .await?;
-        insert.end().await?;
+            }],
+        )
+        .await?;
         Ok(ProjectKey {
             public_key,
             project_id,
@@ -214,17 +229,17 @@ impl Store {
         else {
             return Ok(false);
         };
-        let mut insert = self.client.insert::<ProjectKeyRow>("project_keys").await?;
-        insert
-            .write(&ProjectKeyRow {
+        self.insert_rows(
+            "project_keys",
+            &[ProjectKeyRow {
                 public_key: key.public_key,
                 project_id: key.project_id,
                 active: u8::from(active),
                 created_at: (now_ms() / 1000) as u32,
                 version: now_ms(),
-            })
-            .await?;
-        insert.end().await?;
+            }],
+        )
+        .await?;
         Ok(true)
     }
 
@@ -268,26 +283,12 @@ impl Store {
 
     /// Inserts a batch of events in one request.
     pub async fn insert_events(&self, rows: &[EventRow]) -> Result<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let mut insert = self.client.insert::<EventRow>("events").await?;
-        for row in rows {
-            insert.write(row).await?;
-        }
-        Ok(insert.end().await?)
+        self.insert_rows("events", rows).await
     }
 
     /// Inserts (or refreshes) issue descriptions in one request.
     pub async fn upsert_issues(&self, rows: &[IssueRow]) -> Result<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let mut insert = self.client.insert::<IssueRow>("issues").await?;
-        for row in rows {
-            insert.write(row).await?;
-        }
-        Ok(insert.end().await?)
+        self.insert_rows("issues", rows).await
     }
 
     /// The issues of a project, most recently seen first, with exact counts.
@@ -430,55 +431,31 @@ impl Store {
         project_id: u64,
         watermark: u32,
     ) -> Result<()> {
-        let mut insert = self.client.insert::<AlertStateRow>("alert_state").await?;
-        insert
-            .write(&AlertStateRow {
+        self.insert_rows(
+            "alert_state",
+            &[AlertStateRow {
                 check_name: check.to_owned(),
                 project_id,
                 watermark,
                 version: now_ms(),
-            })
-            .await?;
-        Ok(insert.end().await?)
+            }],
+        )
+        .await
     }
 
     /// Inserts check-ins in one request.
     pub async fn insert_check_ins(&self, rows: &[CheckInRow]) -> Result<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let mut insert = self.client.insert::<CheckInRow>("check_ins").await?;
-        for row in rows {
-            insert.write(row).await?;
-        }
-        Ok(insert.end().await?)
+        self.insert_rows("check_ins", rows).await
     }
 
     /// Inserts attachment chunks in one request.
     pub async fn insert_attachment_chunks(&self, rows: &[AttachmentChunkRow]) -> Result<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let mut insert = self
-            .client
-            .insert::<AttachmentChunkRow>("attachment_chunks")
-            .await?;
-        for row in rows {
-            insert.write(row).await?;
-        }
-        Ok(insert.end().await?)
+        self.insert_rows("attachment_chunks", rows).await
     }
 
     /// Inserts outcomes in one request.
     pub async fn insert_outcomes(&self, rows: &[OutcomeRow]) -> Result<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let mut insert = self.client.insert::<OutcomeRow>("outcomes").await?;
-        for row in rows {
-            insert.write(row).await?;
-        }
-        Ok(insert.end().await?)
+        self.insert_rows("outcomes", rows).await
     }
 
     /// Outcome totals of a project as (category, outcome, reason, quantity), redeliveries

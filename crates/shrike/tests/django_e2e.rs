@@ -76,22 +76,7 @@ fn django_errors_are_stored_grouped_and_emailed() {
     let config = write_config(dir, ingest_port, ch_http, ch_tcp, smtp_port);
     let maildir = dir.join("mail");
 
-    let _smtp = Proc::spawn(
-        "aiosmtpd",
-        Command::new(&python)
-            .args([
-                "-m",
-                "aiosmtpd",
-                "-n",
-                "-l",
-                &format!("127.0.0.1:{smtp_port}"),
-                "-c",
-                "aiosmtpd.handlers.Mailbox",
-            ])
-            .arg(&maildir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
+    let _smtp = start_smtp(&python, smtp_port, &maildir);
     let log = dir.join("shrike.log");
     let shrike = start_shrike(&config, &log);
     assert!(shrike.dsn.starts_with("http://"), "{}", shrike.dsn);

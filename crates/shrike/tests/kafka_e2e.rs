@@ -12,7 +12,7 @@ use shrike_bus::messages::{self, pb};
 use shrike_store::local::LocalClickHouse;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -143,22 +143,7 @@ fn services_over_kafka_store_group_and_alert_and_survive_an_outage() {
         "[alerter]\nschedule = \"*/2 * * * * *\"\nrecipients = [\"dev@example.com\"]\n[alerter.smtp]\nport = {smtp_port}\n"
     ));
     let maildir = cluster.dir.path().join("mail");
-    let _smtp = Proc::spawn(
-        "aiosmtpd",
-        Command::new(&python)
-            .args([
-                "-m",
-                "aiosmtpd",
-                "-n",
-                "-l",
-                &format!("127.0.0.1:{smtp_port}"),
-                "-c",
-                "aiosmtpd.handlers.Mailbox",
-            ])
-            .arg(&maildir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
+    let _smtp = start_smtp(&python, smtp_port, &maildir);
     let ingest = cluster.service("ingest");
     let _normalizer = cluster.service("normalizer");
     let _grouper = cluster.service("grouper");

@@ -348,3 +348,23 @@ pub fn kill_9(proc: Proc) {
     assert!(status.success(), "kill -9 {pid} failed");
     drop(proc);
 }
+
+/// Starts a real SMTP server (aiosmtpd) that stores each message as a file under `maildir/new`.
+pub fn start_smtp(python: &Path, port: u16, maildir: &Path) -> Proc {
+    Proc::spawn(
+        "aiosmtpd",
+        Command::new(python)
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
+            .arg(maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+}

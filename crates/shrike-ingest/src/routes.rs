@@ -500,12 +500,22 @@ async fn envelope<P: Producer>(
     )
     .await?;
     let result = envelope_items(&state, project_id, &key, body).await;
+    record_invalid(&state, project_id, "default", result)
+}
+
+/// Counts a refused request as an `invalid` outcome (when the refusal is about its content).
+fn record_invalid<P>(
+    state: &IngestState<P>,
+    project_id: u64,
+    category: &str,
+    result: Result<Response, IngestError>,
+) -> Result<Response, IngestError> {
     if let Err(error) = &result
         && let Some(reason) = error.outcome_reason()
     {
         state
             .outcomes
-            .record(project_id, "default", "invalid", reason, 1);
+            .record(project_id, category, "invalid", reason, 1);
     }
     result
 }
@@ -673,12 +683,5 @@ async fn store<P: Producer>(
         Ok::<_, IngestError>(id_response(Some(event_id)))
     }
     .await;
-    if let Err(error) = &result
-        && let Some(reason) = error.outcome_reason()
-    {
-        state
-            .outcomes
-            .record(project_id, "error", "invalid", reason, 1);
-    }
-    result
+    record_invalid(&state, project_id, "error", result)
 }

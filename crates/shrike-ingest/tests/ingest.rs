@@ -563,38 +563,25 @@ async fn attachments_travel_in_chunks_with_their_event() {
 #[tokio::test]
 async fn disabled_keys_get_403() {
     let env = start(100).await;
-    assert_eq!(
-        post(env.port, "/api/1/envelope/", auth(&env.key), envelope())
-            .await
-            .0,
-        200
-    );
-    assert!(
-        env.store
-            .set_key_active(&env.key, false)
-            .await
-            .expect("disable")
-    );
-    env.keys.refresh().await.expect("refresh");
-    assert_eq!(
-        post(env.port, "/api/1/envelope/", auth(&env.key), envelope())
-            .await
-            .0,
-        403
-    );
-    assert!(
-        env.store
-            .set_key_active(&env.key, true)
-            .await
-            .expect("enable")
-    );
-    env.keys.refresh().await.expect("refresh");
-    assert_eq!(
-        post(env.port, "/api/1/envelope/", auth(&env.key), envelope())
-            .await
-            .0,
-        200
-    );
+    let status = |env: &Env| {
+        let (port, key) = (env.port, env.key.clone());
+        async move {
+            post(port, "/api/1/envelope/", auth(&key), envelope())
+                .await
+                .0
+        }
+    };
+    assert_eq!(status(&env).await, 200);
+    for (active, expected) in [(false, 403), (true, 200)] {
+        assert!(
+            env.store
+                .set_key_active(&env.key, active)
+                .await
+                .expect("set key state")
+        );
+        env.keys.refresh().await.expect("refresh");
+        assert_eq!(status(&env).await, expected, "key active: {active}");
+    }
     assert!(
         !env.store
             .set_key_active("nosuchkey", false)

@@ -65,13 +65,14 @@ fn is_default(value: &str) -> bool {
 fn default_values(event: &NormalizedEvent) -> (&'static str, Vec<String>) {
     let mut values = Vec::new();
     let mut variant = "exception";
+    // Sentry's component order: an exception's stack trace (its frames, oldest first), then its
+    // type; the value counts only when no frame does.
     for exception in &event.exceptions {
         let frames: &[Frame] = exception
             .stacktrace
             .as_ref()
             .map(|s| s.frames.as_slice())
             .unwrap_or_default();
-        values.push(exception.ty.clone().unwrap_or_default());
         let in_app: Vec<&Frame> = frames.iter().filter(|f| f.in_app == Some(true)).collect();
         let contributing: Vec<&Frame> = if in_app.is_empty() {
             frames.iter().collect()
@@ -79,14 +80,22 @@ fn default_values(event: &NormalizedEvent) -> (&'static str, Vec<String>) {
             variant = "app";
             in_app
         };
-        if contributing.is_empty() {
-            values.push(exception.value.clone().unwrap_or_default());
-        } else if variant != "app" {
+        if !contributing.is_empty() && variant != "app" {
             variant = "system";
         }
-        for frame in contributing {
+        for frame in &contributing {
             values.push(frame_location(frame));
             values.push(frame.function.clone().unwrap_or_default());
+            // Python frames also group by their source line (as Sentry's snapshots show).
+            if event.platform == "python"
+                && let Some(line) = frame.context_line.as_deref()
+            {
+                values.push(line.trim().to_owned());
+            }
+        }
+        values.push(exception.ty.clone().unwrap_or_default());
+        if contributing.is_empty() {
+            values.push(exception.value.clone().unwrap_or_default());
         }
     }
     if !values.is_empty() {
@@ -95,7 +104,8 @@ fn default_values(event: &NormalizedEvent) -> (&'static str, Vec<String>) {
     if !event.message.is_empty() {
         return ("message", vec![event.message.clone()]);
     }
-    ("fallback", vec![event.title.clone()])
+    // Nothing to group by: every such event shares Sentry's fallback hash, md5("").
+    ("fallback", Vec::new())
 }
 
 /// The module, or else the file name's base name lowercased (paths differ between machines).
@@ -115,10 +125,10 @@ fn frame_location(frame: &Frame) -> String {
 }
 
 fn finish(variant: &'static str, values: Vec<String>) -> Fingerprint {
+    // Sentry hashes the contributing values' UTF-8 bytes, concatenated without separators.
     let mut md5 = Md5::new();
     for value in &values {
         md5.update(value.as_bytes());
-        md5.update([0u8]);
     }
     let hash = hex::encode(md5.finalize());
     Fingerprint {
@@ -203,7 +213,7 @@ mod tests {
     fn falls_back_to_system_frames_then_value() {
         let system = fingerprint(&error("E", "v", vec![frame("lib", "f", false)]));
         assert_eq!(system.variant, "system");
-        assert_eq!(system.values, vec!["E", "lib", "f"]);
+        assert_eq!(system.values, vec!["lib", "f", "E"]);
         let bare = fingerprint(&error("E", "v", vec![]));
         assert_eq!(bare.variant, "exception");
         assert_eq!(bare.values, vec!["E", "v"]);
@@ -221,6 +231,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(fingerprint(&f).variant, "fallback");
+        assert_eq!(fingerprint(&f).hash, "d41d8cd98f00b204e9800998ecf8427e");
     }
 
     #[test]
@@ -232,7 +243,7 @@ mod tests {
         e.fingerprint = Some(vec!["{{default}}".into(), "tenant-a".into()]);
         let hybrid = fingerprint(&e);
         assert_eq!(hybrid.variant, "fingerprint");
-        assert_eq!(hybrid.values, vec!["E", "m", "f", "tenant-a"]);
+        assert_eq!(hybrid.values, vec!["m", "f", "E", "tenant-a"]);
         e.fingerprint = Some(vec!["my-group".into()]);
         assert_eq!(fingerprint(&e).values, vec!["my-group"]);
     }

@@ -146,6 +146,9 @@ fn send_error(topic: Topic, error: KafkaError) -> BusError {
         KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => {
             BusError::QueueFull(topic.name())
         }
+        KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge) => {
+            BusError::TooLarge(topic.name())
+        }
         other => BusError::Unavailable(other.to_string()),
     }
 }
@@ -430,11 +433,9 @@ impl FencedConsumer for KafkaConsumer {
         if processed.iter().any(|r| r.generation != current) {
             return Err(BusError::Fenced);
         }
-        for record in records {
-            producer
-                .send(record.topic, &record.key, record.payload)
-                .await?;
-        }
+        // All sends at once, each awaited without a deadline: a record given up on could still
+        // arrive after the next owner re-read the topic.
+        producer.send_all_and_wait(records).await?;
         let offsets = self.offsets(processed)?;
         let consumer = self.consumer.clone();
         tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync))
@@ -538,9 +539,18 @@ pub async fn create_topics(
     let admin: AdminClient<rdkafka::client::DefaultClientContext> =
         config.client().create().map_err(setup)?;
     let names: Vec<String> = Topic::ALL.iter().map(|t| config.topic_name(*t)).collect();
+    let activity = config.topic_name(Topic::IssueActivity);
     let topics: Vec<NewTopic<'_>> = names
         .iter()
-        .map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(replication)))
+        .map(|n| {
+            let topic = NewTopic::new(n, partitions, TopicReplication::Fixed(replication));
+            // The grouper's record of announced issues: one record per issue key, kept forever.
+            if *n == activity {
+                topic.set("cleanup.policy", "compact")
+            } else {
+                topic
+            }
+        })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = admin

@@ -190,13 +190,14 @@ fn tags(sent: Vec<(String, String)>, event: &NormalizedEvent) -> Vec<(String, St
         ("url", &event.request_url),
     ];
     let mut out: Vec<(String, String)> = Vec::with_capacity(sent.len() + derived.len());
+    let mut seen = std::collections::HashSet::with_capacity(out.capacity());
     let derived = derived
         .into_iter()
         .filter(|(_, v)| !v.is_empty())
         .map(|(k, v)| (k.to_owned(), v.clone()));
     for (key, value) in sent.into_iter().chain(derived) {
         let key = truncate(key.trim(), MAX_TAG_CHARS);
-        if key.is_empty() || out.iter().any(|(k, _)| *k == key) {
+        if key.is_empty() || !seen.insert(key.clone()) {
             continue;
         }
         out.push((key, truncate(&value, MAX_TAG_CHARS)));

@@ -458,46 +458,6 @@ impl Store {
         self.insert_rows("outcomes", rows).await
     }
 
-    /// Outcome totals of a project as (category, outcome, reason, quantity), redeliveries
-    /// collapsed.
-    pub async fn outcome_totals(
-        &self,
-        project_id: u64,
-    ) -> Result<Vec<(String, String, String, u64)>> {
-        Ok(self
-            .client
-            .query(&format!(
-                "SELECT category, outcome, reason, sum(quantity) FROM {}.outcomes FINAL
-                 WHERE project_id = ? GROUP BY category, outcome, reason ORDER BY category, outcome, reason",
-                self.db
-            ))
-            .bind(project_id)
-            .fetch_all()
-            .await?)
-    }
-
-    /// Distinct check-ins of a monitor as (check_in_id, status), oldest first.
-    pub async fn check_ins(
-        &self,
-        project_id: u64,
-        monitor_slug: &str,
-    ) -> Result<Vec<(String, String)>> {
-        Ok(self
-            .client
-            .query(&format!(
-                "SELECT DISTINCT toString(check_in_id), status, received FROM {}.check_ins
-                 WHERE project_id = ? AND monitor_slug = ? ORDER BY received, status",
-                self.db
-            ))
-            .bind(project_id)
-            .bind(monitor_slug)
-            .fetch_all::<(String, String, u32)>()
-            .await?
-            .into_iter()
-            .map(|(id, status, _)| (id, status))
-            .collect())
-    }
-
     /// Every (project, issue) pair with a description row.
     pub async fn issue_keys(&self) -> Result<Vec<(u64, u64)>> {
         Ok(self

@@ -129,11 +129,6 @@ impl LocalClickHouse {
             log: log.display().to_string(),
         })
     }
-
-    /// The server's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
 }
 
 impl Drop for LocalClickHouse {

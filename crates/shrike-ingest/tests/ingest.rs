@@ -5,8 +5,8 @@ use shrike_bus::messages::{self, pb};
 use shrike_bus::{Consumer, MemoryBus, Producer, Topic};
 use shrike_ingest::quotas::Scope;
 use shrike_ingest::{IngestConfig, IngestState, KeyCache, Outcomes, Quota};
+use shrike_store::Store;
 use shrike_store::local::LocalClickHouse;
-use shrike_store::{Store, StoreConfig};
 use std::io::{Read, Write};
 use std::time::Duration;
 
@@ -30,13 +30,7 @@ async fn start_with(capacity: usize, quotas: Vec<Quota>) -> Env {
     let server = LocalClickHouse::start(dir.path(), 0, 0)
         .await
         .expect("clickhouse-server starts");
-    let store = Store::new(&StoreConfig {
-        url: server.url.clone(),
-        database: "shrike".into(),
-        user: "default".into(),
-        password: String::new(),
-    })
-    .expect("store");
+    let store = server.store("shrike").expect("store");
     store.migrate().await.expect("migrate");
     let (_, key) = store.create_project("one").await.expect("project");
     store.create_project("two").await.expect("project");

@@ -69,6 +69,16 @@ impl LocalClickHouse {
         result
     }
 
+    /// A store handle on this server for `database` (user `default`, no password).
+    pub fn store(&self, database: &str) -> Result<crate::Store, crate::StoreError> {
+        crate::Store::new(&crate::StoreConfig {
+            url: self.url.clone(),
+            database: database.to_owned(),
+            user: "default".into(),
+            password: String::new(),
+        })
+    }
+
     async fn start_once(
         dir: &Path,
         http_port: u16,

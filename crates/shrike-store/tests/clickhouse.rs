@@ -1,7 +1,7 @@
 //! Store tests against a real ClickHouse server (Debian's `clickhouse-server`, started per test).
 
 use shrike_store::local::LocalClickHouse;
-use shrike_store::{EventRow, IssueRow, Store, StoreConfig};
+use shrike_store::{EventRow, IssueRow, Store};
 use uuid::Uuid;
 
 async fn start() -> (tempfile::TempDir, LocalClickHouse, Store) {
@@ -9,13 +9,7 @@ async fn start() -> (tempfile::TempDir, LocalClickHouse, Store) {
     let server = LocalClickHouse::start(dir.path(), 0, 0)
         .await
         .expect("clickhouse-server starts");
-    let store = Store::new(&StoreConfig {
-        url: server.url.clone(),
-        database: "shrike_test".into(),
-        user: "default".into(),
-        password: String::new(),
-    })
-    .expect("store");
+    let store = server.store("shrike_test").expect("store");
     assert_eq!(store.migrate().await.expect("migrate"), vec![1, 2, 3, 4]);
     (dir, server, store)
 }

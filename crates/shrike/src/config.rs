@@ -66,6 +66,27 @@ impl Default for ClickHouseSection {
     }
 }
 
+impl ClickHouseSection {
+    /// The configured URL, or that of the local server `shrike up` manages.
+    pub fn effective_url(&self) -> String {
+        if self.url.is_empty() {
+            format!("http://127.0.0.1:{}", self.local_http_port)
+        } else {
+            self.url.clone()
+        }
+    }
+
+    /// A store handle for [`Self::effective_url`] with this section's database and credentials.
+    pub fn store(&self) -> Result<shrike_store::Store, shrike_store::StoreError> {
+        shrike_store::Store::new(&shrike_store::StoreConfig {
+            url: self.effective_url(),
+            database: self.database.clone(),
+            user: self.user.clone(),
+            password: self.password.clone(),
+        })
+    }
+}
+
 /// `[ingest]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -16,7 +16,7 @@ use clap::Parser;
 use cli::{Cli, Command, DevCommand, IssuesCommand, ProjectCommand, TopicsCommand};
 use config::Config;
 use services::Service;
-use shrike_store::{Store, StoreConfig};
+use shrike_store::Store;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -160,17 +160,8 @@ async fn set_key(config: &Config, key: &str, active: bool) -> anyhow::Result<()>
 /// Connects to the configured ClickHouse, or to the local one `shrike up` runs, and applies
 /// pending migrations: for admin commands and the per-service commands.
 pub async fn existing_store(config: &Config) -> anyhow::Result<Store> {
-    let url = if config.clickhouse.url.is_empty() {
-        format!("http://127.0.0.1:{}", config.clickhouse.local_http_port)
-    } else {
-        config.clickhouse.url.clone()
-    };
-    let store = Store::new(&StoreConfig {
-        url: url.clone(),
-        database: config.clickhouse.database.clone(),
-        user: config.clickhouse.user.clone(),
-        password: config.clickhouse.password.clone(),
-    })?;
+    let url = config.clickhouse.effective_url();
+    let store = config.clickhouse.store()?;
     store
         .server_version()
         .await

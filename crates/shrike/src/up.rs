@@ -10,8 +10,8 @@ use anyhow::Context;
 use shrike_bus::{MemoryBus, Topic};
 use shrike_grouper::writers::{Attachments, CheckIns, Outcomes as OutcomeWriter, TableWriter};
 use shrike_protocol::Dsn;
+use shrike_store::Store;
 use shrike_store::local::LocalClickHouse;
-use shrike_store::{Store, StoreConfig};
 use std::io::Write;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -20,28 +20,21 @@ use tokio_util::sync::CancellationToken;
 /// previous run left on the same port), and applies migrations.
 pub async fn connect(config: &Config) -> anyhow::Result<(Store, Option<LocalClickHouse>)> {
     let c = &config.clickhouse;
-    let (url, local) = if c.url.is_empty() {
-        let url = format!("http://127.0.0.1:{}", c.local_http_port);
-        if answers(&url, c).await {
-            tracing::info!(%url, "using the clickhouse server already running on the local port");
-            (url, None)
-        } else {
-            let dir = config.data_dir.join("clickhouse");
-            let server = LocalClickHouse::start(&dir, c.local_http_port, c.local_tcp_port)
-                .await
-                .context("starting the local clickhouse server")?;
-            tracing::info!(url = server.url, dir = %dir.display(), "started local clickhouse");
-            (server.url.clone(), Some(server))
-        }
+    let url = c.effective_url();
+    let store = c.store()?;
+    let local = if !c.url.is_empty() {
+        None
+    } else if answers(&store).await {
+        tracing::info!(%url, "using the clickhouse server already running on the local port");
+        None
     } else {
-        (c.url.clone(), None)
+        let dir = config.data_dir.join("clickhouse");
+        let server = LocalClickHouse::start(&dir, c.local_http_port, c.local_tcp_port)
+            .await
+            .context("starting the local clickhouse server")?;
+        tracing::info!(url = server.url, dir = %dir.display(), "started local clickhouse");
+        Some(server)
     };
-    let store = Store::new(&StoreConfig {
-        url: url.clone(),
-        database: c.database.clone(),
-        user: c.user.clone(),
-        password: c.password.clone(),
-    })?;
     let version = store
         .server_version()
         .await
@@ -51,15 +44,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<(Store, Option<LocalClic
     Ok((store, local))
 }
 
-async fn answers(url: &str, c: &crate::config::ClickHouseSection) -> bool {
-    let Ok(store) = Store::new(&StoreConfig {
-        url: url.to_owned(),
-        database: c.database.clone(),
-        user: c.user.clone(),
-        password: c.password.clone(),
-    }) else {
-        return false;
-    };
+async fn answers(store: &Store) -> bool {
     tokio::time::timeout(Duration::from_secs(2), store.server_version())
         .await
         .is_ok_and(|r| r.is_ok())

@@ -12,7 +12,6 @@ use shrike_bus::messages::{self, pb};
 use shrike_store::local::LocalClickHouse;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -160,11 +159,7 @@ fn services_over_kafka_store_group_and_alert_and_survive_an_outage() {
                   for _ in range(2):\n    try:\n        fail()\n    except Exception:\n        sentry_sdk.capture_exception()\n\
                   try:\n    int('x')\nexcept Exception:\n    sentry_sdk.capture_exception()\n\
                   sentry_sdk.flush(10)\n";
-    let sent = Command::new(&python)
-        .args(["-c", script, &cluster.dsn])
-        .status()
-        .expect("python runs");
-    assert!(sent.success());
+    run_python(&python, script, &cluster.dsn);
     wait_for("three events in clickhouse", MINUTE, || {
         (cluster.count("SELECT uniqExact(event_id) FROM shrike.events") == 3).then_some(())
     });

@@ -117,11 +117,7 @@ fn real_clients_send_events_and_check_ins() {
                   sentry_sdk.set_user({'id': 'p1'})\n\
                   sentry_sdk.capture_message('invoice 42 failed', level='warning')\n\
                   sentry_sdk.flush(10)\n";
-    let py = Command::new(&python)
-        .args(["-c", script, &dsn])
-        .status()
-        .expect("python runs");
-    assert!(py.success());
+    run_python(&python, script, &dsn);
     let event = wait_for("the python message", MINUTE, || {
         row(
             ch_tcp,
@@ -186,11 +182,7 @@ fn real_clients_send_events_and_check_ins() {
                   sentry_sdk.get_isolation_scope().add_attachment(bytes=b'line one\\nline two\\n', filename='job.log')\n\
                   sentry_sdk.capture_message('job failed, log attached')\n\
                   sentry_sdk.flush(10)\n";
-    let py = Command::new(&python)
-        .args(["-c", script, &dsn])
-        .status()
-        .expect("python runs");
-    assert!(py.success());
+    run_python(&python, script, &dsn);
     let attachment = wait_for("the attachment", MINUTE, || {
         row(
             ch_tcp,
@@ -328,11 +320,7 @@ fn real_clients_send_events_and_check_ins() {
                   sentry_sdk.init(dsn=sys.argv[1])\n\
                   for i in range(5):\n    sentry_sdk.capture_message(f'burst {i}')\n    sentry_sdk.flush(5)\n\
                   sentry_sdk.get_client().close()\n";
-    let burst = Command::new(&python)
-        .args(["-c", script, &limited_dsn])
-        .status()
-        .expect("python runs");
-    assert!(burst.success());
+    run_python(&python, script, &limited_dsn);
     let outcome = |outcome: &str| {
         clickhouse(
             ch_tcp,

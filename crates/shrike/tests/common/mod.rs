@@ -172,23 +172,30 @@ pub struct Shrike {
     pub dsn: String,
 }
 
-/// Starts `shrike --config CONFIG up` and waits for its DSN line.
-pub fn start_shrike(config: &Path, log: &Path) -> Shrike {
+/// `shrike --config CONFIG` with `RUST_LOG=info` and standard error appended to `log`.
+fn shrike_command(config: &Path, log: &Path) -> Command {
     let stderr = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .expect("log file");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_shrike"));
+    command
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stderr(stderr);
+    command
+}
+
+/// Starts `shrike --config CONFIG up` and waits for its DSN line.
+pub fn start_shrike(config: &Path, log: &Path) -> Shrike {
     let mut proc = Proc::spawn(
         "shrike up",
-        Command::new(env!("CARGO_BIN_EXE_shrike"))
-            .arg("--config")
-            .arg(config)
+        shrike_command(config, log)
             .arg("up")
-            .env("RUST_LOG", "info")
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr),
+            .stdout(Stdio::piped()),
     );
     let stdout = proc.child.stdout.take().expect("stdout");
     let (tx, rx) = mpsc::channel();
@@ -282,20 +289,12 @@ impl DevKafka {
 
 /// Starts `shrike dev kafka` with the topics of `config`'s prefix.
 pub fn start_dev_kafka(config: &Path, log: &Path, partitions: u32) -> DevKafka {
-    let stderr = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .expect("log file");
     let mut proc = Proc::spawn(
         "shrike dev kafka",
-        Command::new(env!("CARGO_BIN_EXE_shrike"))
-            .arg("--config")
-            .arg(config)
+        shrike_command(config, log)
             .args(["dev", "kafka", "--partitions", &partitions.to_string()])
             .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(stderr),
+            .stdout(Stdio::piped()),
     );
     let stdin = proc.child.stdin.take().expect("stdin");
     let stdout = proc.child.stdout.take().expect("stdout");
@@ -320,21 +319,12 @@ pub fn start_dev_kafka(config: &Path, log: &Path, partitions: u32) -> DevKafka {
 
 /// Starts a per-service command (`ingest`, `normalizer`, `grouper`, `alerter`) against Kafka.
 pub fn start_service(service: &str, config: &Path, bootstrap: &str, log: &Path) -> Proc {
-    let stderr = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .expect("log file");
     Proc::spawn(
         service,
-        Command::new(env!("CARGO_BIN_EXE_shrike"))
-            .arg("--config")
-            .arg(config)
+        shrike_command(config, log)
             .args(["--kafka", bootstrap, service])
-            .env("RUST_LOG", "info")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr),
+            .stdout(Stdio::null()),
     )
 }
 
@@ -367,4 +357,17 @@ pub fn start_smtp(python: &Path, port: u16, maildir: &Path) -> Proc {
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
     )
+}
+
+/// Runs `python -c SCRIPT DSN` (a real SDK sending to Shrike) and asserts it succeeded.
+pub fn run_python(python: &Path, script: &str, dsn: &str) {
+    let out = Command::new(python)
+        .args(["-c", script, dsn])
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "python script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -1,11 +1,11 @@
-//! Pure conversion of a normalized, fingerprinted event into the rows Shrike stores.
+//! Pure conversion of a normalized event and its grouping hash into the rows Shrike stores.
 
-use crate::Fingerprint;
+use crate::fingerprint::issue_id_for_hash;
 use shrike_bus::messages::NormalizedEvent;
 use shrike_store::{EventRow, IssueRow};
 
 /// Builds the `events` row.
-pub fn event_row(event: &NormalizedEvent, fp: &Fingerprint) -> EventRow {
+pub fn event_row(event: &NormalizedEvent, primary_hash: &str) -> EventRow {
     let main = event.exceptions.last();
     let frames = main
         .and_then(|e| e.stacktrace.as_ref())
@@ -18,8 +18,8 @@ pub fn event_row(event: &NormalizedEvent, fp: &Fingerprint) -> EventRow {
         event_id: event.event_id,
         timestamp: secs(event.timestamp_ms),
         received: secs(event.received_ms),
-        issue_id: fp.issue_id(),
-        primary_hash: fp.hash.clone(),
+        issue_id: issue_id_for_hash(primary_hash),
+        primary_hash: primary_hash.to_owned(),
         platform: event.platform.clone(),
         level: event.level.clone(),
         logger: event.logger.clone(),
@@ -68,12 +68,12 @@ pub fn event_row(event: &NormalizedEvent, fp: &Fingerprint) -> EventRow {
 }
 
 /// Builds the `issues` row describing the issue the event opened or updated.
-pub fn issue_row(event: &NormalizedEvent, fp: &Fingerprint, version: u64) -> IssueRow {
+pub fn issue_row(event: &NormalizedEvent, primary_hash: &str, version: u64) -> IssueRow {
     let main = event.exceptions.last();
     IssueRow {
         project_id: event.project_id,
-        issue_id: fp.issue_id(),
-        primary_hash: fp.hash.clone(),
+        issue_id: issue_id_for_hash(primary_hash),
+        primary_hash: primary_hash.to_owned(),
         title: event.title.clone(),
         culprit: event.culprit.clone(),
         ty: main.and_then(|e| e.ty.clone()).unwrap_or_default(),
@@ -125,7 +125,7 @@ mod tests {
             ..Default::default()
         };
         let fp = fingerprint(&event);
-        let row = event_row(&event, &fp);
+        let row = event_row(&event, &fp.hash);
         assert_eq!(row.timestamp, 1_700_000_000);
         assert_eq!(row.exception_type, "Main");
         assert_eq!(row.frame_filenames, vec!["/a.py"]);
@@ -134,7 +134,7 @@ mod tests {
         assert_eq!(row.tags_key, vec!["a", "b"]);
         assert_eq!(row.tags_value, vec!["1", "2"]);
         assert_eq!(row.issue_id, fp.issue_id());
-        let issue = issue_row(&event, &fp, 7);
+        let issue = issue_row(&event, &fp.hash, 7);
         assert_eq!(
             (issue.ty.as_str(), issue.value.as_str(), issue.version),
             ("Main", "v", 7)

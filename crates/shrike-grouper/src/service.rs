@@ -10,7 +10,7 @@
 //! input or `batch_wait` after their first event. A failed ClickHouse insert is retried and
 //! nothing is committed until it succeeds.
 
-use crate::fingerprint;
+use crate::fingerprint::{fingerprint, issue_id_for_hash};
 use crate::rows::{event_row, issue_row};
 use shrike_bus::messages::{self, pb};
 use shrike_bus::{BusError, FencedConsumer, Outgoing, Record, Topic};
@@ -44,7 +44,7 @@ struct Batch {
     events: Vec<EventRow>,
     issues: Vec<IssueRow>,
     outgoing: Vec<Outgoing>,
-    announcing: Vec<(u64, u64)>,
+    announcing: HashSet<(u64, u64)>,
     deadline: Option<Instant>,
 }
 
@@ -127,31 +127,34 @@ fn add(
         .and_then(|message| Ok((messages::read_normalized(&message)?, message)));
     match decoded {
         Ok((event, message)) => {
-            let mut fp = fingerprint(&event);
-            if !message.primary_hash.is_empty() {
-                // The normalizer keyed the record by this hash; keep them consistent.
-                fp.hash = message.primary_hash.clone();
-            }
-            let key = (event.project_id, fp.issue_id());
+            // The normalizer fingerprinted the event and keyed the record by its hash; only a
+            // message without one (an older producer) is fingerprinted here.
+            let hash = if message.primary_hash.is_empty() {
+                fingerprint(&event).hash
+            } else {
+                message.primary_hash.clone()
+            };
+            let issue_id = issue_id_for_hash(&hash);
+            let key = (event.project_id, issue_id);
             if !announced.contains(&key) && !batch.announcing.contains(&key) {
-                batch.issues.push(issue_row(&event, &fp, now_ms()));
+                batch.issues.push(issue_row(&event, &hash, now_ms()));
                 let activity = pb::IssueActivity {
                     meta: message.meta.clone(),
                     kind: pb::issue_activity::Kind::New as i32,
-                    issue_id: fp.issue_id(),
-                    primary_hash: fp.hash.clone(),
+                    issue_id,
+                    primary_hash: hash.clone(),
                     title: event.title.clone(),
                     culprit: event.culprit.clone(),
                     level: event.level.clone(),
                 };
                 batch.outgoing.push(Outgoing {
                     topic: Topic::IssueActivity,
-                    key: messages::issue_key(event.project_id, &fp.hash),
+                    key: messages::issue_key(event.project_id, &hash),
                     payload: messages::encode(&activity),
                 });
-                batch.announcing.push(key);
+                batch.announcing.insert(key);
             }
-            batch.events.push(event_row(&event, &fp));
+            batch.events.push(event_row(&event, &hash));
         }
         Err(error) => {
             tracing::warn!(partition = record.partition, offset = record.offset, %error, "dead-lettering normalized event");

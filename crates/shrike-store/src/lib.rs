@@ -5,10 +5,14 @@
 //! from the configured database name, which is validated. Inserts are RowBinary batches; callers
 //! batch (one insert per second per table is the target) rather than inserting row by row.
 
+mod issues;
+pub mod lifecycle;
 pub mod local;
 pub mod migrations;
 mod rows;
 
+pub use issues::IssueFilter;
+pub use lifecycle::{EffectiveStatus, IssueState, IssueStatus, IssueStatusRow, StatusChange};
 pub use rows::*;
 
 use clickhouse::Client;
@@ -44,6 +48,26 @@ pub enum StoreError {
     /// No project with that name or id.
     #[error("no project {0}")]
     NoProject(String),
+    /// The project has no issue with that id.
+    #[error("no issue {0} in this project")]
+    NoIssue(u64),
+    /// The issue was merged into another one; act on that one instead.
+    #[error("issue {issue} was merged into issue {into}")]
+    Merged {
+        /// The issue asked for.
+        issue: u64,
+        /// The issue that owns its hashes now.
+        into: u64,
+    },
+    /// An issue cannot be merged into itself.
+    #[error("cannot merge issue {0} into itself")]
+    SelfMerge(u64),
+    /// The project has no issue with that grouping hash.
+    #[error("no grouping hash {0:?} in this project")]
+    NoHash(String),
+    /// The hash already belongs to its own issue.
+    #[error("hash {0:?} is not merged into another issue")]
+    NotMerged(String),
 }
 
 /// The result type of this crate.
@@ -150,6 +174,27 @@ impl Store {
         let server = self.server_version().await?;
         let mut done = Vec::new();
         for migration in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+            for column in migration.columns {
+                let present: u64 = self
+                    .client
+                    .query(
+                        "SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?",
+                    )
+                    .bind(db)
+                    .bind(column.table)
+                    .bind(column.name)
+                    .fetch_one()
+                    .await?;
+                if present == 0 {
+                    let (table, name, definition) = (column.table, column.name, column.definition);
+                    self.client
+                        .query(&format!(
+                            "ALTER TABLE {db}.{table} ADD COLUMN {name} {definition}"
+                        ))
+                        .execute()
+                        .await?;
+                }
+            }
             for statement in (migration.statements)(db, server) {
                 self.client.query(&statement).execute().await?;
             }
@@ -291,119 +336,6 @@ impl Store {
         self.insert_rows("issues", rows).await
     }
 
-    /// The issues of a project, most recently seen first, with exact counts.
-    pub async fn list_issues(&self, project_id: u64, limit: u64) -> Result<Vec<IssueSummary>> {
-        let db = &self.db;
-        let stats: Vec<IssueStats> = self
-            .client
-            .query(&format!(
-                "SELECT issue_id, uniqExact(event_id) AS times_seen,
-                        toUInt32(min(timestamp)) AS first_seen, toUInt32(max(timestamp)) AS last_seen
-                 FROM {db}.events WHERE project_id = ?
-                 GROUP BY issue_id ORDER BY last_seen DESC, issue_id LIMIT ?"
-            ))
-            .bind(project_id)
-            .bind(limit)
-            .fetch_all()
-            .await?;
-        let described = self
-            .describe_issues(project_id, stats.iter().map(|s| s.issue_id))
-            .await?;
-        Ok(stats
-            .into_iter()
-            .map(|s| IssueSummary {
-                description: described.get(&s.issue_id).cloned(),
-                stats: s,
-            })
-            .collect())
-    }
-
-    async fn describe_issues(
-        &self,
-        project_id: u64,
-        ids: impl Iterator<Item = u64>,
-    ) -> Result<std::collections::HashMap<u64, IssueDescription>> {
-        let ids: Vec<u64> = ids.collect();
-        if ids.is_empty() {
-            return Ok(Default::default());
-        }
-        let rows: Vec<IssueDescription> = self
-            .client
-            .query(&format!(
-                "SELECT issue_id, argMax(title, version), argMax(culprit, version), argMax(level, version)
-                 FROM {}.issues WHERE project_id = ? AND has(?, issue_id) GROUP BY issue_id",
-                self.db
-            ))
-            .bind(project_id)
-            .bind(&ids)
-            .fetch_all()
-            .await?;
-        Ok(rows.into_iter().map(|r| (r.issue_id, r)).collect())
-    }
-
-    /// The issues of a project with events inserted in `[from, to)` (Unix seconds, server clock),
-    /// how many distinct events each had in the window, and whether the issue is new (its first
-    /// event was inserted in the window).
-    pub async fn issue_activity(
-        &self,
-        project_id: u64,
-        from: u32,
-        to: u32,
-    ) -> Result<Vec<IssueActivity>> {
-        let db = &self.db;
-        // Each event counts at its first insertion: a redelivered copy inserted later must not
-        // make an old event look new.
-        let stats: Vec<(u64, u64, u64, u32)> = self
-            .client
-            .query(&format!(
-                "SELECT issue_id,
-                        countIf(first_inserted >= toDateTime(?)) AS in_window,
-                        count() AS total,
-                        toUInt32(min(first_inserted)) AS first_seen_inserted
-                 FROM (
-                     SELECT issue_id, event_id, min(inserted_at) AS first_inserted
-                     FROM {db}.events
-                     WHERE project_id = ? AND inserted_at < toDateTime(?) AND issue_id IN (
-                         SELECT DISTINCT issue_id FROM {db}.events
-                         WHERE project_id = ? AND inserted_at >= toDateTime(?) AND inserted_at < toDateTime(?))
-                     GROUP BY issue_id, event_id
-                 )
-                 GROUP BY issue_id
-                 HAVING in_window > 0
-                 ORDER BY in_window DESC, issue_id"
-            ))
-            .bind(from)
-            .bind(project_id)
-            .bind(to)
-            .bind(project_id)
-            .bind(from)
-            .bind(to)
-            .fetch_all()
-            .await?;
-        let described = self
-            .describe_issues(project_id, stats.iter().map(|s| s.0))
-            .await?;
-        Ok(stats
-            .into_iter()
-            .map(
-                |(issue_id, in_window, total, first_inserted)| IssueActivity {
-                    issue_id,
-                    events_in_window: in_window,
-                    times_seen: total,
-                    is_new: first_inserted >= from,
-                    title: described
-                        .get(&issue_id)
-                        .map(|d| d.title.clone())
-                        .unwrap_or_default(),
-                    culprit: described
-                        .get(&issue_id)
-                        .map(|d| d.culprit.clone())
-                        .unwrap_or_default(),
-                },
-            )
-            .collect())
-    }
-
     /// The persisted watermark of an alert check for a project, Unix seconds.
     pub async fn alert_watermark(&self, check: &str, project_id: u64) -> Result<Option<u32>> {
         #[derive(clickhouse::Row, Deserialize)]
@@ -456,18 +388,6 @@ impl Store {
     /// Inserts outcomes in one request.
     pub async fn insert_outcomes(&self, rows: &[OutcomeRow]) -> Result<()> {
         self.insert_rows("outcomes", rows).await
-    }
-
-    /// Every (project, issue) pair with a description row.
-    pub async fn issue_keys(&self) -> Result<Vec<(u64, u64)>> {
-        Ok(self
-            .client
-            .query(&format!(
-                "SELECT DISTINCT project_id, issue_id FROM {}.issues",
-                self.db
-            ))
-            .fetch_all()
-            .await?)
     }
 
     /// Distinct events stored for a project (deduplicated by event id).

@@ -2,7 +2,8 @@
 //! at start-up.
 //!
 //! Every statement is idempotent (`IF NOT EXISTS`), so a migration interrupted half-way is simply
-//! applied again. The schema must run on ClickHouse 18.16 (Debian's, what CI runs) and on current
+//! applied again. ClickHouse 18.16 has no `ADD COLUMN IF NOT EXISTS`, so new columns are declared
+//! as [`NewColumn`]s, which the runner adds only when `system.columns` lacks them. The schema must run on ClickHouse 18.16 (Debian's, what CI runs) and on current
 //! ClickHouse; features newer than 18.16 (TTL, codecs, skipping indexes) must be gated on
 //! [`ServerVersion`]. Never edit a released migration: add a new one.
 
@@ -24,8 +25,20 @@ pub struct Migration {
     pub version: u32,
     /// Short description.
     pub name: &'static str,
+    /// Columns added to existing tables, before the statements run.
+    pub columns: &'static [NewColumn],
     /// Builds the statements for a database and server version.
     pub statements: fn(db: &str, server: ServerVersion) -> Vec<String>,
+}
+
+/// A column added to an existing table (skipped when the table already has it).
+pub struct NewColumn {
+    /// The table.
+    pub table: &'static str,
+    /// The column name.
+    pub name: &'static str,
+    /// Type and default, e.g. `String DEFAULT ''`.
+    pub definition: &'static str,
 }
 
 /// All migrations in order.
@@ -33,24 +46,73 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "initial schema",
+        columns: &[],
         statements: initial,
     },
     Migration {
         version: 2,
         name: "cron monitor check-ins",
+        columns: &[],
         statements: check_ins,
     },
     Migration {
         version: 3,
         name: "outcomes",
+        columns: &[],
         statements: outcomes,
     },
     Migration {
         version: 4,
         name: "attachments",
+        columns: &[],
         statements: attachments,
     },
+    Migration {
+        version: 5,
+        name: "issue lifecycle: statuses, merged hashes, grouping variant",
+        columns: &[NewColumn {
+            table: "events",
+            name: "grouping_variant",
+            definition: "String DEFAULT ''",
+        }],
+        statements: lifecycle,
+    },
 ];
+
+fn lifecycle(db: &str, _server: ServerVersion) -> Vec<String> {
+    vec![
+        // Every status change of an issue, written by the CLI (resolve, ignore, ...) and by the
+        // grouper (regressions). The row with the highest `version` is the current status; see
+        // `crate::lifecycle` for the meaning of each field. `inserted_at` is the server's clock,
+        // which the alerter compares with its windows.
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.issue_status (
+                project_id UInt64,
+                issue_id UInt64,
+                status String,
+                substatus String,
+                resolution UInt64,
+                resolved_in_release String,
+                ignore_until_count UInt64,
+                ignore_count_base UInt64,
+                ignore_until DateTime,
+                regression_event UUID,
+                version UInt64,
+                inserted_at DateTime DEFAULT now()
+            ) ENGINE = ReplacingMergeTree(version) ORDER BY (project_id, issue_id)"
+        ),
+        // Which issue a grouping hash belongs to when it is not its own (merges); a hash without
+        // a row belongs to the issue its own id names. Latest `version` wins.
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.issue_hashes (
+                project_id UInt64,
+                primary_hash String,
+                issue_id UInt64,
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version) ORDER BY (project_id, primary_hash)"
+        ),
+    ]
+}
 
 fn attachments(db: &str, _server: ServerVersion) -> Vec<String> {
     // Files attached to events, in chunks of at most 512 KiB; read one back with

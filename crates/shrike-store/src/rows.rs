@@ -127,6 +127,8 @@ pub struct EventRow {
     pub sdk_name: String,
     /// SDK version.
     pub sdk_version: String,
+    /// The grouping variant that produced `primary_hash`.
+    pub grouping_variant: String,
 }
 
 /// A row of `issues`.
@@ -168,7 +170,7 @@ pub struct AlertStateRow {
     pub version: u64,
 }
 
-/// Exact counts of an issue, computed from `events`.
+/// Exact counts of an issue, computed from `events` through the merged-hash mapping.
 #[derive(Debug, Clone, Row, Deserialize, PartialEq, Eq)]
 pub struct IssueStats {
     /// Issue id.
@@ -179,28 +181,94 @@ pub struct IssueStats {
     pub first_seen: u32,
     /// Latest event time.
     pub last_seen: u32,
+    /// Distinct users (by id, else e-mail, else user name, else IP address).
+    pub users: u64,
+    /// Release of the latest event that had one.
+    pub last_release: String,
 }
 
-/// Descriptive fields of an issue.
+/// Descriptive fields of an issue (from the event that opened it).
 #[derive(Debug, Clone, Row, Deserialize, PartialEq, Eq)]
 pub struct IssueDescription {
     /// Issue id.
     pub issue_id: u64,
+    /// The hash that opened the issue.
+    pub primary_hash: String,
     /// Title.
     pub title: String,
     /// Culprit.
     pub culprit: String,
+    /// Exception type (or empty).
+    pub ty: String,
+    /// Exception value or message.
+    pub value: String,
     /// Level.
     pub level: String,
+    /// Platform.
+    pub platform: String,
 }
 
 /// An issue as listed by `shrike issues list`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct IssueSummary {
     /// Counts.
     pub stats: IssueStats,
     /// Title and culprit, when the grouper's description has landed.
     pub description: Option<IssueDescription>,
+    /// The status now (ignores whose condition is met read as unresolved).
+    pub status: crate::EffectiveStatus,
+    /// The latest status row, if the status was ever changed.
+    pub state: Option<crate::IssueState>,
+}
+
+/// The latest event of an issue, as `shrike issues show` prints it.
+#[derive(Debug, Clone, Row, Deserialize, PartialEq, Eq)]
+pub struct LatestEvent {
+    /// Event id.
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub event_id: Uuid,
+    /// When it happened.
+    pub timestamp: u32,
+    /// Release.
+    pub release: String,
+    /// Type of the main exception.
+    pub exception_type: String,
+    /// Value of the main exception.
+    pub exception_value: String,
+    /// Log message.
+    pub message: String,
+    /// Frame file names, oldest call first.
+    pub frame_filenames: Vec<String>,
+    /// Frame functions.
+    pub frame_functions: Vec<String>,
+    /// Frame line numbers (0 when unknown).
+    pub frame_linenos: Vec<u32>,
+    /// Frame in-app flags.
+    pub frame_in_app: Vec<u8>,
+}
+
+/// Everything `shrike issues show` prints about one issue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IssueDetail {
+    /// Counts, description and status.
+    pub summary: IssueSummary,
+    /// The grouping hashes the issue owns.
+    pub hashes: Vec<String>,
+    /// Its latest event.
+    pub latest: Option<LatestEvent>,
+}
+
+/// A row of `issue_hashes`: the issue a grouping hash belongs to.
+#[derive(Debug, Clone, Default, Row, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IssueHashRow {
+    /// Project.
+    pub project_id: u64,
+    /// The grouping hash.
+    pub primary_hash: String,
+    /// The issue that owns it.
+    pub issue_id: u64,
+    /// Row version (Unix ms); the highest wins.
+    pub version: u64,
 }
 
 /// An issue's activity in an alert window.
@@ -214,6 +282,10 @@ pub struct IssueActivity {
     pub times_seen: u64,
     /// Whether the issue's first event is in the window.
     pub is_new: bool,
+    /// Whether an event in the window reopened the resolved issue.
+    pub is_regression: bool,
+    /// The status at the window's end.
+    pub status: crate::EffectiveStatus,
     /// Title.
     pub title: String,
     /// Culprit.

@@ -1,7 +1,7 @@
 //! Store tests against a real ClickHouse server (Debian's `clickhouse-server`, started per test).
 
 use shrike_store::local::LocalClickHouse;
-use shrike_store::{EventRow, IssueRow, Store};
+use shrike_store::{EventRow, IssueFilter, IssueRow, IssueStatus, StatusChange, Store, StoreError};
 use uuid::Uuid;
 
 async fn start() -> (tempfile::TempDir, LocalClickHouse, Store) {
@@ -10,7 +10,7 @@ async fn start() -> (tempfile::TempDir, LocalClickHouse, Store) {
         .await
         .expect("clickhouse-server starts");
     let store = server.store("shrike_test").expect("store");
-    assert_eq!(store.migrate().await.expect("migrate"), vec![1, 2, 3, 4]);
+    assert_eq!(store.migrate().await.expect("migrate"), vec![1, 2, 3, 4, 5]);
     (dir, server, store)
 }
 
@@ -74,7 +74,10 @@ async fn duplicate_events_count_once_and_issues_aggregate() {
         .await
         .expect("issue");
     assert_eq!(store.count_events(1).await.expect("count"), 3);
-    let issues = store.list_issues(1, 100).await.expect("list");
+    let issues = store
+        .list_issues(1, &IssueFilter::default())
+        .await
+        .expect("list");
     assert_eq!(issues.len(), 2);
     let ten = issues
         .iter()
@@ -168,4 +171,326 @@ async fn a_redelivered_copy_does_not_count_again_in_a_later_window() {
         ),
         (1, 2, false)
     );
+}
+
+/// An issue row for `hash` (its own issue id is `id`), as the grouper writes it.
+fn issue(project_id: u64, id: u64, title: &str) -> IssueRow {
+    IssueRow {
+        project_id,
+        issue_id: id,
+        primary_hash: format!("{id:032x}"),
+        title: title.into(),
+        culprit: "app.views".into(),
+        ty: "ValueError".into(),
+        value: "bad".into(),
+        level: "error".into(),
+        platform: "python".into(),
+        version: 1,
+    }
+}
+
+fn user_event(issue_id: u64, timestamp: u32, user: &str, release: &str) -> EventRow {
+    EventRow {
+        user_id: user.into(),
+        release: release.into(),
+        ..event(1, issue_id, Uuid::new_v4(), timestamp)
+    }
+}
+
+#[tokio::test]
+async fn statuses_and_ignore_conditions() {
+    let (_dir, _server, store) = start().await;
+    let now = store.server_now().await.expect("now");
+    store
+        .upsert_issues(&[issue(1, 10, "Ten"), issue(1, 20, "Twenty")])
+        .await
+        .expect("issues");
+    let mut rows = vec![
+        user_event(10, now - 10, "u1", "1.0"),
+        user_event(10, now - 5, "u2", "1.1"),
+        user_event(10, now - 4, "u2", ""),
+        user_event(20, now - 100, "", ""),
+    ];
+    store.insert_events(&rows).await.expect("insert");
+    // Redelivered copies in their own part must not change any count.
+    store.insert_events(&rows).await.expect("duplicates");
+    let list = store
+        .list_issues(1, &IssueFilter::default())
+        .await
+        .expect("list");
+    let ten = list.iter().find(|i| i.stats.issue_id == 10).expect("ten");
+    assert_eq!(
+        (
+            ten.stats.times_seen,
+            ten.stats.users,
+            ten.stats.last_release.as_str()
+        ),
+        (3, 2, "1.1")
+    );
+    assert_eq!(ten.status.status, IssueStatus::Unresolved);
+    let d = ten.description.as_ref().expect("described");
+    assert_eq!(
+        (d.ty.as_str(), d.platform.as_str()),
+        ("ValueError", "python")
+    );
+
+    // Resolved, then filtered by status.
+    let resolved = store
+        .set_issue_status(1, 10, &StatusChange::ResolveInNextRelease)
+        .await
+        .expect("resolve");
+    assert_eq!(resolved.resolved_in_release, "1.1");
+    let only = |status| IssueFilter {
+        status: Some(status),
+        ..Default::default()
+    };
+    let listed = store
+        .list_issues(1, &only(IssueStatus::ResolvedInNextRelease))
+        .await
+        .expect("list");
+    assert_eq!(
+        listed.iter().map(|i| i.stats.issue_id).collect::<Vec<_>>(),
+        vec![10]
+    );
+
+    // Ignored until two more events: one more keeps it ignored, the second lapses it.
+    store
+        .set_issue_status(
+            1,
+            20,
+            &StatusChange::Ignore {
+                count: Some(2),
+                until: None,
+            },
+        )
+        .await
+        .expect("ignore");
+    let status_of = |list: Vec<shrike_store::IssueSummary>, id| {
+        list.into_iter()
+            .find(|i| i.stats.issue_id == id)
+            .map(|i| i.status)
+            .expect("listed")
+    };
+    rows = vec![user_event(20, now - 50, "", "")];
+    store.insert_events(&rows).await.expect("one more");
+    let list = store
+        .list_issues(1, &IssueFilter::default())
+        .await
+        .expect("list");
+    assert_eq!(status_of(list, 20).status, IssueStatus::Ignored);
+    store
+        .insert_events(&rows)
+        .await
+        .expect("a duplicate is not an event");
+    let list = store
+        .list_issues(1, &IssueFilter::default())
+        .await
+        .expect("list");
+    assert_eq!(status_of(list, 20).status, IssueStatus::Ignored);
+    store
+        .insert_events(&[user_event(20, now - 40, "", "")])
+        .await
+        .expect("second more");
+    let list = store
+        .list_issues(1, &IssueFilter::default())
+        .await
+        .expect("list");
+    let lapsed = status_of(list, 20);
+    assert_eq!(
+        (lapsed.status, lapsed.substatus),
+        (IssueStatus::Unresolved, "ignore_lapsed")
+    );
+
+    // Ignored until a date in the past has lapsed; in the future it holds.
+    for (until, expected) in [
+        (now - 1, IssueStatus::Unresolved),
+        (now + 3600, IssueStatus::Ignored),
+    ] {
+        store
+            .set_issue_status(
+                1,
+                20,
+                &StatusChange::Ignore {
+                    count: None,
+                    until: Some(until),
+                },
+            )
+            .await
+            .expect("ignore until");
+        let list = store
+            .list_issues(1, &IssueFilter::default())
+            .await
+            .expect("list");
+        assert_eq!(status_of(list, 20).status, expected);
+    }
+
+    // Text and time filters.
+    let query = IssueFilter {
+        query: Some("twen".into()),
+        ..Default::default()
+    };
+    let found = store.list_issues(1, &query).await.expect("query");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].stats.issue_id, 20);
+    let since = IssueFilter {
+        since: Some(now - 20),
+        ..Default::default()
+    };
+    let recent = store.list_issues(1, &since).await.expect("since");
+    assert_eq!(
+        recent.iter().map(|i| i.stats.issue_id).collect::<Vec<_>>(),
+        vec![10]
+    );
+    assert!(matches!(
+        store.set_issue_status(1, 99, &StatusChange::Resolve).await,
+        Err(StoreError::NoIssue(99))
+    ));
+}
+
+#[tokio::test]
+async fn merge_and_unmerge_move_hashes_and_counts() {
+    let (_dir, _server, store) = start().await;
+    let now = store.server_now().await.expect("now");
+    store
+        .upsert_issues(&[
+            issue(1, 10, "Ten"),
+            issue(1, 20, "Twenty"),
+            issue(1, 30, "Thirty"),
+        ])
+        .await
+        .expect("issues");
+    let rows = vec![
+        user_event(10, now - 10, "a", ""),
+        user_event(20, now - 9, "b", ""),
+        user_event(20, now - 8, "b", ""),
+        user_event(30, now - 7, "c", ""),
+    ];
+    store.insert_events(&rows).await.expect("insert");
+    store.insert_events(&rows).await.expect("duplicates");
+
+    let moved = store.merge_issues(1, 10, &[20]).await.expect("merge");
+    assert_eq!(moved, vec![format!("{:032x}", 20)]);
+    let list = store
+        .list_issues(1, &IssueFilter::default())
+        .await
+        .expect("list");
+    let ids: Vec<u64> = list.iter().map(|i| i.stats.issue_id).collect();
+    assert_eq!(ids, vec![30, 10]);
+    let ten = &list[1];
+    assert_eq!((ten.stats.times_seen, ten.stats.users), (3, 2));
+    assert_eq!(ten.stats.first_seen, now - 10);
+    assert_eq!(
+        ten.description.as_ref().map(|d| d.title.as_str()),
+        Some("Ten")
+    );
+
+    // A new event of the merged hash counts toward the target.
+    store
+        .insert_events(&[user_event(20, now - 1, "d", "")])
+        .await
+        .expect("new event of the merged hash");
+    let detail = store.issue_detail(1, 10).await.expect("detail");
+    assert_eq!(detail.summary.stats.times_seen, 4);
+    assert_eq!(detail.hashes.len(), 2);
+    assert_eq!(detail.latest.as_ref().map(|e| e.timestamp), Some(now - 1));
+    assert!(matches!(
+        store.issue_detail(1, 20).await,
+        Err(StoreError::Merged {
+            issue: 20,
+            into: 10
+        })
+    ));
+    assert!(matches!(
+        store.set_issue_status(1, 20, &StatusChange::Resolve).await,
+        Err(StoreError::Merged { .. })
+    ));
+
+    // Merging a merged issue's target carries its hashes along.
+    store.merge_issues(1, 30, &[10]).await.expect("merge again");
+    let thirty = store.issue_detail(1, 30).await.expect("detail");
+    assert_eq!(
+        (thirty.summary.stats.times_seen, thirty.hashes.len()),
+        (5, 3)
+    );
+    assert!(matches!(
+        store.merge_issues(1, 30, &[30]).await,
+        Err(StoreError::SelfMerge(30))
+    ));
+
+    // Unmerging gives a hash back to its own issue.
+    let back = store
+        .unmerge_hashes(1, &[format!("{:032x}", 20)])
+        .await
+        .expect("unmerge");
+    assert_eq!(back, vec![(format!("{:032x}", 20), 20)]);
+    let twenty = store.issue_detail(1, 20).await.expect("twenty is back");
+    assert_eq!(twenty.summary.stats.times_seen, 3);
+    assert_eq!(
+        store
+            .issue_detail(1, 30)
+            .await
+            .expect("thirty")
+            .summary
+            .stats
+            .times_seen,
+        2
+    );
+    assert!(matches!(
+        store.unmerge_hashes(1, &[format!("{:032x}", 20)]).await,
+        Err(StoreError::NotMerged(_))
+    ));
+    assert!(matches!(
+        store.unmerge_hashes(1, &["nope".to_owned()]).await,
+        Err(StoreError::NoHash(_))
+    ));
+}
+
+#[tokio::test]
+async fn activity_reports_status_and_regressions() {
+    let (_dir, _server, store) = start().await;
+    store
+        .upsert_issues(&[issue(1, 10, "Ten"), issue(1, 20, "Twenty")])
+        .await
+        .expect("issues");
+    store
+        .insert_events(&[
+            event(1, 10, Uuid::new_v4(), 1_000_000),
+            event(1, 20, Uuid::new_v4(), 1_000_000),
+        ])
+        .await
+        .expect("insert");
+    store
+        .set_issue_status(
+            1,
+            20,
+            &StatusChange::Ignore {
+                count: None,
+                until: None,
+            },
+        )
+        .await
+        .expect("ignore");
+    let resolved = store
+        .set_issue_status(1, 10, &StatusChange::Resolve)
+        .await
+        .expect("resolve");
+    let states = store.issue_states(&[10]).await.expect("states");
+    let state = states.get(&(1, 10)).expect("state");
+    assert_eq!(state.row, resolved);
+    store
+        .insert_issue_statuses(&[state.regression(Uuid::new_v4())])
+        .await
+        .expect("regress");
+    assert_eq!(
+        store.regressed_keys().await.expect("regressed"),
+        vec![(1, 10, resolved.resolution)]
+    );
+    let now = store.server_now().await.expect("now");
+    let activity = store.issue_activity(1, 0, now + 1).await.expect("activity");
+    let ten = activity.iter().find(|a| a.issue_id == 10).expect("ten");
+    assert!(ten.is_regression && ten.is_new);
+    assert_eq!(ten.status.status, IssueStatus::Unresolved);
+    let twenty = activity.iter().find(|a| a.issue_id == 20).expect("twenty");
+    assert_eq!(twenty.status.status, IssueStatus::Ignored);
+    assert!(!twenty.is_regression);
 }

@@ -1,0 +1,560 @@
+//! Issue queries and issue changes: listing and showing issues with exact counts, status changes,
+//! merging and unmerging, the alerter's activity windows, and the lookups the grouper does once
+//! per batch.
+//!
+//! Events keep the issue id of their own hash; every reader maps them to the issue that owns the
+//! hash now through `issue_hashes` (an `ANY LEFT JOIN`, which ClickHouse 18.16 supports), so a
+//! merge or unmerge never rewrites events. Counts are `uniqExact(event_id)`, exact while
+//! redelivered copies are still unmerged. The status rules are in [`crate::lifecycle`]; nothing
+//! here decides what a status means.
+
+use crate::lifecycle::{IssueState, IssueStatusRow, REGRESSED, StatusChange, StatusContext};
+use crate::{
+    IssueActivity, IssueDescription, IssueDetail, IssueHashRow, IssueStats, IssueStatus,
+    IssueSummary, LatestEvent, Result, Store, StoreError, now_ms,
+};
+use clickhouse::Row;
+use serde::Deserialize;
+use std::collections::{HashMap, HashSet};
+use uuid::Uuid;
+
+/// Which issues `list_issues` returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueFilter {
+    /// Only issues with this status now.
+    pub status: Option<IssueStatus>,
+    /// Only issues seen at or after this time, Unix seconds.
+    pub since: Option<u32>,
+    /// Only issues whose title, culprit, type or value contains this text (any case), or whose id
+    /// is this text.
+    pub query: Option<String>,
+    /// Most issues.
+    pub limit: u64,
+}
+
+impl Default for IssueFilter {
+    fn default() -> Self {
+        IssueFilter {
+            status: None,
+            since: None,
+            query: None,
+            limit: 100,
+        }
+    }
+}
+
+/// A grouping hash of a project with its own issue and the issue that owns it now.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Deserialize)]
+struct HashOwner {
+    primary_hash: String,
+    own: u64,
+    merged_into: u64,
+    version: u64,
+}
+
+impl HashOwner {
+    fn owner(&self) -> u64 {
+        if self.merged_into == 0 {
+            self.own
+        } else {
+            self.merged_into
+        }
+    }
+}
+
+/// `IssueStatusRow`'s columns plus `inserted_at`, as `issue_states` selects them.
+#[derive(Row, Deserialize)]
+struct StateRow {
+    project_id: u64,
+    issue_id: u64,
+    status: String,
+    substatus: String,
+    resolution: u64,
+    resolved_in_release: String,
+    ignore_until_count: u64,
+    ignore_count_base: u64,
+    ignore_until: u32,
+    #[serde(with = "clickhouse::serde::uuid")]
+    regression_event: Uuid,
+    version: u64,
+    changed_at: u32,
+}
+
+impl From<StateRow> for IssueState {
+    fn from(r: StateRow) -> Self {
+        IssueState {
+            row: IssueStatusRow {
+                project_id: r.project_id,
+                issue_id: r.issue_id,
+                status: r.status,
+                substatus: r.substatus,
+                resolution: r.resolution,
+                resolved_in_release: r.resolved_in_release,
+                ignore_until_count: r.ignore_until_count,
+                ignore_count_base: r.ignore_count_base,
+                ignore_until: r.ignore_until,
+                regression_event: r.regression_event,
+                version: r.version,
+            },
+            changed_at: r.changed_at,
+        }
+    }
+}
+
+/// Events of one project with `group_id`, the issue that owns each event's hash now, and
+/// `columns`. Binds the project twice.
+fn mapped_events(db: &str, columns: &str) -> String {
+    format!(
+        "SELECT if(merged_into = 0, issue_id, merged_into) AS group_id, {columns}
+         FROM {db}.events ANY LEFT JOIN (
+             SELECT primary_hash, argMax(issue_id, version) AS merged_into FROM {db}.issue_hashes
+             WHERE project_id = ? GROUP BY primary_hash
+         ) USING primary_hash
+         WHERE project_id = ?"
+    )
+}
+
+const USER_KEY: &str = "multiIf(user_id != '', concat('id:', user_id),
+    user_email != '', concat('email:', user_email),
+    user_username != '', concat('username:', user_username),
+    user_ip != '', concat('ip:', user_ip), '') AS user_key";
+
+impl Store {
+    /// Exact counts per issue of a project, most recently seen first: every issue seen at or
+    /// after `since`, or only `issue` when given.
+    async fn issue_stats(
+        &self,
+        project_id: u64,
+        issue: Option<u64>,
+        since: u32,
+        limit: u64,
+    ) -> Result<Vec<IssueStats>> {
+        let events = mapped_events(
+            &self.db,
+            &format!("event_id, timestamp, release, {USER_KEY}"),
+        );
+        let only = if issue.is_some() {
+            "WHERE group_id = ?"
+        } else {
+            ""
+        };
+        let query = self
+            .client
+            .query(&format!(
+                "SELECT group_id AS issue_id, uniqExact(event_id) AS times_seen,
+                        toUInt32(min(timestamp)) AS first_seen, toUInt32(max(timestamp)) AS last_seen,
+                        uniqExactIf(user_key, user_key != '') AS users,
+                        argMaxIf(release, timestamp, release != '') AS last_release
+                 FROM ({events}) {only}
+                 GROUP BY issue_id HAVING last_seen >= ?
+                 ORDER BY last_seen DESC, issue_id LIMIT ?"
+            ))
+            .bind(project_id)
+            .bind(project_id);
+        let query = match issue {
+            Some(id) => query.bind(id),
+            None => query,
+        };
+        Ok(query.bind(since).bind(limit).fetch_all().await?)
+    }
+
+    async fn describe_issues(
+        &self,
+        project_id: u64,
+        ids: &[u64],
+    ) -> Result<HashMap<u64, IssueDescription>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows: Vec<IssueDescription> = self
+            .client
+            .query(&format!(
+                "SELECT issue_id, argMax(primary_hash, version), argMax(title, version),
+                        argMax(culprit, version), argMax(type, version), argMax(value, version),
+                        argMax(level, version), argMax(platform, version)
+                 FROM {}.issues WHERE project_id = ? AND has(?, issue_id) GROUP BY issue_id",
+                self.db
+            ))
+            .bind(project_id)
+            .bind(ids)
+            .fetch_all()
+            .await?;
+        Ok(rows.into_iter().map(|r| (r.issue_id, r)).collect())
+    }
+
+    /// The current status rows of these issues (in any project), keyed by (project, issue). An
+    /// issue without a row is unresolved. One query, for the grouper's batches.
+    pub async fn issue_states(&self, ids: &[u64]) -> Result<HashMap<(u64, u64), IssueState>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows: Vec<StateRow> = self
+            .client
+            .query(&format!(
+                "SELECT project_id, issue_id, argMax(status, version), argMax(substatus, version),
+                        argMax(resolution, version), argMax(resolved_in_release, version),
+                        argMax(ignore_until_count, version), argMax(ignore_count_base, version),
+                        toUInt32(argMax(ignore_until, version)), argMax(regression_event, version),
+                        max(version), toUInt32(argMax(inserted_at, version))
+                 FROM {}.issue_status WHERE has(?, issue_id) GROUP BY project_id, issue_id",
+                self.db
+            ))
+            .bind(ids)
+            .fetch_all()
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| ((r.project_id, r.issue_id), IssueState::from(r)))
+            .collect())
+    }
+
+    /// The issues merged hashes belong to, keyed by (project, hash); hashes that belong to their
+    /// own issue are absent. One query, for the grouper's batches.
+    pub async fn hash_targets(&self, hashes: &[String]) -> Result<HashMap<(u64, String), u64>> {
+        if hashes.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows: Vec<(u64, String, u64)> = self
+            .client
+            .query(&format!(
+                "SELECT project_id, primary_hash, argMax(issue_id, version)
+                 FROM {}.issue_hashes WHERE has(?, primary_hash) GROUP BY project_id, primary_hash",
+                self.db
+            ))
+            .bind(hashes)
+            .fetch_all()
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(project, hash, issue)| ((project, hash), issue))
+            .collect())
+    }
+
+    /// Every (project, issue, resolution) a regression was recorded for; the grouper treats
+    /// them as announced when its bus does not keep activity across restarts.
+    pub async fn regressed_keys(&self) -> Result<Vec<(u64, u64, u64)>> {
+        Ok(self
+            .client
+            .query(&format!(
+                "SELECT DISTINCT project_id, issue_id, resolution FROM {}.issue_status
+                 WHERE substatus = ?",
+                self.db
+            ))
+            .bind(REGRESSED)
+            .fetch_all()
+            .await?)
+    }
+
+    /// Every (project, issue) pair with a description row.
+    pub async fn issue_keys(&self) -> Result<Vec<(u64, u64)>> {
+        Ok(self
+            .client
+            .query(&format!(
+                "SELECT DISTINCT project_id, issue_id FROM {}.issues",
+                self.db
+            ))
+            .fetch_all()
+            .await?)
+    }
+
+    /// Inserts status rows (the grouper's regressions) in one request.
+    pub async fn insert_issue_statuses(&self, rows: &[IssueStatusRow]) -> Result<()> {
+        self.insert_rows("issue_status", rows).await
+    }
+
+    /// Every grouping hash of a project that opened an issue, with the issue owning it now.
+    async fn hash_owners(&self, project_id: u64) -> Result<Vec<HashOwner>> {
+        let db = &self.db;
+        Ok(self
+            .client
+            .query(&format!(
+                "SELECT primary_hash, own, merged_into, version FROM (
+                     SELECT primary_hash, any(issue_id) AS own FROM {db}.issues
+                     WHERE project_id = ? GROUP BY primary_hash
+                 ) ANY LEFT JOIN (
+                     SELECT primary_hash, argMax(issue_id, version) AS merged_into,
+                            max(version) AS version
+                     FROM {db}.issue_hashes WHERE project_id = ? GROUP BY primary_hash
+                 ) USING primary_hash ORDER BY primary_hash"
+            ))
+            .bind(project_id)
+            .bind(project_id)
+            .fetch_all()
+            .await?)
+    }
+
+    /// A version above every mapping row of the project, so the new rows win.
+    fn next_hash_version(owners: &[HashOwner]) -> u64 {
+        let highest = owners.iter().map(|o| o.version).max().unwrap_or(0);
+        now_ms().max(highest + 1)
+    }
+
+    /// Checks that `issue` exists in the project and was not merged away; returns its hashes.
+    fn live_hashes(owners: &[HashOwner], issue: u64) -> Result<Vec<String>> {
+        if let Some(own) = owners.iter().find(|o| o.own == issue)
+            && own.owner() != issue
+        {
+            return Err(StoreError::Merged {
+                issue,
+                into: own.owner(),
+            });
+        }
+        let hashes: Vec<String> = owners
+            .iter()
+            .filter(|o| o.owner() == issue)
+            .map(|o| o.primary_hash.clone())
+            .collect();
+        if hashes.is_empty() {
+            return Err(StoreError::NoIssue(issue));
+        }
+        Ok(hashes)
+    }
+
+    /// The issues of a project, most recently seen first, with exact counts and their status.
+    pub async fn list_issues(
+        &self,
+        project_id: u64,
+        filter: &IssueFilter,
+    ) -> Result<Vec<IssueSummary>> {
+        let filtered = filter.status.is_some() || filter.query.is_some();
+        let limit = if filtered { u64::MAX } else { filter.limit };
+        let stats = self
+            .issue_stats(project_id, None, filter.since.unwrap_or(0), limit)
+            .await?;
+        let mut issues = self.summarize(project_id, stats).await?;
+        if let Some(status) = filter.status {
+            issues.retain(|i| i.status.status == status);
+        }
+        if let Some(query) = &filter.query {
+            let needle = query.to_lowercase();
+            issues.retain(|i| {
+                i.stats.issue_id.to_string() == needle
+                    || i.description.as_ref().is_some_and(|d| {
+                        [&d.title, &d.culprit, &d.ty, &d.value]
+                            .iter()
+                            .any(|field| field.to_lowercase().contains(&needle))
+                    })
+            });
+        }
+        issues.truncate(usize::try_from(filter.limit).unwrap_or(usize::MAX));
+        Ok(issues)
+    }
+
+    async fn summarize(
+        &self,
+        project_id: u64,
+        stats: Vec<IssueStats>,
+    ) -> Result<Vec<IssueSummary>> {
+        let ids: Vec<u64> = stats.iter().map(|s| s.issue_id).collect();
+        let described = self.describe_issues(project_id, &ids).await?;
+        let mut states = self.issue_states(&ids).await?;
+        let now = self.server_now().await?;
+        Ok(stats
+            .into_iter()
+            .map(|stats| {
+                let state = states.remove(&(project_id, stats.issue_id));
+                IssueSummary {
+                    description: described.get(&stats.issue_id).cloned(),
+                    status: state
+                        .as_ref()
+                        .map(|s| s.effective(stats.times_seen, now))
+                        .unwrap_or_default(),
+                    state,
+                    stats,
+                }
+            })
+            .collect())
+    }
+
+    /// One issue with its hashes and latest event; fails for an unknown or merged-away issue.
+    pub async fn issue_detail(&self, project_id: u64, issue: u64) -> Result<IssueDetail> {
+        let hashes = Self::live_hashes(&self.hash_owners(project_id).await?, issue)?;
+        let stats = self.issue_stats(project_id, Some(issue), 0, 1).await?;
+        let summary = self
+            .summarize(project_id, stats)
+            .await?
+            .pop()
+            .ok_or(StoreError::NoIssue(issue))?;
+        let events = mapped_events(
+            &self.db,
+            "event_id, toUInt32(timestamp) AS time, release, exception_type, exception_value, \
+             message, frame_filenames, frame_functions, frame_linenos, frame_in_app",
+        );
+        let latest: Option<LatestEvent> = self
+            .client
+            .query(&format!(
+                "SELECT event_id, time, release, exception_type, exception_value, message,
+                        frame_filenames, frame_functions, frame_linenos, frame_in_app
+                 FROM ({events}) WHERE group_id = ? ORDER BY time DESC, event_id LIMIT 1"
+            ))
+            .bind(project_id)
+            .bind(project_id)
+            .bind(issue)
+            .fetch_optional()
+            .await?;
+        Ok(IssueDetail {
+            summary,
+            hashes,
+            latest,
+        })
+    }
+
+    /// Changes the status of an issue (not merged away) and returns the row written.
+    pub async fn set_issue_status(
+        &self,
+        project_id: u64,
+        issue: u64,
+        change: &StatusChange,
+    ) -> Result<IssueStatusRow> {
+        Self::live_hashes(&self.hash_owners(project_id).await?, issue)?;
+        let stats = self.issue_stats(project_id, Some(issue), 0, 1).await?;
+        let current = self.issue_states(&[issue]).await?;
+        let context = StatusContext {
+            project_id,
+            issue_id: issue,
+            current_version: current
+                .get(&(project_id, issue))
+                .map(|s| s.row.version)
+                .unwrap_or(0),
+            times_seen: stats.first().map(|s| s.times_seen).unwrap_or(0),
+            last_release: stats
+                .first()
+                .map(|s| s.last_release.clone())
+                .unwrap_or_default(),
+            now_ms: now_ms(),
+        };
+        let row = crate::lifecycle::status_row(change, &context);
+        self.insert_issue_statuses(std::slice::from_ref(&row))
+            .await?;
+        Ok(row)
+    }
+
+    /// Merges `sources` into `into`: every hash they own now belongs to `into`, so their events
+    /// (past and future) count toward it. Returns the hashes moved.
+    pub async fn merge_issues(
+        &self,
+        project_id: u64,
+        into: u64,
+        sources: &[u64],
+    ) -> Result<Vec<String>> {
+        let owners = self.hash_owners(project_id).await?;
+        Self::live_hashes(&owners, into)?;
+        let mut moved = Vec::new();
+        for &source in sources {
+            if source == into {
+                return Err(StoreError::SelfMerge(into));
+            }
+            moved.extend(Self::live_hashes(&owners, source)?);
+        }
+        let version = Self::next_hash_version(&owners);
+        let rows: Vec<IssueHashRow> = moved
+            .iter()
+            .map(|hash| IssueHashRow {
+                project_id,
+                primary_hash: hash.clone(),
+                issue_id: into,
+                version,
+            })
+            .collect();
+        self.insert_rows("issue_hashes", &rows).await?;
+        Ok(moved)
+    }
+
+    /// Gives merged hashes back to their own issues; returns (hash, issue) per hash.
+    pub async fn unmerge_hashes(
+        &self,
+        project_id: u64,
+        hashes: &[String],
+    ) -> Result<Vec<(String, u64)>> {
+        let owners = self.hash_owners(project_id).await?;
+        let mut seen = HashSet::new();
+        let mut rows = Vec::new();
+        let version = Self::next_hash_version(&owners);
+        for hash in hashes {
+            let owner = owners
+                .iter()
+                .find(|o| &o.primary_hash == hash)
+                .ok_or_else(|| StoreError::NoHash(hash.clone()))?;
+            if owner.owner() == owner.own {
+                return Err(StoreError::NotMerged(hash.clone()));
+            }
+            if seen.insert(hash) {
+                rows.push(IssueHashRow {
+                    project_id,
+                    primary_hash: hash.clone(),
+                    issue_id: owner.own,
+                    version,
+                });
+            }
+        }
+        self.insert_rows("issue_hashes", &rows).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.primary_hash, r.issue_id))
+            .collect())
+    }
+
+    /// The issues of a project with events inserted in `[from, to)` (Unix seconds, server clock),
+    /// how many distinct events each had in the window, whether the issue is new (its first
+    /// event was inserted in the window) or regressed in the window, and its status at `to`.
+    pub async fn issue_activity(
+        &self,
+        project_id: u64,
+        from: u32,
+        to: u32,
+    ) -> Result<Vec<IssueActivity>> {
+        let events = mapped_events(&self.db, "event_id, inserted_at");
+        // Each event counts at its first insertion: a redelivered copy inserted later must not
+        // make an old event look new.
+        let stats: Vec<(u64, u64, u64, u32)> = self
+            .client
+            .query(&format!(
+                "SELECT group_id,
+                        countIf(first_inserted >= toDateTime(?)) AS in_window,
+                        count() AS total,
+                        toUInt32(min(first_inserted)) AS first_seen_inserted
+                 FROM (
+                     SELECT group_id, event_id, min(inserted_at) AS first_inserted
+                     FROM ({events}) WHERE inserted_at < toDateTime(?) AND group_id IN (
+                         SELECT group_id FROM ({events})
+                         WHERE inserted_at >= toDateTime(?) AND inserted_at < toDateTime(?))
+                     GROUP BY group_id, event_id
+                 )
+                 GROUP BY group_id
+                 HAVING in_window > 0
+                 ORDER BY in_window DESC, group_id"
+            ))
+            .bind(from)
+            .bind(project_id)
+            .bind(project_id)
+            .bind(to)
+            .bind(project_id)
+            .bind(project_id)
+            .bind(from)
+            .bind(to)
+            .fetch_all()
+            .await?;
+        let ids: Vec<u64> = stats.iter().map(|s| s.0).collect();
+        let described = self.describe_issues(project_id, &ids).await?;
+        let states = self.issue_states(&ids).await?;
+        Ok(stats
+            .into_iter()
+            .map(|(issue_id, in_window, total, first_inserted)| {
+                let state = states.get(&(project_id, issue_id));
+                let status = state.map(|s| s.effective(total, to)).unwrap_or_default();
+                let description = described.get(&issue_id);
+                IssueActivity {
+                    issue_id,
+                    events_in_window: in_window,
+                    times_seen: total,
+                    is_new: first_inserted >= from,
+                    is_regression: status.substatus == REGRESSED
+                        && state.is_some_and(|s| s.changed_at >= from),
+                    status,
+                    title: description.map(|d| d.title.clone()).unwrap_or_default(),
+                    culprit: description.map(|d| d.culprit.clone()).unwrap_or_default(),
+                }
+            })
+            .collect())
+    }
+}

@@ -4,8 +4,8 @@ use crate::fingerprint::issue_id_for_hash;
 use shrike_bus::messages::NormalizedEvent;
 use shrike_store::{EventRow, IssueRow};
 
-/// Builds the `events` row.
-pub fn event_row(event: &NormalizedEvent, primary_hash: &str) -> EventRow {
+/// Builds the `events` row; `variant` is the grouping variant that produced the hash.
+pub fn event_row(event: &NormalizedEvent, primary_hash: &str, variant: &str) -> EventRow {
     let main = event.exceptions.last();
     let frames = main
         .and_then(|e| e.stacktrace.as_ref())
@@ -64,6 +64,7 @@ pub fn event_row(event: &NormalizedEvent, primary_hash: &str) -> EventRow {
         request_method: event.request_method.clone(),
         sdk_name: event.sdk_name.clone(),
         sdk_version: event.sdk_version.clone(),
+        grouping_variant: variant.to_owned(),
     }
 }
 
@@ -125,7 +126,8 @@ mod tests {
             ..Default::default()
         };
         let fp = fingerprint(&event);
-        let row = event_row(&event, &fp.hash);
+        let row = event_row(&event, &fp.hash, "app");
+        assert_eq!(row.grouping_variant, "app");
         assert_eq!(row.timestamp, 1_700_000_000);
         assert_eq!(row.exception_type, "Main");
         assert_eq!(row.frame_filenames, vec!["/a.py"]);

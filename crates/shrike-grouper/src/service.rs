@@ -1,21 +1,31 @@
-//! The grouper service: batches normalized events, writes events and issue descriptions to
-//! ClickHouse, announces new issues on the issue-activity topic, then commits.
+//! The grouper service: batches normalized events, writes events, issue descriptions and
+//! regressions to ClickHouse, announces new and regressed issues on the issue-activity topic,
+//! then commits.
 //!
-//! Exactly-once "new" activity on top of at-least-once delivery: normalized events are keyed by
-//! issue, so each issue lives in one partition owned by one grouper; the grouper's knowledge of
-//! which issues were announced is the issue-activity topic itself, re-read whenever its partition
-//! assignment changes (and at start-up); activity is produced and acknowledged before the input
-//! offsets are committed, under a fence that holds back rebalances. A redelivered batch therefore
-//! finds its issues already announced. Batches close at `batch_rows` events, `batch_bytes` of
-//! input or `batch_wait` after their first event. A failed ClickHouse insert is retried and
-//! nothing is committed until it succeeds.
+//! Exactly-once activity on top of at-least-once delivery: normalized events are keyed by hash,
+//! so each hash lives in one partition owned by one grouper; the grouper's knowledge of what was
+//! announced is the issue-activity topic itself, re-read whenever its partition assignment changes
+//! (and at start-up); activity is produced and acknowledged before the input offsets are
+//! committed, under a fence that holds back rebalances. A redelivered batch therefore finds its
+//! issues already announced. Batches close at `batch_rows` events, `batch_bytes` of input or
+//! `batch_wait` after their first event. A failed ClickHouse insert is retried and nothing is
+//! committed until it succeeds.
+//!
+//! The issue lifecycle: when a batch closes, one query reads which issue owns each hash of the
+//! batch (merges) and one reads those issues' statuses. [`plan`] (pure) then decides: a hash
+//! owned by another issue never opens an issue of its own; an event received after an issue's
+//! resolution reopens it (a status row written before the events) and announces a REGRESSION
+//! once per (project, issue, resolution). If the grouper dies after writing that row but before
+//! announcing, the redelivered event finds the issue regressed by itself and announces then.
+//! Ignore conditions are not the grouper's business: readers compute when they lapse.
 
 use crate::fingerprint::{fingerprint, issue_id_for_hash};
 use crate::rows::{event_row, issue_row};
-use shrike_bus::messages::{self, pb};
+use shrike_bus::messages::{self, NormalizedEvent, pb};
 use shrike_bus::{BusError, FencedConsumer, Outgoing, Record, Topic};
-use shrike_store::{EventRow, IssueRow, Store, now_ms};
-use std::collections::HashSet;
+use shrike_store::{EventRow, IssueRow, IssueState, IssueStatusRow, Store, StoreError, now_ms};
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -32,25 +42,159 @@ pub struct GrouperConfig {
     pub batch_bytes: usize,
     /// Longest wait between a batch's first event and its insert.
     pub batch_wait: Duration,
-    /// Also treat issues already in ClickHouse as announced (for the in-memory bus, whose
-    /// issue-activity topic does not survive a restart).
+    /// Also treat issues and regressions already in ClickHouse as announced (for the in-memory
+    /// bus, whose issue-activity topic does not survive a restart).
     pub seed_from_store: bool,
+}
+
+/// What was announced on the issue-activity topic.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Announced {
+    /// (project, issue) pairs announced as new.
+    pub new: HashSet<(u64, u64)>,
+    /// (project, issue, resolution) triples announced as regressions.
+    pub regressions: HashSet<(u64, u64, u64)>,
+}
+
+impl Announced {
+    fn extend(&mut self, other: Announced) {
+        self.new.extend(other.new);
+        self.regressions.extend(other.regressions);
+    }
+
+    /// Records what one issue-activity message announced.
+    pub fn record(&mut self, activity: &pb::IssueActivity) {
+        let Some(meta) = activity.meta.as_ref() else {
+            return;
+        };
+        // Any activity for a hash means the hash's own issue was announced as new.
+        let own = if activity.primary_hash.is_empty() {
+            activity.issue_id
+        } else {
+            issue_id_for_hash(&activity.primary_hash)
+        };
+        self.new.insert((meta.project_id, own));
+        if activity.kind == pb::issue_activity::Kind::Regression as i32 {
+            self.regressions
+                .insert((meta.project_id, activity.issue_id, activity.resolution));
+        }
+    }
+}
+
+/// A decoded event waiting for its batch to close.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// The event.
+    pub event: NormalizedEvent,
+    /// Its grouping hash.
+    pub hash: String,
+    /// The grouping variant that produced the hash.
+    pub variant: String,
+    /// The message header, copied into activity.
+    pub meta: Option<pb::Meta>,
+}
+
+/// What the store said about a batch's hashes and issues.
+#[derive(Debug, Clone, Default)]
+pub struct Lookups {
+    /// The issue owning each merged hash, by (project, hash).
+    pub targets: HashMap<(u64, String), u64>,
+    /// Current statuses, by (project, issue).
+    pub states: HashMap<(u64, u64), IssueState>,
+}
+
+/// What a closed batch writes and announces.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Rows for `events`.
+    pub events: Vec<EventRow>,
+    /// Rows for `issues` (issues opened by this batch).
+    pub issues: Vec<IssueRow>,
+    /// Rows for `issue_status` (regressions).
+    pub statuses: Vec<IssueStatusRow>,
+    /// Activity to produce.
+    pub outgoing: Vec<Outgoing>,
+    /// What the activity announces.
+    pub announcing: Announced,
+}
+
+/// Decides what a batch writes and announces, given what was announced before and the store's
+/// lookups. Pure.
+pub fn plan(pending: &[Pending], lookups: &Lookups, announced: &Announced) -> Plan {
+    let mut plan = Plan::default();
+    let mut states = lookups.states.clone();
+    for p in pending {
+        let event = &p.event;
+        let project = event.project_id;
+        let own = issue_id_for_hash(&p.hash);
+        let issue = lookups
+            .targets
+            .get(&(project, p.hash.clone()))
+            .copied()
+            .unwrap_or(own);
+        let activity = |kind: pb::issue_activity::Kind, resolution: u64| Outgoing {
+            topic: Topic::IssueActivity,
+            key: messages::issue_key(project, &p.hash),
+            payload: messages::encode(&pb::IssueActivity {
+                meta: p.meta.clone(),
+                kind: kind as i32,
+                issue_id: issue,
+                primary_hash: p.hash.clone(),
+                title: event.title.clone(),
+                culprit: event.culprit.clone(),
+                level: event.level.clone(),
+                resolution,
+            }),
+        };
+        // A hash merged into another issue belongs to that issue and opens none of its own.
+        let key = (project, own);
+        if issue == own && !announced.new.contains(&key) && !plan.announcing.new.contains(&key) {
+            plan.issues.push(issue_row(event, &p.hash, now_ms()));
+            plan.outgoing
+                .push(activity(pb::issue_activity::Kind::New, 0));
+            plan.announcing.new.insert(key);
+        }
+        if let Some(state) = states.get_mut(&(project, issue)) {
+            let resolution = state.row.resolution;
+            let triple = (project, issue, resolution);
+            let unannounced = !announced.regressions.contains(&triple)
+                && !plan.announcing.regressions.contains(&triple);
+            if state.regressed_by(event.received_ms, &event.release) {
+                let row = state.regression(event.event_id);
+                state.row = row.clone();
+                plan.statuses.push(row);
+                if unannounced {
+                    plan.outgoing
+                        .push(activity(pb::issue_activity::Kind::Regression, resolution));
+                    plan.announcing.regressions.insert(triple);
+                }
+            } else if unannounced
+                && state.row.substatus == shrike_store::lifecycle::REGRESSED
+                && state.row.regression_event == event.event_id
+            {
+                // This event reopened the issue before a crash kept the news from going out.
+                plan.outgoing
+                    .push(activity(pb::issue_activity::Kind::Regression, resolution));
+                plan.announcing.regressions.insert(triple);
+            }
+        }
+        plan.events.push(event_row(event, &p.hash, &p.variant));
+    }
+    plan
 }
 
 #[derive(Default)]
 struct Batch {
     records: Vec<Record>,
     bytes: usize,
-    events: Vec<EventRow>,
-    issues: Vec<IssueRow>,
-    outgoing: Vec<Outgoing>,
-    announcing: HashSet<(u64, u64)>,
+    pending: Vec<Pending>,
+    dead_letters: Vec<Outgoing>,
     deadline: Option<Instant>,
 }
 
 impl Batch {
     fn is_due(&self, config: &GrouperConfig) -> bool {
-        self.events.len() >= config.batch_rows.max(1)
+        self.pending.len() >= config.batch_rows.max(1)
             || self.bytes >= config.batch_bytes.max(1)
             || self.deadline.is_some_and(|d| d <= Instant::now())
     }
@@ -75,7 +219,7 @@ pub async fn run<C: FencedConsumer>(
     config: GrouperConfig,
     shutdown: CancellationToken,
 ) -> Result<(), GrouperError> {
-    let mut announced: HashSet<(u64, u64)> = HashSet::new();
+    let mut announced = Announced::default();
     let mut state_generation: Option<u64> = None;
     let mut batch = Batch::default();
     loop {
@@ -104,21 +248,17 @@ pub async fn run<C: FencedConsumer>(
             announced = load_announced(&mut consumer, &store, config.seed_from_store).await?;
             state_generation = Some(record.generation);
             tracing::info!(
-                issues = announced.len(),
+                issues = announced.new.len(),
+                regressions = announced.regressions.len(),
                 generation = record.generation,
                 "loaded announced issues"
             );
         }
-        add(&mut batch, &mut announced, record, &config);
+        add(&mut batch, record, &config);
     }
 }
 
-fn add(
-    batch: &mut Batch,
-    announced: &mut HashSet<(u64, u64)>,
-    record: Record,
-    config: &GrouperConfig,
-) {
+fn add(batch: &mut Batch, record: Record, config: &GrouperConfig) {
     batch.bytes += record.payload.len();
     batch
         .deadline
@@ -132,65 +272,50 @@ fn add(
             let hash = if message.primary_hash.is_empty() {
                 fingerprint(&event).hash
             } else {
-                message.primary_hash.clone()
+                message.primary_hash
             };
-            let issue_id = issue_id_for_hash(&hash);
-            let key = (event.project_id, issue_id);
-            if !announced.contains(&key) && !batch.announcing.contains(&key) {
-                batch.issues.push(issue_row(&event, &hash, now_ms()));
-                let activity = pb::IssueActivity {
-                    meta: message.meta.clone(),
-                    kind: pb::issue_activity::Kind::New as i32,
-                    issue_id,
-                    primary_hash: hash.clone(),
-                    title: event.title.clone(),
-                    culprit: event.culprit.clone(),
-                    level: event.level.clone(),
-                };
-                batch.outgoing.push(Outgoing {
-                    topic: Topic::IssueActivity,
-                    key: messages::issue_key(event.project_id, &hash),
-                    payload: messages::encode(&activity),
-                });
-                batch.announcing.insert(key);
-            }
-            batch.events.push(event_row(&event, &hash));
+            batch.pending.push(Pending {
+                event,
+                hash,
+                variant: message.grouping_variant,
+                meta: message.meta,
+            });
         }
         Err(error) => {
             tracing::warn!(partition = record.partition, offset = record.offset, %error, "dead-lettering normalized event");
             metrics::counter!("shrike_grouper_dead_letters_total").increment(1);
             batch
-                .outgoing
+                .dead_letters
                 .push(messages::dead_letter(&record, GROUP, &error.to_string()));
         }
     }
     batch.records.push(record);
 }
 
-/// Reads which issues were announced: the issue-activity topic, plus ClickHouse when asked.
+/// Reads what was announced: the issue-activity topic, plus ClickHouse when asked.
 async fn load_announced<C: FencedConsumer>(
     consumer: &mut C,
     store: &Store,
     seed_from_store: bool,
-) -> Result<HashSet<(u64, u64)>, GrouperError> {
-    let mut announced = HashSet::new();
+) -> Result<Announced, GrouperError> {
+    let mut announced = Announced::default();
     let records = consumer
         .read_to_end(Topic::IssueActivity)
         .await
         .map_err(|e| GrouperError::State(e.to_string()))?;
     for record in records {
-        if let Ok(activity) = messages::decode::<pb::IssueActivity>(&record.payload)
-            && let Some(meta) = activity.meta.as_ref()
-        {
-            announced.insert((meta.project_id, activity.issue_id));
+        if let Ok(activity) = messages::decode::<pb::IssueActivity>(&record.payload) {
+            announced.record(&activity);
         }
     }
     if seed_from_store {
-        let known = store
-            .issue_keys()
-            .await
-            .map_err(|e| GrouperError::State(e.to_string()))?;
-        announced.extend(known);
+        let state = |e: StoreError| GrouperError::State(e.to_string());
+        announced
+            .new
+            .extend(store.issue_keys().await.map_err(state)?);
+        announced
+            .regressions
+            .extend(store.regressed_keys().await.map_err(state)?);
     }
     Ok(announced)
 }
@@ -199,20 +324,32 @@ async fn flush<C: FencedConsumer>(
     consumer: &mut C,
     store: &Store,
     batch: &mut Batch,
-    announced: &mut HashSet<(u64, u64)>,
+    announced: &mut Announced,
     shutdown: &CancellationToken,
 ) -> Result<(), GrouperError> {
     let taken = std::mem::take(batch);
-    if !write(store, &taken.events, &taken.issues, shutdown).await {
+    let Some(lookups) = retry("lookup", shutdown, || lookup(store, &taken.pending)).await else {
         return Ok(()); // shutting down with ClickHouse unreachable: leave it uncommitted
+    };
+    let plan = plan(&taken.pending, &lookups, announced);
+    let written = retry("insert", shutdown, || async {
+        // Regressions first: once an event is visible, so is the status it caused.
+        store.insert_issue_statuses(&plan.statuses).await?;
+        store.upsert_issues(&plan.issues).await?;
+        store.insert_events(&plan.events).await
+    })
+    .await;
+    if written.is_none() {
+        return Ok(());
     }
-    match consumer
-        .produce_and_commit(taken.outgoing, &taken.records)
-        .await
-    {
+    let mut outgoing = taken.dead_letters;
+    outgoing.extend(plan.outgoing);
+    match consumer.produce_and_commit(outgoing, &taken.records).await {
         Ok(()) => {
-            announced.extend(taken.announcing);
-            metrics::counter!("shrike_grouper_events_total").increment(taken.events.len() as u64);
+            announced.extend(plan.announcing);
+            metrics::counter!("shrike_grouper_events_total").increment(plan.events.len() as u64);
+            metrics::counter!("shrike_grouper_regressions_total")
+                .increment(plan.statuses.len() as u64);
             Ok(())
         }
         Err(BusError::Fenced) => {
@@ -226,6 +363,27 @@ async fn flush<C: FencedConsumer>(
     }
 }
 
+/// The store's answers about a batch: one query for merged hashes, one for statuses.
+async fn lookup(store: &Store, pending: &[Pending]) -> Result<Lookups, StoreError> {
+    let mut hashes: Vec<String> = pending.iter().map(|p| p.hash.clone()).collect();
+    hashes.sort();
+    hashes.dedup();
+    let targets = store.hash_targets(&hashes).await?;
+    let mut ids: Vec<u64> = pending
+        .iter()
+        .map(|p| {
+            targets
+                .get(&(p.event.project_id, p.hash.clone()))
+                .copied()
+                .unwrap_or_else(|| issue_id_for_hash(&p.hash))
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let states = store.issue_states(&ids).await?;
+    Ok(Lookups { targets, states })
+}
+
 async fn sleep_or_forever(wait: Option<Duration>) {
     match wait {
         Some(wait) => tokio::time::sleep(wait).await,
@@ -233,32 +391,102 @@ async fn sleep_or_forever(wait: Option<Duration>) {
     }
 }
 
-/// Writes a batch, retrying until it succeeds; returns false when shutdown cut the retries short.
-async fn write(
-    store: &Store,
-    events: &[EventRow],
-    issues: &[IssueRow],
-    shutdown: &CancellationToken,
-) -> bool {
+/// Runs `attempt` until it succeeds; `None` when shutdown cut the retries short.
+async fn retry<T, F, Fut>(what: &str, shutdown: &CancellationToken, mut attempt: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
     let mut delay = Duration::from_millis(100);
     let give_up = Instant::now() + Duration::from_secs(10);
     loop {
-        let result = async {
-            store.upsert_issues(issues).await?;
-            store.insert_events(events).await
-        }
-        .await;
-        match result {
-            Ok(()) => return true,
+        match attempt().await {
+            Ok(value) => return Some(value),
             Err(error) => {
-                tracing::warn!(rows = events.len(), %error, "clickhouse insert failed, retrying");
+                tracing::warn!(what, %error, "clickhouse request failed, retrying");
                 metrics::counter!("shrike_grouper_insert_errors_total").increment(1);
                 if shutdown.is_cancelled() && Instant::now() > give_up {
-                    return false;
+                    return None;
                 }
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shrike_store::{IssueStatus, StatusChange, lifecycle};
+    use uuid::Uuid;
+
+    const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+    fn pending(hash: &str, received_ms: i64) -> Pending {
+        Pending {
+            event: NormalizedEvent {
+                project_id: 1,
+                event_id: Uuid::new_v4(),
+                received_ms,
+                ..Default::default()
+            },
+            hash: hash.into(),
+            variant: "app".into(),
+            meta: None,
+        }
+    }
+
+    fn resolved(issue: u64, at_ms: u64) -> IssueState {
+        let context = lifecycle::StatusContext {
+            project_id: 1,
+            issue_id: issue,
+            now_ms: at_ms,
+            ..Default::default()
+        };
+        IssueState {
+            row: lifecycle::status_row(&StatusChange::Resolve, &context),
+            changed_at: 0,
+        }
+    }
+
+    #[test]
+    fn a_merged_hash_opens_no_issue_and_reopens_its_target_once() {
+        let target = issue_id_for_hash(A);
+        let mut lookups = Lookups::default();
+        lookups.targets.insert((1, B.to_owned()), target);
+        lookups.states.insert((1, target), resolved(target, 1_000));
+        let batch = [pending(B, 500), pending(B, 2_000), pending(B, 3_000)];
+        let plan = plan(&batch, &lookups, &Announced::default());
+        assert!(plan.issues.is_empty());
+        assert_eq!(plan.events.len(), 3);
+        assert_eq!(plan.statuses.len(), 1);
+        assert_eq!(plan.statuses[0].regression_event, batch[1].event.event_id);
+        assert_eq!(plan.outgoing.len(), 1);
+        assert!(plan.announcing.regressions.contains(&(1, target, 1_000)));
+        assert_eq!(
+            IssueStatus::parse(&plan.statuses[0].status),
+            IssueStatus::Unresolved
+        );
+    }
+
+    #[test]
+    fn an_announced_regression_is_not_announced_again_but_a_lost_one_is() {
+        let issue = issue_id_for_hash(A);
+        let event = pending(A, 2_000);
+        let mut state = resolved(issue, 1_000);
+        state.row = state.regression(event.event.event_id);
+        let mut lookups = Lookups::default();
+        lookups.states.insert((1, issue), state);
+        let mut announced = Announced::default();
+        announced.new.insert((1, issue));
+        let lost = plan(std::slice::from_ref(&event), &lookups, &announced);
+        assert_eq!((lost.outgoing.len(), lost.statuses.len()), (1, 0));
+        announced.extend(lost.announcing);
+        let again = plan(std::slice::from_ref(&event), &lookups, &announced);
+        assert!(again.outgoing.is_empty());
+        let other = plan(&[pending(A, 3_000)], &lookups, &announced);
+        assert!(other.outgoing.is_empty() && other.statuses.is_empty());
     }
 }

@@ -268,12 +268,12 @@ impl Store {
         Ok(self
             .client
             .query(&format!(
-                "SELECT primary_hash, own, merged_into, version FROM (
+                "SELECT primary_hash, own, merged_into, hash_version FROM (
                      SELECT primary_hash, any(issue_id) AS own FROM {db}.issues
                      WHERE project_id = ? GROUP BY primary_hash
                  ) ANY LEFT JOIN (
                      SELECT primary_hash, argMax(issue_id, version) AS merged_into,
-                            max(version) AS version
+                            max(version) AS hash_version
                      FROM {db}.issue_hashes WHERE project_id = ? GROUP BY primary_hash
                  ) USING primary_hash ORDER BY primary_hash"
             ))

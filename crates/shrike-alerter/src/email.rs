@@ -1,5 +1,5 @@
-//! Alert emails: one message per project per run, listing each new or recurring issue with its
-//! counts, as plain text and HTML, without links (Shrike has no web UI to link to yet).
+//! Alert emails: one message per project per run, listing each new, regressed or recurring issue
+//! with its counts, as plain text and HTML, without links (Shrike has no web UI to link to yet).
 
 use shrike_store::IssueActivity;
 
@@ -17,9 +17,18 @@ pub struct AlertEmail {
 /// Renders the alert for `project` about `issues` (non-empty) seen in a window.
 pub fn render(project: &str, issues: &[IssueActivity], window: &str) -> AlertEmail {
     let new = issues.iter().filter(|i| i.is_new).count();
+    let regressed = issues
+        .iter()
+        .filter(|i| !i.is_new && i.is_regression)
+        .count();
     let events: u64 = issues.iter().map(|i| i.events_in_window).sum();
+    let regressions = if regressed > 0 {
+        format!(", {regressed} regressed")
+    } else {
+        String::new()
+    };
     let subject = format!(
-        "[Shrike] {project}: {events} error event{} in {} issue{} ({new} new)",
+        "[Shrike] {project}: {events} error event{} in {} issue{} ({new} new{regressions})",
         plural(events as usize),
         issues.len(),
         plural(issues.len())
@@ -27,7 +36,13 @@ pub fn render(project: &str, issues: &[IssueActivity], window: &str) -> AlertEma
     let mut text = format!("Errors in project {project} {window}:\n\n");
     let mut rows = String::new();
     for issue in issues {
-        let kind = if issue.is_new { "NEW" } else { "RECURRING" };
+        let kind = if issue.is_new {
+            "NEW"
+        } else if issue.is_regression {
+            "REGRESSION"
+        } else {
+            "RECURRING"
+        };
         text.push_str(&format!(
             "[{kind}] {}\n    {} event{} since the last check, {} in total{}\n    issue {}\n\n",
             issue.title,
@@ -86,6 +101,8 @@ mod tests {
             events_in_window: window,
             times_seen: total,
             is_new: new,
+            is_regression: false,
+            status: Default::default(),
             title: title.into(),
             culprit: "/boom/".into(),
         }
@@ -112,6 +129,11 @@ mod tests {
             )
         );
         assert!(mail.html.contains("<td>KeyError: &lt;'a'&gt;</td>"));
+        let mut regressed = issue(3, "ValueError", false, 1, 9);
+        regressed.is_regression = true;
+        let mail = render("default", &[regressed], "since 10:00 UTC");
+        assert!(mail.subject.ends_with("(0 new, 1 regressed)"));
+        assert!(mail.text.contains("[REGRESSION] ValueError"));
         assert!(!mail.html.contains("href"));
     }
 }

@@ -4,7 +4,9 @@
 //! Progress is a per-project watermark in ClickHouse (`alert_state`), advanced only after the email
 //! was accepted by the SMTP server, so a restart never repeats an alert and a failed delivery is
 //! retried at the next run. Windows are measured on ClickHouse's clock (`inserted_at`), so late
-//! events are reported at the next run rather than missed. No activity, no email.
+//! events are reported at the next run rather than missed. No activity, no email. Only unresolved
+//! issues are reported (regressions marked as such): ignored issues stay quiet while their ignore
+//! holds, and resolved issues until an event reopens them.
 
 pub mod email;
 pub mod schedule;

@@ -8,7 +8,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::{Deserialize, Serialize};
-use shrike_store::{Store, StoreError};
+use shrike_store::{IssueActivity, IssueStatus, Store, StoreError};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -217,7 +217,7 @@ impl Alerter {
             if to <= from {
                 continue;
             }
-            let activity = self.store.issue_activity(project.id, from, to).await?;
+            let activity = alertable(self.store.issue_activity(project.id, from, to).await?);
             let mut run = ProjectRun {
                 project_id: project.id,
                 issues: activity.len(),
@@ -283,6 +283,15 @@ impl Alerter {
     }
 }
 
+/// The issues worth an alert: unresolved ones (regressed, lapsed ignores and new included);
+/// issues ignored while the ignore holds, and resolved issues no event reopened, are skipped.
+pub fn alertable(activity: Vec<IssueActivity>) -> Vec<IssueActivity> {
+    activity
+        .into_iter()
+        .filter(|a| a.status.status == IssueStatus::Unresolved)
+        .collect()
+}
+
 fn describe_window(from: u32, to: u32) -> String {
     let fmt = |t: u32| {
         DateTime::<Utc>::from_timestamp(i64::from(t), 0)
@@ -293,5 +302,35 @@ fn describe_window(from: u32, to: u32) -> String {
         format!("up to {}", fmt(to))
     } else {
         format!("between {} and {}", fmt(from), fmt(to))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shrike_store::EffectiveStatus;
+
+    #[test]
+    fn only_unresolved_issues_are_alerted() {
+        let activity = |issue_id, status, substatus| IssueActivity {
+            issue_id,
+            events_in_window: 1,
+            times_seen: 1,
+            is_new: false,
+            is_regression: substatus == "regressed",
+            status: EffectiveStatus { status, substatus },
+            title: String::new(),
+            culprit: String::new(),
+        };
+        let kept = alertable(vec![
+            activity(1, IssueStatus::Unresolved, ""),
+            activity(2, IssueStatus::Ignored, ""),
+            activity(3, IssueStatus::Resolved, ""),
+            activity(4, IssueStatus::ResolvedInNextRelease, ""),
+            activity(5, IssueStatus::Unresolved, "regressed"),
+            activity(6, IssueStatus::Unresolved, "ignore_lapsed"),
+        ]);
+        let ids: Vec<u64> = kept.iter().map(|a| a.issue_id).collect();
+        assert_eq!(ids, vec![1, 5, 6]);
     }
 }

@@ -1,7 +1,9 @@
 //! Compiles `proto/` with protox (pure Rust, no `protoc` needed) and generates prost types.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time, not baked in with `env!`: a build script binary compiled for another
+    // checkout sharing the target directory must not look for the protos there.
+    let root = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let file = root.join("shrike/bus/v1/bus.proto");
     println!("cargo:rerun-if-changed={}", file.display());
     println!("cargo:rerun-if-changed={}", root.display());

@@ -16,7 +16,7 @@ use clap::Parser;
 use cli::{Cli, Command, DevCommand, IssuesCommand, ProjectCommand, TopicsCommand};
 use config::Config;
 use services::Service;
-use shrike_store::Store;
+use shrike_store::{IssueFilter, StatusChange, Store};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -127,25 +127,127 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Issues {
-            command:
-                IssuesCommand::List {
-                    project,
-                    limit,
-                    json,
-                },
-        } => {
-            let store = existing_store(&config).await?;
-            let name = project.unwrap_or_else(|| config.default_project.clone());
-            let project = store
+        Command::Issues { command } => issues(&config, command).await,
+    }
+}
+
+/// `shrike issues ...`.
+async fn issues(config: &Config, command: IssuesCommand) -> anyhow::Result<()> {
+    let store = existing_store(config).await?;
+    let project = |name: Option<String>| {
+        let store = store.clone();
+        let name = name.unwrap_or_else(|| config.default_project.clone());
+        async move {
+            store
                 .project_by_name(&name)
                 .await?
-                .with_context(|| format!("no project named {name:?}"))?;
-            let issues = store.list_issues(project.id, limit).await?;
+                .with_context(|| format!("no project named {name:?}"))
+        }
+    };
+    match command {
+        IssuesCommand::List {
+            project: name,
+            limit,
+            status,
+            since,
+            query,
+            json,
+        } => {
+            let project = project(name).await?;
+            let since = match since {
+                Some(text) => Some(cli::parse_since(&text, store.server_now().await?)?),
+                None => None,
+            };
+            let filter = IssueFilter {
+                status: status.map(Into::into),
+                since,
+                query,
+                limit,
+            };
+            let issues = store.list_issues(project.id, &filter).await?;
             print!("{}", cli::format_issues(&issues, json));
-            Ok(())
+        }
+        IssuesCommand::Show {
+            id,
+            project: name,
+            json,
+        } => {
+            let project = project(name).await?;
+            let detail = store.issue_detail(project.id, id).await?;
+            print!("{}", cli::format_detail(&detail, json));
+        }
+        IssuesCommand::Resolve {
+            ids,
+            next_release,
+            project: name,
+        } => {
+            let change = if next_release {
+                StatusChange::ResolveInNextRelease
+            } else {
+                StatusChange::Resolve
+            };
+            set_status(&store, project(name).await?.id, &ids, &change).await?;
+        }
+        IssuesCommand::Unresolve { ids, project: name } => {
+            let project = project(name).await?;
+            set_status(&store, project.id, &ids, &StatusChange::Unresolve).await?;
+        }
+        IssuesCommand::Ignore {
+            ids,
+            count,
+            until,
+            project: name,
+        } => {
+            let project = project(name).await?;
+            let until = match until {
+                Some(text) => Some(cli::parse_until(&text, store.server_now().await?)?),
+                None => None,
+            };
+            set_status(
+                &store,
+                project.id,
+                &ids,
+                &StatusChange::Ignore { count, until },
+            )
+            .await?;
+        }
+        IssuesCommand::Merge {
+            into,
+            ids,
+            project: name,
+        } => {
+            let project = project(name).await?;
+            let moved = store.merge_issues(project.id, into, &ids).await?;
+            println!(
+                "merged {} hash{} into issue {into}",
+                moved.len(),
+                if moved.len() == 1 { "" } else { "es" }
+            );
+        }
+        IssuesCommand::Unmerge {
+            hashes,
+            project: name,
+        } => {
+            let project = project(name).await?;
+            for (hash, issue) in store.unmerge_hashes(project.id, &hashes).await? {
+                println!("hash {hash} belongs to issue {issue} again");
+            }
         }
     }
+    Ok(())
+}
+
+async fn set_status(
+    store: &Store,
+    project_id: u64,
+    ids: &[u64],
+    change: &StatusChange,
+) -> anyhow::Result<()> {
+    for &id in ids {
+        let row = store.set_issue_status(project_id, id, change).await?;
+        println!("issue {id} {}", row.status);
+    }
+    Ok(())
 }
 
 async fn set_key(config: &Config, key: &str, active: bool) -> anyhow::Result<()> {

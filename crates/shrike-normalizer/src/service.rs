@@ -10,7 +10,9 @@
 use crate::normalize;
 use shrike_bus::messages::{self, pb};
 use shrike_bus::{BusError, Consumer, Producer, Record, Topic};
+use shrike_grouping::ProjectConfigs;
 use shrike_protocol::Event;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -18,15 +20,19 @@ use tokio_util::sync::CancellationToken;
 pub const GROUP: &str = "shrike-normalizer";
 
 /// Turns one raw record into the normalized message and its key, or the reason it cannot be.
-pub fn process(record: &Record) -> Result<(bytes::Bytes, bytes::Bytes), String> {
+/// The event is grouped with its project's settings before normalization, on the event as sent.
+pub fn process(
+    record: &Record,
+    grouping: &ProjectConfigs,
+) -> Result<(bytes::Bytes, bytes::Bytes), String> {
     let raw: pb::RawEvent = messages::decode(&record.payload).map_err(|e| e.to_string())?;
     let (meta, event_id) = messages::check_meta(raw.meta.as_ref()).map_err(|e| e.to_string())?;
     let event = Event::parse(&raw.payload).map_err(|e| e.to_string())?;
+    let grouped = shrike_grouping::group(&event, grouping.get(meta.project_id));
     let normalized = normalize(meta.project_id, event_id, meta.received_ms, event);
-    let fingerprint = shrike_grouper::fingerprint(&normalized);
-    let message = messages::normalized_message(&normalized, &fingerprint.hash, fingerprint.variant);
+    let message = messages::normalized_message(&normalized, grouped.hash(), grouped.primary().name);
     Ok((
-        messages::issue_key(meta.project_id, &fingerprint.hash),
+        messages::issue_key(meta.project_id, grouped.hash()),
         messages::encode(&message),
     ))
 }
@@ -35,6 +41,7 @@ pub fn process(record: &Record) -> Result<(bytes::Bytes, bytes::Bytes), String> 
 pub async fn run<C: Consumer, P: Producer>(
     mut consumer: C,
     producer: P,
+    grouping: Arc<ProjectConfigs>,
     shutdown: CancellationToken,
 ) -> Result<(), BusError> {
     loop {
@@ -42,7 +49,7 @@ pub async fn run<C: Consumer, P: Producer>(
             record = consumer.recv() => record?,
             () = shutdown.cancelled() => return consumer.flush().await,
         };
-        match process(&record) {
+        match process(&record, &grouping) {
             Ok((key, payload)) => {
                 match send_with_backoff(&producer, Topic::NormalizedEvents, &key, payload).await {
                     Ok(()) => metrics::counter!("shrike_normalizer_events_total").increment(1),
@@ -148,9 +155,17 @@ mod tests {
             .await
             .expect("sent");
         let shutdown = CancellationToken::new();
+        // Project 7 has a server-side fingerprint rule of its own.
+        let mut grouping = ProjectConfigs::default();
+        grouping.insert(
+            7,
+            shrike_grouping::GroupingConfig::with_project_rules("", "type:E -> all-e-errors")
+                .expect("rules"),
+        );
         let task = tokio::spawn(run(
             bus.consumer(Topic::RawEvents, GROUP),
             bus.clone(),
+            Arc::new(grouping),
             shutdown.clone(),
         ));
 
@@ -159,7 +174,11 @@ mod tests {
         let event = messages::read_normalized(&message).expect("body");
         assert_eq!((event.project_id, event.title.as_str()), (7, "E: v"));
         assert_eq!(record.key, messages::issue_key(7, &message.primary_hash));
-        assert_eq!(message.primary_hash.len(), 32);
+        assert_eq!(
+            message.primary_hash,
+            shrike_grouping::hash_values(["all-e-errors"])
+        );
+        assert_eq!(message.grouping_variant, "custom_fingerprint");
 
         for expected_offset in [1, 2] {
             let letter: pb::DeadLetter =

@@ -49,7 +49,7 @@ pub struct Event {
     #[serde(deserialize_with = "lenient")]
     pub logentry: Option<LogEntry>,
     /// Exceptions, innermost last.
-    #[serde(deserialize_with = "exceptions")]
+    #[serde(deserialize_with = "values")]
     pub exception: Vec<Exception>,
     /// A stack trace not attached to an exception (for example `attach_stacktrace`).
     #[serde(deserialize_with = "lenient")]
@@ -67,8 +67,29 @@ pub struct Event {
     #[serde(deserialize_with = "lenient")]
     pub sdk: Option<Sdk>,
     /// A custom fingerprint chosen by the application.
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "fingerprint")]
     pub fingerprint: Option<Vec<String>>,
+    /// A legacy client-side grouping checksum.
+    #[serde(deserialize_with = "lenient_string")]
+    pub checksum: Option<String>,
+    /// Threads, for events without an exception (native crashes, `attach_stacktrace`).
+    #[serde(deserialize_with = "values")]
+    pub threads: Vec<Thread>,
+}
+
+/// One thread of an event.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct Thread {
+    /// The thread's stack trace.
+    #[serde(deserialize_with = "lenient")]
+    pub stacktrace: Option<Stacktrace>,
+    /// Whether this thread crashed.
+    #[serde(deserialize_with = "lenient")]
+    pub crashed: Option<bool>,
+    /// Whether this thread captured the event.
+    #[serde(deserialize_with = "lenient")]
+    pub current: Option<bool>,
 }
 
 /// A structured log message.
@@ -114,6 +135,42 @@ pub struct Mechanism {
     /// Whether the application handled the exception.
     #[serde(deserialize_with = "lenient")]
     pub handled: Option<bool>,
+    /// The exception was made up by the SDK from an error code or signal; its type says little.
+    #[serde(deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    pub synthetic: Option<bool>,
+    /// This exception's id within an exception group.
+    #[serde(deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    pub exception_id: Option<u64>,
+    /// The id of the exception group this exception belongs to.
+    #[serde(deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<u64>,
+    /// Whether this exception is a group of other exceptions.
+    #[serde(deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    pub is_exception_group: Option<bool>,
+    /// Platform error details (`ns_error`, `errno`, `signal`, ...).
+    #[serde(deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    pub meta: Option<MechanismMeta>,
+}
+
+/// Platform error details of a mechanism.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct MechanismMeta {
+    /// An Apple `NSError`.
+    #[serde(deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    pub ns_error: Option<NsError>,
+}
+
+/// An Apple `NSError`: its domain and code.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct NsError {
+    /// The error domain, e.g. `NSURLErrorDomain`.
+    #[serde(deserialize_with = "lenient_string")]
+    pub domain: Option<String>,
+    /// The error code.
+    #[serde(deserialize_with = "lenient")]
+    pub code: Option<i64>,
 }
 
 /// A stack trace, outermost frame first.
@@ -156,6 +213,33 @@ pub struct Frame {
     /// The package (shared library, jar) containing the frame.
     #[serde(deserialize_with = "lenient_string")]
     pub package: Option<String>,
+    /// The function name before the SDK or symbolication cleaned it up.
+    #[serde(
+        deserialize_with = "lenient_string",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub raw_function: Option<String>,
+    /// The frame's own platform, when it differs from the event's.
+    #[serde(
+        deserialize_with = "lenient_string",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub platform: Option<String>,
+    /// Processing data; `sourcemap` is set when a source map resolved the frame.
+    #[serde(deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    pub data: Option<FrameData>,
+}
+
+/// Processing data of a frame.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct FrameData {
+    /// The source map URL that resolved this frame.
+    #[serde(
+        deserialize_with = "lenient_string",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub sourcemap: Option<String>,
 }
 
 /// The affected user.
@@ -271,10 +355,34 @@ fn message<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> 
     })
 }
 
-fn exceptions<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Exception>, D::Error> {
+/// A client fingerprint: a list whose entries may be strings, numbers or booleans.
+fn fingerprint<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Array(items) => Some(
+            items
+                .into_iter()
+                .filter_map(|item| match item {
+                    serde_json::Value::String(s) => Some(s),
+                    serde_json::Value::Number(n) => Some(n.to_string()),
+                    serde_json::Value::Bool(b) => Some(b.to_string()),
+                    _ => None,
+                })
+                .collect(),
+        ),
+        _ => None,
+    })
+}
+
+/// A list sent bare, as `{"values": [...]}`, or as a single object (Relay accepts all three);
+/// unreadable items are dropped.
+fn values<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Vec<T>, D::Error> {
     let value = serde_json::Value::deserialize(d)?;
     let list = match value {
-        serde_json::Value::Object(mut o) => o.remove("values").unwrap_or_default(),
+        serde_json::Value::Object(mut o) => match o.remove("values") {
+            Some(values) => values,
+            None if o.is_empty() => serde_json::Value::Null,
+            None => serde_json::Value::Array(vec![serde_json::Value::Object(o)]),
+        },
         other => other,
     };
     Ok(match list {

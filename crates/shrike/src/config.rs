@@ -26,6 +26,8 @@ pub struct Config {
     pub kafka: KafkaSection,
     /// The grouper.
     pub grouper: GrouperSection,
+    /// Per-project grouping rules.
+    pub grouping: GroupingSection,
     /// The alerter.
     pub alerter: AlerterConfig,
     /// The project `shrike up` creates and prints the DSN of.
@@ -203,7 +205,44 @@ impl Default for GrouperSection {
     }
 }
 
+/// `[grouping]`: per-project rules in Sentry's syntax, under `[grouping.projects.<id>]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GroupingSection {
+    /// Project id → its rules.
+    pub projects: std::collections::BTreeMap<String, ProjectGroupingSection>,
+}
+
+/// `[grouping.projects.<id>]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProjectGroupingSection {
+    /// Stack-trace rules (`path:**/vendor/** -app`, `function:log_* -group`), one per line,
+    /// applied after Shrike's defaults.
+    pub stack_rules: String,
+    /// Fingerprint rules (`error.type:Timeout -> timeouts`), one per line, tried before the
+    /// built-in ones.
+    pub fingerprint_rules: String,
+}
+
 impl Config {
+    /// Every project's grouping settings, parsed.
+    pub fn grouping(&self) -> anyhow::Result<shrike_grouping::ProjectConfigs> {
+        let mut configs = shrike_grouping::ProjectConfigs::default();
+        for (id, rules) in &self.grouping.projects {
+            let project: u64 = id
+                .parse()
+                .with_context(|| format!("grouping.projects.{id}: not a project id"))?;
+            let config = shrike_grouping::GroupingConfig::with_project_rules(
+                &rules.stack_rules,
+                &rules.fingerprint_rules,
+            )
+            .with_context(|| format!("grouping.projects.{id}"))?;
+            configs.insert(project, config);
+        }
+        Ok(configs)
+    }
+
     /// Loads defaults, then the file (when it exists, or always when `explicit`), then the
     /// environment, and validates the result.
     pub fn load(path: &Path, explicit: bool) -> anyhow::Result<Self> {
@@ -244,6 +283,7 @@ impl Config {
             bail!("default_project must not be empty");
         }
         shrike_alerter::Schedule::parse(&self.alerter.schedule).context("alerter.schedule")?;
+        self.grouping()?;
         Ok(())
     }
 

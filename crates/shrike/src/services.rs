@@ -98,6 +98,7 @@ where
 pub async fn normalizer<C: Consumer, P: Producer>(
     make: impl FnMut() -> anyhow::Result<C>,
     producer: P,
+    grouping: std::sync::Arc<shrike_grouping::ProjectConfigs>,
     shutdown: CancellationToken,
 ) {
     let mut make = make;
@@ -106,6 +107,7 @@ pub async fn normalizer<C: Consumer, P: Producer>(
         Ok(shrike_normalizer::service::run(
             consumer,
             producer.clone(),
+            grouping.clone(),
             shutdown.clone(),
         ))
     })
@@ -209,7 +211,8 @@ pub async fn run(config: Config, service: Service) -> anyhow::Result<()> {
                     None,
                 )?)
             };
-            normalizer(make, producer.clone(), shutdown).await;
+            let grouping = std::sync::Arc::new(config.grouping()?);
+            normalizer(make, producer.clone(), grouping, shutdown).await;
         }
         Service::Grouper => {
             let store = crate::existing_store(&config).await?;

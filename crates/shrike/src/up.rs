@@ -94,7 +94,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 source.consumer(Topic::RawEvents, shrike_normalizer::service::GROUP)
             }))
         };
-        tokio::spawn(services::normalizer(make, bus.clone(), shutdown.clone()))
+        let grouping = std::sync::Arc::new(config.grouping()?);
+        tokio::spawn(services::normalizer(
+            make,
+            bus.clone(),
+            grouping,
+            shutdown.clone(),
+        ))
     };
     let grouper = {
         let (bus, mut first) = (bus.clone(), Some(normalized_consumer));

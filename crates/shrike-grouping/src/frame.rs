@@ -1,0 +1,405 @@
+//! One stack frame's grouping component: module or file name, function, and the source line
+//! where the platform's source is trustworthy, each cleaned of values that change between builds.
+//!
+//! The rules follow Sentry's `frame` strategy of grouping config `newstyle:2023-01-11`
+//! (`src/sentry/grouping/strategies/newstyle.py`): file names are lowercased base names and
+//! ignored for URLs; Java generated class names lose their generated suffixes; JavaScript function
+//! names lose their `Object.` prefixes, and unknown or `eval` frames are ignored.
+
+use crate::component::Component;
+use regex::Regex;
+use shrike_protocol::event::Frame;
+use std::sync::LazyLock;
+
+/// Platforms whose context lines are used for grouping (source is reliably available).
+const CONTEXT_LINE_PLATFORMS: &[&str] = &["javascript", "node", "python", "php", "ruby"];
+
+/// Longest context line that still groups; longer ones are usually minified code.
+const MAX_CONTEXT_LINE: usize = 120;
+
+/// The behaviour family of a platform, as Sentry's stack-trace rules see it.
+pub fn family(platform: &str) -> &'static str {
+    match platform {
+        "objc" | "cocoa" | "swift" | "native" | "c" => "native",
+        "javascript" | "node" => "javascript",
+        _ => "other",
+    }
+}
+
+/// Whether a path is a URL the browser loaded, rather than a file of the application.
+/// `file:` URLs count only when `allow_file_origin` is false.
+pub fn has_url_origin(path: Option<&str>, allow_file_origin: bool) -> bool {
+    let Some(path) = path.filter(|p| !p.is_empty()) else {
+        return false;
+    };
+    if path.starts_with("file:") {
+        return !allow_file_origin;
+    }
+    ["http:", "https:", "applewebdata:", "blob:"]
+        .iter()
+        .any(|scheme| path.starts_with(scheme))
+}
+
+fn regex(pattern: &str) -> Regex {
+    Regex::new(pattern).unwrap_or_else(|e| panic!("built-in pattern {pattern}: {e}"))
+}
+
+// Java code generators append counters and hashes to class names; the prefix up to the marker is
+// kept and the rest becomes `<auto>` so that two builds of one class group together.
+static JAVA_REFLECT: LazyLock<Regex> =
+    LazyLock::new(|| regex(r"(sun\.reflect\.Generated(?:Serialization)?ConstructorAccessor)\d+"));
+static JAVA_CGLIB: LazyLock<Regex> =
+    LazyLock::new(|| regex(r"(\$\$[\w_]+?CGLIB\$\$)[a-fA-F0-9]+(_[0-9]+)?"));
+static JAVA_ENHANCER: LazyLock<Regex> =
+    LazyLock::new(|| regex(r"(\$\$(?:EnhancerBy|FastClassBy)[\w_]+?\$\$)[a-fA-F0-9]+(_[0-9]+)?"));
+static JAVA_ASSIST: LazyLock<Regex> =
+    LazyLock::new(|| regex(r"(\$\$_javassist)(?:_seam)?(?:_[0-9]+)?"));
+static JAVA_HIBERNATE: LazyLock<Regex> = LazyLock::new(|| regex(r"(\$HibernateProxy\$)[\w_]+"));
+static CLOJURE_FN: LazyLock<Regex> = LazyLock::new(|| regex(r"(\$fn__)\d+"));
+static RUBY_ERB: LazyLock<Regex> = LazyLock::new(|| regex(r"__\d{4,}_\d{4,}$"));
+
+/// Everything about the event a frame component needs.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameContext<'a> {
+    /// The event's platform, used when the frame has none.
+    pub event_platform: &'a str,
+    /// Whether the frame repeats the previous one (recursion).
+    pub is_recursion: bool,
+}
+
+/// Builds the component of one frame.
+pub fn frame_component(frame: &Frame, ctx: FrameContext<'_>) -> Component {
+    let platform = frame
+        .platform
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .unwrap_or(ctx.event_platform);
+    let family = family(platform);
+    let abs_path = frame.abs_path.as_deref();
+
+    let mut filename = filename_component(abs_path, frame.filename.as_deref(), platform);
+    let module = module_component(abs_path, frame.module.as_deref(), platform);
+    if module.contributes && filename.contributes {
+        filename.exclude("module takes precedence");
+    }
+    let context_line = CONTEXT_LINE_PLATFORMS
+        .contains(&platform)
+        .then(|| context_line_component(frame, family));
+    let sourcemap_used = frame.data.as_ref().is_some_and(|d| d.sourcemap.is_some());
+    let function = function_component(
+        frame,
+        platform,
+        family,
+        sourcemap_used && context_line.as_ref().is_some_and(|c| c.contributes),
+    );
+
+    let mut children = vec![module, filename, function];
+    children.extend(context_line);
+    let mut component = Component::node("frame", children);
+
+    if family == "javascript" {
+        // Browsers disagree about anonymous and native frames; ignoring them consistently makes
+        // the same error group the same way in every browser.
+        let name = frame
+            .raw_function
+            .as_deref()
+            .or(frame.function.as_deref())
+            .map(|f| f.rsplit('.').next().unwrap_or(f))
+            .unwrap_or("");
+        let function = &mut component.children[2];
+        if name.is_empty() {
+            function.contributes = false;
+        } else if matches!(
+            name,
+            "?" | "<anonymous function>" | "<anonymous>" | "Anonymous function"
+        ) || name.ends_with("/<")
+        {
+            function.exclude("ignored unknown function name");
+        }
+        if name == "eval"
+            || matches!(
+                abs_path,
+                Some("[native code]" | "native code" | "eval code" | "<anonymous>")
+            )
+        {
+            component.exclude("ignored low quality javascript frame");
+        }
+    }
+    if ctx.is_recursion {
+        component.exclude("ignored due to recursion");
+    }
+    component
+}
+
+fn filename_component(abs_path: Option<&str>, filename: Option<&str>, platform: &str) -> Component {
+    let Some(filename) = filename else {
+        return Component::empty("filename");
+    };
+    let base = filename
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or(filename)
+        .to_lowercase();
+    let mut component = Component::leaf("filename", vec![base.clone()]);
+    if has_url_origin(abs_path, true) {
+        component.exclude("ignored because frame points to a URL");
+    } else if base == "<anonymous>" {
+        component.exclude("anonymous filename discarded");
+    } else if base == "[native code]" {
+        component.exclude("native code indicated by filename");
+    } else if platform == "java" {
+        let cleaned = JAVA_ASSIST.replace_all(&base, "${1}<auto>");
+        if cleaned != base {
+            component.replace(vec![cleaned.into_owned()], "cleaned javassist parts");
+        }
+    }
+    component
+}
+
+fn module_component(abs_path: Option<&str>, module: Option<&str>, platform: &str) -> Component {
+    let Some(module) = module else {
+        return Component::empty("module");
+    };
+    let mut component = Component::leaf("module", vec![module.to_owned()]);
+    if platform == "javascript"
+        && module.contains('/')
+        && abs_path.is_some_and(|p| p.ends_with(module))
+    {
+        component.exclude("ignored bad javascript module");
+    } else if platform == "java" {
+        if module.contains("$$Lambda$") {
+            component.exclude("ignored java lambda");
+        }
+        for marker in [
+            "sun.reflect.GeneratedMethodAccessor",
+            "jdk.internal.reflect.GeneratedMethodAccessor",
+        ] {
+            if module.starts_with(marker) {
+                let contributes = component.contributes;
+                component.replace(vec![marker.to_owned()], "removed reflection marker");
+                component.contributes = contributes;
+                return component;
+            }
+        }
+        let mut cleaned = JAVA_REFLECT.replace_all(module, "${1}<auto>").into_owned();
+        for pattern in [
+            &*JAVA_CGLIB,
+            &*JAVA_ENHANCER,
+            &*JAVA_ASSIST,
+            &*CLOJURE_FN,
+            &*JAVA_HIBERNATE,
+        ] {
+            cleaned = pattern.replace_all(&cleaned, "${1}<auto>").into_owned();
+        }
+        if cleaned != module {
+            let contributes = component.contributes;
+            component.replace(vec![cleaned], "removed codegen marker");
+            component.contributes = contributes;
+        }
+    }
+    component
+}
+
+fn function_component(
+    frame: &Frame,
+    platform: &str,
+    family: &str,
+    sourcemap_with_context_line: bool,
+) -> Component {
+    let function = frame.function.as_deref().filter(|f| !f.is_empty());
+    let raw = frame.raw_function.as_deref().filter(|f| !f.is_empty());
+    // C# SDKs trimmed names late, so the raw name is the stable one there.
+    let name: String = if platform == "csharp" {
+        match raw.or(function) {
+            Some(f) => f.to_owned(),
+            None => return Component::empty("function"),
+        }
+    } else {
+        match (function, raw) {
+            (Some(f), None) => crate::functions::trim_function_name(f, platform),
+            (Some(f), Some(_)) => f.to_owned(),
+            (None, Some(r)) => r.to_owned(),
+            (None, None) => return Component::empty("function"),
+        }
+    };
+    let mut component = Component::leaf("function", vec![name.clone()]);
+    match platform {
+        "ruby" => {
+            if name.starts_with("block ") {
+                component.replace(vec!["block".into()], "ruby block");
+            } else {
+                let cleaned = RUBY_ERB.replace(&name, "");
+                if cleaned != name {
+                    component.replace(
+                        vec![cleaned.into_owned()],
+                        "removed generated erb template suffix",
+                    );
+                }
+            }
+        }
+        "php" => {
+            if name.starts_with("[Anonymous") || name.starts_with("class@anonymous\0") {
+                component.exclude("ignored anonymous function");
+            }
+            if name.starts_with("class@anonymous")
+                && let Some((_, method)) = name.rsplit_once("::")
+            {
+                let contributes = component.contributes;
+                component.replace(vec![method.to_owned()], "anonymous class method");
+                component.contributes = contributes;
+            }
+        }
+        "java" => {
+            if name.starts_with("lambda$") {
+                component.exclude("ignored lambda function");
+            }
+        }
+        _ if family == "native" => {
+            if name == "<redacted>" || name == "<unknown>" {
+                component.exclude("ignored unknown function");
+            }
+        }
+        _ if family == "javascript" => {
+            if let Some((_, last)) = name.rsplit_once('.') {
+                component.replace(vec![last.to_owned()], "trimmed javascript function");
+            }
+            if sourcemap_with_context_line {
+                component.exclude("ignored because sourcemap used and context line available");
+            }
+        }
+        _ => {}
+    }
+    component
+}
+
+fn context_line_component(frame: &Frame, family: &str) -> Component {
+    let raw = frame.context_line.as_deref().unwrap_or("");
+    // Python's str.expandtabs(2) then split/join: runs of whitespace become one space.
+    let line = raw.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.is_empty() {
+        return Component::empty("context-line");
+    }
+    let mut component = Component::leaf("context-line", vec![line]);
+    if raw.chars().count() > MAX_CONTEXT_LINE {
+        component.exclude("discarded because line too long");
+    } else if family == "javascript"
+        && frame.function.is_none()
+        && has_url_origin(frame.abs_path.as_deref(), false)
+    {
+        component.exclude("discarded because from URL origin and no function");
+    }
+    component
+}
+
+/// Whether `frame` repeats `previous` exactly (same location and function): a recursive call.
+pub fn is_recursion(frame: &Frame, previous: Option<&Frame>) -> bool {
+    previous.is_some_and(|p| {
+        p.abs_path == frame.abs_path
+            && p.package == frame.package
+            && p.module == frame.module
+            && p.filename == frame.filename
+            && p.function == frame.function
+            && p.lineno == frame.lineno
+            && p.colno == frame.colno
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(platform: &str) -> FrameContext<'_> {
+        FrameContext {
+            event_platform: platform,
+            is_recursion: false,
+        }
+    }
+
+    fn values(frame: &Frame, platform: &str) -> Vec<String> {
+        frame_component(frame, ctx(platform))
+            .contributing_values()
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn java_generated_names_lose_their_suffixes() {
+        let frame = |module: &str| Frame {
+            module: Some(module.into()),
+            function: Some("run".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            values(
+                &frame("a.B$$EnhancerByGuice$$ae46b1bf$$FastClassByGuice$$caceacd2"),
+                "java"
+            ),
+            [
+                "a.B$$EnhancerByGuice$$<auto>$$FastClassByGuice$$<auto>",
+                "run"
+            ]
+        );
+        assert_eq!(
+            values(&frame("a.User$HibernateProxy$oRWxjAWT"), "java")[0],
+            "a.User$HibernateProxy$<auto>"
+        );
+        assert_eq!(
+            values(&frame("sun.reflect.GeneratedMethodAccessor12"), "java")[0],
+            "sun.reflect.GeneratedMethodAccessor"
+        );
+        assert_eq!(
+            values(&frame("my.core$_main$fn__1539"), "java")[0],
+            "my.core$_main$fn__<auto>"
+        );
+    }
+
+    #[test]
+    fn javascript_frames_are_fuzzed() {
+        let frame = Frame {
+            filename: Some("https://example.com/App.JS".into()),
+            abs_path: Some("https://example.com/App.JS".into()),
+            function: Some("Object.render".into()),
+            ..Default::default()
+        };
+        assert_eq!(values(&frame, "javascript"), ["render"]);
+        let anonymous = Frame {
+            filename: Some("app.js".into()),
+            function: Some("<anonymous>".into()),
+            ..Default::default()
+        };
+        assert_eq!(values(&anonymous, "javascript"), ["app.js"]);
+        let eval = Frame {
+            filename: Some("app.js".into()),
+            function: Some("eval".into()),
+            ..Default::default()
+        };
+        assert!(!frame_component(&eval, ctx("javascript")).contributes);
+    }
+
+    #[test]
+    fn python_uses_context_lines_and_module_over_filename() {
+        let frame = Frame {
+            module: Some("app.views".into()),
+            filename: Some("app/views.py".into()),
+            function: Some("boom".into()),
+            context_line: Some("    return  1 / 0".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            values(&frame, "python"),
+            ["app.views", "boom", "return 1 / 0"]
+        );
+        assert_eq!(values(&frame, "go"), ["app.views", "boom"]);
+    }
+
+    #[test]
+    fn ruby_erb_suffixes_and_blocks() {
+        let frame = Frame {
+            filename: Some("foo.html.erb".into()),
+            function: Some("_foo_html_erb__3327151541118998292_70361296749460".into()),
+            ..Default::default()
+        };
+        assert_eq!(values(&frame, "ruby"), ["foo.html.erb", "_foo_html_erb"]);
+    }
+}

@@ -1,0 +1,689 @@
+//! Sentry-compatible grouping: decides which issue an event belongs to.
+//!
+//! [`group`] computes the variants Sentry computes for grouping config `newstyle:2023-01-11` —
+//! `app` (in-app frames only), `system` (all frames), `default` (the parameterized message),
+//! `fallback`, checksums and fingerprints — each as a tree of [`Component`]s whose contributing
+//! values are hashed with md5. [`Grouping::primary`] is the variant that decides the issue: a
+//! fingerprint or checksum when there is one, else `app` when it contributes, else the first
+//! other variant that does.
+//!
+//! Strategies, in order of precedence: exceptions (chained, and exception groups reduced to the
+//! exceptions that matter), a single thread's stack trace, the event's stack trace, the message.
+//! Stack-trace rules ([`rules`]) decide which frames are in-app and which count; fingerprints
+//! ([`fingerprinting`]) may replace or extend all of it.
+
+pub mod component;
+pub mod fingerprinting;
+pub mod frame;
+pub mod functions;
+pub mod params;
+pub mod rules;
+
+pub use component::{Component, hash_values};
+pub use fingerprinting::FingerprintRules;
+pub use rules::Rules;
+
+use fingerprinting::{is_default, resolve};
+use frame::{FrameContext, frame_component, is_recursion};
+use regex::Regex;
+use shrike_protocol::Event;
+use shrike_protocol::event::{Exception, Frame};
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
+
+/// Shrike's default stack-trace rules for the common platforms.
+pub const DEFAULT_RULES: &str = include_str!("default_rules.txt");
+
+static DEFAULT_RULE_SET: LazyLock<Rules> = LazyLock::new(|| {
+    Rules::parse(DEFAULT_RULES).unwrap_or_else(|e| panic!("default stack-trace rules: {e}"))
+});
+
+static CHECKSUM: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new("^[a-fA-F0-9]{32}$").unwrap_or_else(|e| panic!("{e}")));
+
+/// A project's grouping settings.
+#[derive(Debug, Clone)]
+pub struct GroupingConfig {
+    rules: Rules,
+    fingerprint_rules: FingerprintRules,
+}
+
+/// Project grouping settings that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A stack-trace rule is malformed.
+    #[error(transparent)]
+    Rules(#[from] rules::RuleError),
+    /// A fingerprint rule is malformed.
+    #[error(transparent)]
+    Fingerprint(#[from] fingerprinting::FingerprintRuleError),
+}
+
+impl Default for GroupingConfig {
+    fn default() -> Self {
+        GroupingConfig {
+            rules: DEFAULT_RULE_SET.clone(),
+            fingerprint_rules: FingerprintRules::builtin(),
+        }
+    }
+}
+
+impl GroupingConfig {
+    /// The defaults plus a project's own stack-trace rules (applied after, so they win) and
+    /// fingerprint rules (tried before the built-in ones), both in Sentry's text syntax.
+    pub fn with_project_rules(
+        stack_rules: &str,
+        fingerprint_rules: &str,
+    ) -> Result<Self, ConfigError> {
+        let base = GroupingConfig::default();
+        Ok(GroupingConfig {
+            rules: base.rules.chain(&Rules::parse(stack_rules)?),
+            fingerprint_rules: FingerprintRules::parse(fingerprint_rules)?
+                .chain(&base.fingerprint_rules),
+        })
+    }
+
+    /// The defaults plus already-parsed project rules.
+    pub fn with_rules(stack_rules: &Rules, fingerprint_rules: &FingerprintRules) -> Self {
+        let base = GroupingConfig::default();
+        GroupingConfig {
+            rules: base.rules.chain(stack_rules),
+            fingerprint_rules: fingerprint_rules.chain(&base.fingerprint_rules),
+        }
+    }
+}
+
+/// Grouping settings for every project: the defaults, and the projects with rules of their own.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectConfigs {
+    default: GroupingConfig,
+    projects: HashMap<u64, GroupingConfig>,
+}
+
+impl ProjectConfigs {
+    /// Gives `project` its own settings.
+    pub fn insert(&mut self, project: u64, config: GroupingConfig) {
+        self.projects.insert(project, config);
+    }
+
+    /// The settings of `project`.
+    pub fn get(&self, project: u64) -> &GroupingConfig {
+        self.projects.get(&project).unwrap_or(&self.default)
+    }
+}
+
+/// One grouping variant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Variant {
+    /// `app`, `system`, `default`, `fallback`, `custom_fingerprint`, `built_in_fingerprint`,
+    /// `checksum` or `hashed_checksum`.
+    pub name: &'static str,
+    /// The hash, or `None` when the variant does not contribute.
+    pub hash: Option<String>,
+    /// The component tree (for component variants).
+    pub component: Option<Component>,
+    /// The hashed values: a fingerprint's resolved values, or a component's contributing ones
+    /// (with a hybrid fingerprint's extra values).
+    pub values: Vec<String>,
+}
+
+/// The result of grouping one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grouping {
+    /// All variants, the primary one included.
+    pub variants: Vec<Variant>,
+    primary: usize,
+}
+
+impl Grouping {
+    /// The variant that decides the issue.
+    pub fn primary(&self) -> &Variant {
+        &self.variants[self.primary]
+    }
+
+    /// The primary hash: 32 lowercase hex characters.
+    pub fn hash(&self) -> &str {
+        self.primary().hash.as_deref().unwrap_or(FALLBACK_HASH)
+    }
+
+    /// Renders every variant like Sentry's snapshots, for explanations and debugging.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for variant in &self.variants {
+            out.push_str(&format!(
+                "{}:\n  hash: {}\n",
+                variant.name,
+                variant.hash.as_deref().unwrap_or("null")
+            ));
+            if let Some(component) = &variant.component {
+                for line in component.render().lines() {
+                    out.push_str("  ");
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            } else {
+                out.push_str(&format!("  values: {:?}\n", variant.values));
+            }
+        }
+        out
+    }
+}
+
+/// md5 of nothing: the hash of every event without anything to group by.
+pub const FALLBACK_HASH: &str = "d41d8cd98f00b204e9800998ecf8427e";
+
+/// Groups an event.
+pub fn group(event: &Event, config: &GroupingConfig) -> Grouping {
+    if let Some(checksum) = event.checksum.as_deref().filter(|c| !c.is_empty()) {
+        return checksum_grouping(checksum);
+    }
+    let platform = event
+        .platform
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .unwrap_or("other");
+    let grouper = Grouper {
+        event,
+        platform,
+        rules: &config.rules,
+    };
+    let mut components = grouper.components();
+
+    let matched = config.fingerprint_rules.matching(event);
+    let fingerprint: Vec<String> = match (matched, event.fingerprint.as_ref()) {
+        (Some(rule), _) => rule.fingerprint.clone(),
+        (None, Some(client)) if !client.is_empty() => client.clone(),
+        _ => vec!["{{ default }}".to_owned()],
+    };
+    let has_default = fingerprint.iter().any(|v| is_default(v));
+    let only_default = fingerprint.iter().all(|v| is_default(v));
+
+    if !has_default {
+        let values: Vec<String> = fingerprint.iter().map(|v| resolve(v, event)).collect();
+        let name = if matched.is_some_and(|r| r.builtin) {
+            "built_in_fingerprint"
+        } else {
+            "custom_fingerprint"
+        };
+        let mut variants = vec![Variant {
+            name,
+            hash: Some(hash_values(&values)),
+            component: None,
+            values,
+        }];
+        for (name, mut component) in components {
+            component.exclude("custom fingerprint takes precedence");
+            variants.push(Variant {
+                name,
+                hash: None,
+                component: Some(component),
+                values: Vec::new(),
+            });
+        }
+        return Grouping {
+            variants,
+            primary: 0,
+        };
+    }
+
+    if !components.iter().any(|(_, c)| c.contributes) {
+        components.push(("fallback", Component::node("fallback", Vec::new())));
+    }
+    let mut variants: Vec<Variant> = components
+        .into_iter()
+        .map(|(name, component)| {
+            let contributing: Vec<String> = component
+                .contributing_values()
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+            let contributes = component.contributes || name == "fallback";
+            let values: Vec<String> = if only_default {
+                contributing
+            } else {
+                fingerprint
+                    .iter()
+                    .flat_map(|v| {
+                        if is_default(v) {
+                            contributing.clone()
+                        } else {
+                            vec![resolve(v, event)]
+                        }
+                    })
+                    .collect()
+            };
+            Variant {
+                name,
+                hash: contributes.then(|| hash_values(&values)),
+                component: Some(component),
+                values,
+            }
+        })
+        .collect();
+    // When app and system agree, app is the one that counts.
+    let app_hash = variants
+        .iter()
+        .find(|v| v.name == "app")
+        .and_then(|v| v.hash.clone());
+    if let Some(app_hash) = &app_hash {
+        for variant in variants.iter_mut().filter(|v| v.name == "system") {
+            if variant.hash.as_ref() == Some(app_hash) {
+                variant.hash = None;
+            }
+        }
+    }
+    let primary = ["app", "system", "default", "fallback"]
+        .iter()
+        .find_map(|name| {
+            variants
+                .iter()
+                .position(|v| v.name == *name && v.hash.is_some())
+        })
+        .unwrap_or(0);
+    if variants.is_empty() {
+        variants.push(Variant {
+            name: "fallback",
+            hash: Some(FALLBACK_HASH.to_owned()),
+            component: None,
+            values: Vec::new(),
+        });
+    }
+    Grouping { variants, primary }
+}
+
+fn checksum_grouping(checksum: &str) -> Grouping {
+    let variant = if CHECKSUM.is_match(checksum) {
+        Variant {
+            name: "checksum",
+            hash: Some(checksum.to_owned()),
+            component: None,
+            values: vec![checksum.to_owned()],
+        }
+    } else {
+        Variant {
+            name: "hashed_checksum",
+            hash: Some(hash_values([checksum])),
+            component: None,
+            values: vec![checksum.to_owned()],
+        }
+    };
+    Grouping {
+        variants: vec![variant],
+        primary: 0,
+    }
+}
+
+/// `(variant name, component)` pairs, in Sentry's order (system before app).
+type Variants = Vec<(&'static str, Component)>;
+
+struct Grouper<'a> {
+    event: &'a Event,
+    platform: &'a str,
+    rules: &'a Rules,
+}
+
+impl Grouper<'_> {
+    /// The component variants of the strategy that wins: the first that contributes.
+    fn components(&self) -> Variants {
+        let mut losers: Vec<(&'static str, Component)> = Vec::new();
+        let strategies: [(&str, Option<Variants>); 4] = [
+            (
+                "exception",
+                (!self.event.exception.is_empty()).then(|| self.exceptions()),
+            ),
+            (
+                "threads",
+                (!self.event.threads.is_empty()).then(|| self.threads()),
+            ),
+            (
+                "stacktrace",
+                self.event
+                    .stacktrace
+                    .as_ref()
+                    .map(|s| remove_non_stacktrace_variants(self.stacktrace(&s.frames, None))),
+            ),
+            ("message", self.message().map(|m| vec![("default", m)])),
+        ];
+        for (_, variants) in strategies {
+            let Some(variants) = variants else { continue };
+            if variants.iter().any(|(_, c)| c.contributes) {
+                return variants;
+            }
+            losers.extend(variants);
+        }
+        // Nothing contributes; keep the first strategy's trees for explanation.
+        let mut seen = HashSet::new();
+        losers.retain(|(name, _)| seen.insert(*name));
+        losers
+    }
+
+    fn message(&self) -> Option<Component> {
+        let event = self.event;
+        let raw = event
+            .logentry
+            .as_ref()
+            .and_then(|l| l.message.as_deref().or(l.formatted.as_deref()))
+            .or(event.message.as_deref())?;
+        let normalized = params::parameterize(raw);
+        let changed = normalized != raw;
+        let mut component = Component::leaf("message", vec![normalized]);
+        if changed {
+            component.note("stripped event-specific values");
+        }
+        Some(component)
+    }
+
+    fn threads(&self) -> Variants {
+        let threads = &self.event.threads;
+        let pick = |filter: &dyn Fn(&shrike_protocol::event::Thread) -> bool| {
+            let chosen: Vec<_> = threads.iter().filter(|t| filter(t)).collect();
+            (chosen.len() == 1).then(|| chosen[0])
+        };
+        let thread = pick(&|t| t.crashed == Some(true))
+            .or_else(|| pick(&|t| t.current == Some(true)))
+            .or_else(|| pick(&|_| true));
+        let Some(thread) = thread else {
+            let mut c = Component::node("threads", Vec::new());
+            c.note("ignored because does not contain exactly one thread");
+            return vec![("app", c)];
+        };
+        let Some(stacktrace) = thread.stacktrace.as_ref() else {
+            let mut c = Component::node("threads", Vec::new());
+            c.note("thread has no stacktrace");
+            return vec![("app", c)];
+        };
+        let variants = self
+            .stacktrace(&stacktrace.frames, None)
+            .into_iter()
+            .map(|(name, st)| (name, Component::node("threads", vec![st])))
+            .collect();
+        remove_non_stacktrace_variants(variants)
+    }
+
+    fn stacktrace(&self, frames: &[Frame], exception: Option<&Exception>) -> Variants {
+        let (match_frames, state) = self.rules.match_frames(frames, self.platform, exception);
+        let mut out = Vec::with_capacity(2);
+        for (name, app) in [("system", false), ("app", true)] {
+            let mut components = Vec::with_capacity(frames.len());
+            let mut previous: Option<&Frame> = None;
+            for (frame, matched) in frames.iter().zip(&match_frames) {
+                let mut component = frame_component(
+                    frame,
+                    FrameContext {
+                        event_platform: self.platform,
+                        is_recursion: is_recursion(frame, previous),
+                    },
+                );
+                if app && matched.in_app != Some(true) {
+                    component.exclude("non app frame");
+                }
+                components.push(component);
+                previous = Some(frame);
+            }
+            if let [only] = frames {
+                let platform = only.platform.as_deref().unwrap_or(self.platform);
+                if components[0].contributes
+                    && frame::family(platform) == "javascript"
+                    && only.function.is_none()
+                    && frame::has_url_origin(only.abs_path.as_deref(), false)
+                {
+                    components[0].exclude("ignored single non-URL JavaScript frame");
+                }
+            }
+            self.rules
+                .apply_group_rules(&mut components, &match_frames, exception, app);
+            if let Some(max) = state.max_frames {
+                let mut kept = 0;
+                for component in components.iter_mut().rev().filter(|c| c.contributes) {
+                    if kept >= max {
+                        component
+                            .exclude(format!("ignored because only {max} frames are considered"));
+                    } else {
+                        kept += 1;
+                    }
+                }
+            }
+            if state.invert {
+                components.reverse();
+            }
+            let mut stacktrace = Component::node("stacktrace", components);
+            let contributing = stacktrace.children.iter().filter(|c| c.contributes).count();
+            if let Some(min) = state.min_frames
+                && stacktrace.contributes
+                && contributing < min
+            {
+                stacktrace.exclude(format!(
+                    "discarded because stack trace only contains {contributing} frame(s) which is under the configured threshold"
+                ));
+            }
+            if app && !stacktrace.contributes && !frames.is_empty() {
+                stacktrace.note("ignored because it contains no in-app frames");
+            }
+            out.push((name, stacktrace));
+        }
+        out
+    }
+
+    fn single_exception(&self, exception: &Exception) -> Variants {
+        let mut ty = Component::leaf("type", exception.ty.iter().cloned().collect());
+        let mechanism = exception.mechanism.as_ref();
+        if mechanism.and_then(|m| m.synthetic) == Some(true) {
+            ty.exclude("ignored because exception is synthetic");
+        }
+        let ns_error = mechanism
+            .and_then(|m| m.meta.as_ref())
+            .and_then(|m| m.ns_error.as_ref())
+            .map(|ns| {
+                let mut values: Vec<String> = ns.domain.iter().cloned().collect();
+                values.extend(ns.code.map(|c| c.to_string()));
+                Component::leaf("ns-error", values)
+            });
+        let stacktraces: Variants = match exception.stacktrace.as_ref() {
+            Some(stacktrace) => self.stacktrace(&stacktrace.frames, Some(exception)),
+            None => vec![("app", Component::empty("stacktrace"))],
+        };
+        stacktraces
+            .into_iter()
+            .map(|(name, stacktrace)| {
+                let mut value = match exception.value.as_deref() {
+                    Some(raw) => {
+                        let normalized = params::parameterize(raw);
+                        let changed = normalized != raw;
+                        let mut c = Component::leaf(
+                            "value",
+                            if normalized.is_empty() {
+                                Vec::new()
+                            } else {
+                                vec![normalized]
+                            },
+                        );
+                        if changed {
+                            c.note("stripped event-specific values");
+                        }
+                        c
+                    }
+                    None => Component::empty("value"),
+                };
+                if stacktrace.contributes && value.contributes {
+                    value.exclude("ignored because stacktrace takes precedence");
+                }
+                if ns_error.as_ref().is_some_and(|c| c.contributes) && value.contributes {
+                    value.exclude("ignored because ns-error info takes precedence");
+                }
+                let mut children = vec![stacktrace, ty.clone()];
+                children.extend(ns_error.clone());
+                children.push(value);
+                (name, Component::node("exception", children))
+            })
+            .collect()
+    }
+
+    fn exceptions(&self) -> Variants {
+        let all: Vec<&Exception> = self.event.exception.iter().collect();
+        let per_exception: Vec<Variants> = all.iter().map(|e| self.single_exception(e)).collect();
+        let keys: Vec<String> = per_exception
+            .iter()
+            .map(|variants| {
+                variants
+                    .iter()
+                    .map(|(n, c)| format!("{n}\n{}", c.render()))
+                    .collect::<String>()
+            })
+            .collect();
+        let chosen =
+            filter_exception_groups(&all, &keys).unwrap_or_else(|| (0..all.len()).collect());
+        if let [only] = chosen.as_slice() {
+            return remove_non_stacktrace_variants(per_exception[*only].clone());
+        }
+        let mut by_name: Vec<(&'static str, Vec<Component>)> = Vec::new();
+        for index in chosen {
+            for (name, component) in &per_exception[index] {
+                match by_name.iter_mut().find(|(n, _)| n == name) {
+                    Some((_, list)) => list.push(component.clone()),
+                    None => by_name.push((name, vec![component.clone()])),
+                }
+            }
+        }
+        let variants = by_name
+            .into_iter()
+            .map(|(name, list)| (name, Component::node("chained-exception", list)))
+            .collect();
+        remove_non_stacktrace_variants(variants)
+    }
+}
+
+/// When one variant has a contributing stack trace, variants without one stop contributing.
+fn remove_non_stacktrace_variants(mut variants: Variants) -> Variants {
+    if variants.len() <= 1 {
+        return variants;
+    }
+    let with: Vec<&'static str> = variants
+        .iter()
+        .filter(|(_, c)| c.any_contributing("stacktrace"))
+        .map(|(n, _)| *n)
+        .collect();
+    if with.is_empty() {
+        return variants;
+    }
+    let suffix = if let [one] = with.as_slice() {
+        format!("but the {one} variant does")
+    } else {
+        "others do".to_owned()
+    };
+    for (name, component) in &mut variants {
+        if !with.contains(name) {
+            component.exclude(format!(
+                "ignored because this variant does not have a contributing stacktrace, {suffix}"
+            ));
+        }
+    }
+    variants
+}
+
+/// Deepest exception group nesting followed before an input is treated as malformed.
+const MAX_GROUP_DEPTH: usize = 100;
+
+/// Reduces an exception group to the exceptions that identify the problem, as Sentry does
+/// (<https://github.com/getsentry/rfcs/blob/main/text/0079-exception-groups.md>): the distinct
+/// "top-level" exceptions (the first non-group descendants of the root group); when they are
+/// all alike, just one of them and its first chain of causes. Returns `None` (use every
+/// exception) when the tree cannot be rebuilt: ids missing or duplicated, no root, a cycle.
+fn filter_exception_groups(exceptions: &[&Exception], keys: &[String]) -> Option<Vec<usize>> {
+    if exceptions.len() <= 1 {
+        return None;
+    }
+    struct Node {
+        exception: Option<usize>,
+        children: Vec<u64>,
+    }
+    let mut tree: HashMap<u64, Node> = HashMap::new();
+    for (index, exception) in exceptions.iter().enumerate().rev() {
+        let mechanism = exception.mechanism.as_ref()?;
+        let id = mechanism.exception_id?;
+        if tree.get(&id).is_some_and(|node| node.exception.is_some()) {
+            return None; // two exceptions claim one id: the tree is ambiguous
+        }
+        tree.entry(id)
+            .or_insert_with(|| Node {
+                exception: None,
+                children: Vec::new(),
+            })
+            .exception = Some(index);
+        if let Some(parent) = mechanism.parent_id {
+            tree.entry(parent)
+                .or_insert_with(|| Node {
+                    exception: None,
+                    children: Vec::new(),
+                })
+                .children
+                .push(id);
+        }
+    }
+    let children = |index: usize| -> Option<Vec<usize>> {
+        let id = exceptions[index].mechanism.as_ref()?.exception_id?;
+        tree.get(&id)
+            .map(|node| {
+                node.children
+                    .iter()
+                    .map(|child| tree.get(child).and_then(|n| n.exception))
+                    .collect::<Option<Vec<usize>>>()
+            })
+            .unwrap_or(Some(Vec::new()))
+    };
+    fn top_level(
+        index: usize,
+        exceptions: &[&Exception],
+        children: &dyn Fn(usize) -> Option<Vec<usize>>,
+        depth: usize,
+        out: &mut Vec<usize>,
+    ) -> Option<()> {
+        if depth > MAX_GROUP_DEPTH {
+            return None;
+        }
+        let is_group = exceptions[index]
+            .mechanism
+            .as_ref()
+            .and_then(|m| m.is_exception_group)
+            == Some(true);
+        if is_group {
+            for child in children(index)? {
+                top_level(child, exceptions, children, depth + 1, out)?;
+            }
+        } else {
+            out.push(index);
+        }
+        Some(())
+    }
+    let root = tree.get(&0)?.exception?;
+    let mut top = Vec::new();
+    top_level(root, exceptions, &children, 0, &mut top)?;
+    // Sorted by type, descending (stable, like Python's sort), then consecutive duplicates
+    // (identical grouping trees) collapse.
+    top.sort_by(|a, b| {
+        let ty = |i: usize| {
+            exceptions[i]
+                .ty
+                .clone()
+                .unwrap_or_else(|| "None".to_owned())
+        };
+        ty(*b).cmp(&ty(*a))
+    });
+    top.dedup_by(|a, b| keys[*a] == keys[*b]);
+    if let [main] = top.as_slice() {
+        let mut path = vec![*main];
+        let mut current = *main;
+        for _ in 0..MAX_GROUP_DEPTH {
+            match children(current)?.first() {
+                Some(&child) => {
+                    path.push(child);
+                    current = child;
+                }
+                None => return Some(path),
+            }
+        }
+        return None;
+    }
+    // The distinct top-level exceptions, then the root group.
+    top.push(root);
+    Some(top)
+}

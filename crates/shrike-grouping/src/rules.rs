@@ -1,0 +1,698 @@
+//! Stack-trace rules ("enhancements" in Sentry): a small language that decides which frames are
+//! application code (`+app`/`-app`) and which count for grouping (`+group`/`-group`), and sorts
+//! frames into categories that later rules can match.
+//!
+//! Syntax (Sentry's, see <https://docs.sentry.io/concepts/data-management/event-grouping/stack-trace-rules/>):
+//!
+//! ```text
+//! # comment
+//! family:native function:std::*                -app
+//! path:**/node_modules/**                      -app
+//! family:native function:abort                 category=throw
+//! category:throw                               ^-group
+//! [ category:gl ] | category:gl                category=internals
+//! ```
+//!
+//! Matchers: `family`, `path`, `package`, `module`, `function`, `category`, `app`, and the
+//! exception's `type`, `value` and `mechanism` (also spelled `stack.function`, `error.type`, ...);
+//! `!` negates. `[ ... ] |` before the frame matchers constrains the caller (the frame before),
+//! `| [ ... ]` after them the callee. Actions: `+app`, `-app`, `+group`, `-group`, prefixed by
+//! `^` (applies to every frame the matched one called) or `v` (every frame that called it);
+//! `category=NAME`, `min-frames=N`, `max-frames=N`, `invert-stacktrace=1`.
+
+use crate::component::Component;
+use crate::frame::family;
+use regex::Regex;
+use shrike_protocol::event::{Exception, Frame};
+
+/// A rule file that could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("stack-trace rule line {line}: {message}")]
+pub struct RuleError {
+    /// 1-based line number.
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Family,
+    Path,
+    Package,
+    Module,
+    Function,
+    Category,
+    App,
+    Type,
+    Value,
+    Mechanism,
+}
+
+#[derive(Debug, Clone)]
+struct Matcher {
+    field: Field,
+    negated: bool,
+    /// For `family`: the accepted families; for `app`: "yes"/"no".
+    words: Vec<String>,
+    pattern: Option<Regex>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Range {
+    Frame,
+    /// The frames the matched frame called (later in the list).
+    Callees,
+    /// The frames that called the matched frame (earlier in the list).
+    Callers,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Action {
+    App(Range, bool),
+    Group(Range, bool),
+    Category(String),
+    MinFrames(usize),
+    MaxFrames(usize),
+    Invert(bool),
+}
+
+/// One rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    text: String,
+    caller: Vec<Matcher>,
+    frame: Vec<Matcher>,
+    callee: Vec<Matcher>,
+    actions: Vec<Action>,
+}
+
+/// An ordered list of rules; later rules win.
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    rules: Vec<Rule>,
+}
+
+/// A frame as rules see it, with the category and in-app flag rules have set.
+#[derive(Debug, Clone, Default)]
+pub struct MatchFrame {
+    family: &'static str,
+    path: String,
+    package: String,
+    module: String,
+    function: String,
+    category: String,
+    /// The in-app flag after rules (None: the SDK did not say and no rule did).
+    pub in_app: Option<bool>,
+    /// The in-app flag the SDK sent.
+    pub orig_in_app: Option<bool>,
+    /// The rule that last changed `in_app`, for hints.
+    pub in_app_rule: Option<String>,
+}
+
+/// Stack-trace-wide settings rules may change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StackState {
+    /// Fewer contributing frames than this and the stack trace does not contribute.
+    pub min_frames: Option<usize>,
+    /// At most this many contributing frames (the innermost) count.
+    pub max_frames: Option<usize>,
+    /// Group by the frames in the opposite order.
+    pub invert: bool,
+}
+
+impl Rules {
+    /// Parses a rule file.
+    pub fn parse(text: &str) -> Result<Rules, RuleError> {
+        let mut rules = Vec::new();
+        for (index, raw) in text.lines().enumerate() {
+            let line = strip_comment(raw).trim();
+            if line.is_empty() {
+                continue;
+            }
+            rules.push(parse_rule(line).map_err(|message| RuleError {
+                line: index + 1,
+                message,
+            })?);
+        }
+        Ok(Rules { rules })
+    }
+
+    /// These rules followed by `other`'s (so `other` wins where both apply).
+    pub fn chain(&self, other: &Rules) -> Rules {
+        Rules {
+            rules: self.rules.iter().chain(&other.rules).cloned().collect(),
+        }
+    }
+
+    /// Number of rules.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Whether there are no rules.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Applies the in-app and category rules to the frames of one stack trace.
+    pub fn match_frames(
+        &self,
+        frames: &[Frame],
+        event_platform: &str,
+        exception: Option<&Exception>,
+    ) -> (Vec<MatchFrame>, StackState) {
+        let mut match_frames: Vec<MatchFrame> = frames
+            .iter()
+            .map(|f| match_frame(f, event_platform))
+            .collect();
+        let mut state = StackState::default();
+        for rule in &self.rules {
+            for action in &rule.actions {
+                match action {
+                    Action::MinFrames(n) if rule.matches_stack(exception) => {
+                        state.min_frames = Some(*n)
+                    }
+                    Action::MaxFrames(n) if rule.matches_stack(exception) => {
+                        state.max_frames = Some(*n)
+                    }
+                    Action::Invert(b) if rule.matches_stack(exception) => state.invert = *b,
+                    _ => {}
+                }
+            }
+            if !rule
+                .actions
+                .iter()
+                .any(|a| matches!(a, Action::App(..) | Action::Category(_)))
+            {
+                continue;
+            }
+            for index in 0..match_frames.len() {
+                if !rule.matches_at(&match_frames, index, exception) {
+                    continue;
+                }
+                for action in &rule.actions {
+                    match action {
+                        Action::Category(category) => {
+                            match_frames[index].category = category.clone()
+                        }
+                        Action::App(range, flag) => {
+                            for i in range_indexes(*range, index, match_frames.len()) {
+                                match_frames[i].in_app = Some(*flag);
+                                match_frames[i].in_app_rule = Some(rule.text.clone());
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        (match_frames, state)
+    }
+
+    /// Applies the `+group`/`-group` rules to frame components, then the stack-trace settings.
+    /// In the `app` variant only in-app frames can be made to contribute.
+    pub fn apply_group_rules(
+        &self,
+        components: &mut [Component],
+        match_frames: &[MatchFrame],
+        exception: Option<&Exception>,
+        app_variant: bool,
+    ) {
+        for rule in &self.rules {
+            if !rule.actions.iter().any(|a| matches!(a, Action::Group(..))) {
+                continue;
+            }
+            for index in 0..match_frames.len() {
+                if !rule.matches_at(match_frames, index, exception) {
+                    continue;
+                }
+                for action in &rule.actions {
+                    let Action::Group(range, flag) = action else {
+                        continue;
+                    };
+                    for i in range_indexes(*range, index, match_frames.len()) {
+                        let component = &mut components[i];
+                        if app_variant && match_frames[i].in_app != Some(true) {
+                            continue;
+                        }
+                        if component.contributes != *flag {
+                            let verb = if *flag { "un-ignored" } else { "ignored" };
+                            let hint = format!("{verb} by stack trace rule ({})", rule.text);
+                            if *flag {
+                                component.include(hint);
+                            } else {
+                                component.exclude(hint);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn range_indexes(range: Range, index: usize, len: usize) -> std::ops::Range<usize> {
+    match range {
+        Range::Frame => index..index + 1,
+        Range::Callees => index + 1..len,
+        Range::Callers => 0..index,
+    }
+}
+
+impl Rule {
+    fn matches_stack(&self, exception: Option<&Exception>) -> bool {
+        self.frame.iter().all(|m| match m.field {
+            Field::Type | Field::Value | Field::Mechanism => m.matches_exception(exception),
+            _ => true,
+        })
+    }
+
+    fn matches_at(
+        &self,
+        frames: &[MatchFrame],
+        index: usize,
+        exception: Option<&Exception>,
+    ) -> bool {
+        let frame_ok = self
+            .frame
+            .iter()
+            .all(|m| m.matches(&frames[index], exception));
+        if !frame_ok {
+            return false;
+        }
+        if !self.caller.is_empty() {
+            let Some(caller) = index.checked_sub(1).map(|i| &frames[i]) else {
+                return false;
+            };
+            if !self.caller.iter().all(|m| m.matches(caller, exception)) {
+                return false;
+            }
+        }
+        if !self.callee.is_empty() {
+            let Some(callee) = frames.get(index + 1) else {
+                return false;
+            };
+            if !self.callee.iter().all(|m| m.matches(callee, exception)) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+impl Matcher {
+    fn matches(&self, frame: &MatchFrame, exception: Option<&Exception>) -> bool {
+        let positive = match self.field {
+            Field::Family => self.words.iter().any(|w| w == "all" || w == frame.family),
+            Field::App => {
+                let want = matches!(self.words[0].as_str(), "yes" | "true" | "1");
+                frame.in_app.unwrap_or(false) == want
+            }
+            Field::Path => self.path_like(&frame.path),
+            Field::Package => self.path_like(&frame.package),
+            Field::Module => self.glob(&frame.module),
+            Field::Function => self.glob(&frame.function),
+            Field::Category => self.glob(&frame.category),
+            Field::Type | Field::Value | Field::Mechanism => {
+                return self.matches_exception(exception);
+            }
+        };
+        positive != self.negated
+    }
+
+    fn matches_exception(&self, exception: Option<&Exception>) -> bool {
+        let value = exception.and_then(|e| match self.field {
+            Field::Type => e.ty.clone(),
+            Field::Value => e.value.clone(),
+            Field::Mechanism => e.mechanism.as_ref().and_then(|m| m.ty.clone()),
+            _ => None,
+        });
+        self.glob(value.as_deref().unwrap_or("")) != self.negated
+    }
+
+    fn glob(&self, value: &str) -> bool {
+        self.pattern.as_ref().is_some_and(|p| p.is_match(value))
+    }
+
+    fn path_like(&self, value: &str) -> bool {
+        if value.is_empty() {
+            return false;
+        }
+        self.glob(value) || (!value.starts_with('/') && self.glob(&format!("/{value}")))
+    }
+}
+
+/// The frame fields rules look at, normalized the way Sentry's matchers see them.
+pub fn match_frame(frame: &Frame, event_platform: &str) -> MatchFrame {
+    let platform = frame
+        .platform
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .unwrap_or(event_platform);
+    let normalize = |s: &str| s.replace('\\', "/").to_lowercase();
+    let function = frame
+        .raw_function
+        .as_deref()
+        .or(frame.function.as_deref())
+        .map(|f| crate::functions::trim_function_name(f, platform))
+        .unwrap_or_default();
+    MatchFrame {
+        family: family(platform),
+        path: normalize(
+            frame
+                .abs_path
+                .as_deref()
+                .or(frame.filename.as_deref())
+                .unwrap_or(""),
+        ),
+        package: normalize(frame.package.as_deref().unwrap_or("")),
+        module: frame.module.clone().unwrap_or_default(),
+        function,
+        category: String::new(),
+        in_app: frame.in_app,
+        orig_in_app: frame.in_app,
+        in_app_rule: None,
+    }
+}
+
+fn strip_comment(line: &str) -> &str {
+    // `#` starts a comment unless it is inside quotes.
+    let mut quoted = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '#' if !quoted => return &line[..i],
+            _ => {}
+        }
+    }
+    line
+}
+
+fn parse_rule(line: &str) -> Result<Rule, String> {
+    let tokens = tokenize(line)?;
+    let mut rule = Rule {
+        text: line.split_whitespace().collect::<Vec<_>>().join(" "),
+        caller: Vec::new(),
+        frame: Vec::new(),
+        callee: Vec::new(),
+        actions: Vec::new(),
+    };
+    let mut i = 0;
+    // Optional caller: `[ matchers ] |`
+    if tokens.get(i).map(String::as_str) == Some("[") {
+        let (matchers, next) = bracketed(&tokens, i)?;
+        rule.caller = matchers;
+        i = next;
+        if tokens.get(i).map(String::as_str) != Some("|") {
+            return Err("expected `|` after the caller matcher".into());
+        }
+        i += 1;
+    }
+    while let Some(token) = tokens.get(i) {
+        if token == "|" || is_action(token) {
+            break;
+        }
+        rule.frame.push(parse_matcher(token)?);
+        i += 1;
+    }
+    if tokens.get(i).map(String::as_str) == Some("|") {
+        let (matchers, next) = bracketed(&tokens, i + 1)?;
+        rule.callee = matchers;
+        i = next;
+    }
+    for token in &tokens[i..] {
+        rule.actions.push(parse_action(token)?);
+    }
+    if rule.frame.is_empty() && rule.caller.is_empty() && rule.callee.is_empty() {
+        return Err("a rule needs at least one matcher".into());
+    }
+    if rule.actions.is_empty() {
+        return Err("a rule needs at least one action".into());
+    }
+    Ok(rule)
+}
+
+fn bracketed(tokens: &[String], start: usize) -> Result<(Vec<Matcher>, usize), String> {
+    if tokens.get(start).map(String::as_str) != Some("[") {
+        return Err("expected `[`".into());
+    }
+    let mut matchers = Vec::new();
+    let mut i = start + 1;
+    loop {
+        match tokens.get(i).map(String::as_str) {
+            Some("]") => return Ok((matchers, i + 1)),
+            Some(token) => matchers.push(parse_matcher(token)?),
+            None => return Err("unclosed `[`".into()),
+        }
+        i += 1;
+    }
+}
+
+/// Splits a rule into tokens; quoted values keep their spaces, `[`, `]` and `|` stand alone.
+fn tokenize(line: &str) -> Result<Vec<String>, String> {
+    let mut tokens = Vec::new();
+    let mut current = String::new();
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => loop {
+                match chars.next() {
+                    Some('\\') => {
+                        if let Some(escaped) = chars.next() {
+                            current.push(escaped);
+                        }
+                    }
+                    Some('"') => break,
+                    Some(other) => current.push(other),
+                    None => return Err("unclosed quote".into()),
+                }
+            },
+            // Brackets and bars stand alone between tokens; inside a value they are part of
+            // the glob (`function:?[[]Sentry*`).
+            '[' | ']' | '|' if current.is_empty() => tokens.push(c.to_string()),
+            c if c.is_whitespace() => {
+                if !current.is_empty() {
+                    tokens.push(std::mem::take(&mut current));
+                }
+            }
+            c => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        tokens.push(current);
+    }
+    Ok(tokens)
+}
+
+fn is_action(token: &str) -> bool {
+    let body = token.trim_start_matches(['^', 'v']);
+    body.starts_with('+') || body.starts_with('-') && !body.contains(':') || token.contains('=')
+}
+
+fn parse_matcher(token: &str) -> Result<Matcher, String> {
+    let (negated, token) = match token.strip_prefix('!') {
+        Some(rest) => (true, rest),
+        None => (false, token),
+    };
+    let (key, value) = token
+        .split_once(':')
+        .ok_or_else(|| format!("`{token}` is not a matcher (key:value)"))?;
+    let key = key
+        .strip_prefix("stack.")
+        .or_else(|| key.strip_prefix("error."))
+        .unwrap_or(key);
+    let field = match key {
+        "family" => Field::Family,
+        "path" | "abs_path" => Field::Path,
+        "package" => Field::Package,
+        "module" => Field::Module,
+        "function" => Field::Function,
+        "category" => Field::Category,
+        "app" => Field::App,
+        "type" => Field::Type,
+        "value" => Field::Value,
+        "mechanism" => Field::Mechanism,
+        other => return Err(format!("unknown matcher `{other}`")),
+    };
+    let words: Vec<String> = match field {
+        Field::Family => value.split(',').map(str::to_owned).collect(),
+        Field::App => vec![value.to_lowercase()],
+        _ => Vec::new(),
+    };
+    let pattern = match field {
+        Field::Family | Field::App => None,
+        Field::Path | Field::Package => Some(glob_regex(&value.replace('\\', "/"), true)?),
+        _ => Some(glob_regex(value, false)?),
+    };
+    Ok(Matcher {
+        field,
+        negated,
+        words,
+        pattern,
+    })
+}
+
+fn parse_action(token: &str) -> Result<Action, String> {
+    if let Some((key, value)) = token.split_once('=') {
+        let number = || {
+            value
+                .parse::<usize>()
+                .map_err(|_| format!("`{token}`: expected a number"))
+        };
+        return match key {
+            "category" => Ok(Action::Category(value.to_owned())),
+            "min-frames" => Ok(Action::MinFrames(number()?)),
+            "max-frames" => Ok(Action::MaxFrames(number()?)),
+            "invert-stacktrace" => Ok(Action::Invert(matches!(value, "1" | "true" | "yes"))),
+            other => Err(format!("unknown variable `{other}`")),
+        };
+    }
+    let (range, rest) = match token.chars().next() {
+        Some('^') => (Range::Callees, &token[1..]),
+        Some('v') => (Range::Callers, &token[1..]),
+        _ => (Range::Frame, token),
+    };
+    let flag = match rest.chars().next() {
+        Some('+') => true,
+        Some('-') => false,
+        _ => return Err(format!("unknown action `{token}`")),
+    };
+    match &rest[1..] {
+        "app" => Ok(Action::App(range, flag)),
+        "group" => Ok(Action::Group(range, flag)),
+        other => Err(format!("unknown flag `{other}`")),
+    }
+}
+
+/// Translates a glob to an anchored regex. Path globs are case-insensitive and `*` stops at `/`
+/// while `**` crosses it; other globs are case-sensitive and `*` matches anything.
+fn glob_regex(glob: &str, path: bool) -> Result<Regex, String> {
+    let mut out = String::from(if path { "(?si)^" } else { "(?s)^" });
+    let chars: Vec<char> = glob.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '*' if chars.get(i + 1) == Some(&'*') => {
+                out.push_str(".*");
+                i += 1;
+            }
+            '*' => out.push_str(if path { "[^/]*" } else { ".*" }),
+            '?' => out.push_str(if path { "[^/]" } else { "." }),
+            '[' => {
+                // A character class, copied as is up to its closing bracket.
+                let end = chars[i + 1..]
+                    .iter()
+                    .enumerate()
+                    .skip(1)
+                    .find(|(_, c)| **c == ']')
+                    .map(|(j, _)| i + 1 + j);
+                match end {
+                    Some(end) => {
+                        let class: String = chars[i + 1..end].iter().collect();
+                        let class = class.replacen('!', "^", usize::from(class.starts_with('!')));
+                        out.push('[');
+                        out.push_str(&class.replace('\\', "\\\\").replace('[', "\\["));
+                        out.push(']');
+                        i = end;
+                    }
+                    None => out.push_str("\\["),
+                }
+            }
+            c => out.push_str(&regex::escape(&c.to_string())),
+        }
+        i += 1;
+    }
+    out.push('$');
+    Regex::new(&out).map_err(|e| format!("bad pattern `{glob}`: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(function: &str, path: &str) -> Frame {
+        Frame {
+            function: Some(function.into()),
+            abs_path: Some(path.into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn parses_sentrys_syntax() {
+        let rules = Rules::parse(
+            "# comment\nfamily:native function:std::* -app\n\
+             [ category:gl ] | category:gl category=internals\n\
+             category:driver | [ category:driver ] category=internals\n\
+             family:native function:\"?[[]Sentry*\" -app -group\n\
+             stack.function:runApp -app -group  # trailing comment\n\
+             error.type:Foo max-frames=3\n",
+        )
+        .expect("parses");
+        assert_eq!(rules.len(), 6);
+        assert!(Rules::parse("function:foo").is_err());
+        assert!(Rules::parse("bogus:foo -app").is_err());
+        assert!(Rules::parse("function:foo +sideways").is_err());
+    }
+
+    #[test]
+    fn in_app_and_categories_apply_in_order() {
+        let rules = Rules::parse(
+            "path:**/node_modules/** -app\n\
+             function:helper category=internals\n\
+             category:internals +app\n",
+        )
+        .expect("parses");
+        let frames = [
+            frame("main", "/app/node_modules/lib/index.js"),
+            frame("helper", "/app/src/x.js"),
+            frame("run", "/app/src/y.js"),
+        ];
+        let (matched, _) = rules.match_frames(&frames, "javascript", None);
+        assert_eq!(matched[0].in_app, Some(false));
+        assert_eq!(matched[1].in_app, Some(true));
+        assert_eq!(matched[2].in_app, None);
+    }
+
+    #[test]
+    fn group_rules_with_ranges_and_app_variant() {
+        let rules =
+            Rules::parse("function:boundary ^-group -group\nfunction:lib +group").expect("parses");
+        let frames = [
+            frame("a", "/a"),
+            frame("boundary", "/b"),
+            frame("c", "/c"),
+            frame("lib", "/d"),
+        ];
+        let (mut matched, _) = rules.match_frames(&frames, "python", None);
+        matched[0].in_app = Some(true);
+        let mut components: Vec<Component> = (0..4)
+            .map(|_| Component::leaf("frame", vec!["x".into()]))
+            .collect();
+        components[3].exclude("non app frame");
+        let mut system = components.clone();
+        system[3].contributes = true;
+        rules.apply_group_rules(&mut system, &matched, None, false);
+        assert_eq!(
+            system.iter().map(|c| c.contributes).collect::<Vec<_>>(),
+            [true, false, false, true]
+        );
+        rules.apply_group_rules(&mut components, &matched, None, true);
+        // In the app variant `+group` does not turn a non-app frame back on.
+        assert!(!components[3].contributes);
+    }
+
+    #[test]
+    fn globs() {
+        let re = glob_regex("**/node_modules/**", true).expect("glob");
+        assert!(re.is_match("/app/Node_Modules/x/y.js"));
+        let re = glob_regex("std::*", false).expect("glob");
+        assert!(re.is_match("std::rt::lang_start"));
+        let re = glob_regex("?[[]Sentry*", false).expect("glob");
+        assert!(re.is_match("-[SentryClient captureEvent:]"));
+        let re = glob_regex("java.*", true).expect("glob");
+        assert!(!re.is_match("java/lang"));
+    }
+}

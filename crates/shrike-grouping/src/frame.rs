@@ -249,16 +249,12 @@ fn function_component(
                 component.contributes = contributes;
             }
         }
-        "java" => {
-            if name.starts_with("lambda$") {
-                component.exclude("ignored lambda function");
-            }
+        "java" if name.starts_with("lambda$") => component.exclude("ignored lambda function"),
+        "java" => {}
+        _ if family == "native" && (name == "<redacted>" || name == "<unknown>") => {
+            component.exclude("ignored unknown function")
         }
-        _ if family == "native" => {
-            if name == "<redacted>" || name == "<unknown>" {
-                component.exclude("ignored unknown function");
-            }
-        }
+        _ if family == "native" => {}
         _ if family == "javascript" => {
             if let Some((_, last)) = name.rsplit_once('.') {
                 component.replace(vec![last.to_owned()], "trimmed javascript function");

@@ -325,27 +325,23 @@ struct Grouper<'a> {
 impl Grouper<'_> {
     /// The component variants of the strategy that wins: the first that contributes.
     fn components(&self) -> Variants {
-        let mut losers: Vec<(&'static str, Component)> = Vec::new();
-        let strategies: [(&str, Option<Variants>); 4] = [
-            (
-                "exception",
-                (!self.event.exception.is_empty()).then(|| self.exceptions()),
-            ),
-            (
-                "threads",
-                (!self.event.threads.is_empty()).then(|| self.threads()),
-            ),
-            (
-                "stacktrace",
-                self.event
-                    .stacktrace
-                    .as_ref()
-                    .map(|s| remove_non_stacktrace_variants(self.stacktrace(&s.frames, None))),
-            ),
-            ("message", self.message().map(|m| vec![("default", m)])),
-        ];
-        for (_, variants) in strategies {
-            let Some(variants) = variants else { continue };
+        let mut losers: Variants = Vec::new();
+        // Strategies in order of precedence, each computed only when the ones before it did
+        // not contribute.
+        for strategy in 0..4 {
+            let variants = match strategy {
+                0 if !self.event.exception.is_empty() => self.exceptions(),
+                1 if !self.event.threads.is_empty() => self.threads(),
+                2 => match self.event.stacktrace.as_ref() {
+                    Some(s) => remove_non_stacktrace_variants(self.stacktrace(&s.frames, None)),
+                    None => continue,
+                },
+                3 => match self.message() {
+                    Some(m) => vec![("default", m)],
+                    None => continue,
+                },
+                _ => continue,
+            };
             if variants.iter().any(|(_, c)| c.contributes) {
                 return variants;
             }
@@ -402,23 +398,34 @@ impl Grouper<'_> {
 
     fn stacktrace(&self, frames: &[Frame], exception: Option<&Exception>) -> Variants {
         let (match_frames, state) = self.rules.match_frames(frames, self.platform, exception);
+        // Frame components are the same in both variants but for in-app; build them once.
+        let mut base = Vec::with_capacity(frames.len());
+        let mut previous: Option<&Frame> = None;
+        for frame in frames {
+            base.push(frame_component(
+                frame,
+                FrameContext {
+                    event_platform: self.platform,
+                    is_recursion: is_recursion(frame, previous),
+                },
+            ));
+            previous = Some(frame);
+        }
         let mut out = Vec::with_capacity(2);
+        let mut app_components = Some(base.clone());
+        let mut system_components = Some(base);
         for (name, app) in [("system", false), ("app", true)] {
-            let mut components = Vec::with_capacity(frames.len());
-            let mut previous: Option<&Frame> = None;
-            for (frame, matched) in frames.iter().zip(&match_frames) {
-                let mut component = frame_component(
-                    frame,
-                    FrameContext {
-                        event_platform: self.platform,
-                        is_recursion: is_recursion(frame, previous),
-                    },
-                );
-                if app && matched.in_app != Some(true) {
-                    component.exclude("non app frame");
+            let mut components = if app {
+                app_components.take().unwrap_or_default()
+            } else {
+                system_components.take().unwrap_or_default()
+            };
+            if app {
+                for (component, matched) in components.iter_mut().zip(&match_frames) {
+                    if matched.in_app != Some(true) {
+                        component.exclude("non app frame");
+                    }
                 }
-                components.push(component);
-                previous = Some(frame);
             }
             if let [only] = frames {
                 let platform = only.platform.as_deref().unwrap_or(self.platform);
@@ -521,19 +528,19 @@ impl Grouper<'_> {
     fn exceptions(&self) -> Variants {
         let all: Vec<&Exception> = self.event.exception.iter().collect();
         let per_exception: Vec<Variants> = all.iter().map(|e| self.single_exception(e)).collect();
-        let keys: Vec<String> = per_exception
-            .iter()
-            .map(|variants| {
-                variants
-                    .iter()
-                    .map(|(n, c)| format!("{n}\n{}", c.render()))
-                    .collect::<String>()
-            })
-            .collect();
+        // Two exceptions are alike when their grouping trees are identical.
+        let key = |index: usize| -> String {
+            per_exception[index]
+                .iter()
+                .map(|(n, c)| format!("{n}\n{}", c.render()))
+                .collect()
+        };
         let chosen =
-            filter_exception_groups(&all, &keys).unwrap_or_else(|| (0..all.len()).collect());
+            filter_exception_groups(&all, &key).unwrap_or_else(|| (0..all.len()).collect());
         if let [only] = chosen.as_slice() {
-            return remove_non_stacktrace_variants(per_exception[*only].clone());
+            let only = *only;
+            let variants = per_exception.into_iter().nth(only).unwrap_or_default();
+            return remove_non_stacktrace_variants(variants);
         }
         let mut by_name: Vec<(&'static str, Vec<Component>)> = Vec::new();
         for index in chosen {
@@ -588,7 +595,10 @@ const MAX_GROUP_DEPTH: usize = 100;
 /// "top-level" exceptions (the first non-group descendants of the root group); when they are
 /// all alike, just one of them and its first chain of causes. Returns `None` (use every
 /// exception) when the tree cannot be rebuilt: ids missing or duplicated, no root, a cycle.
-fn filter_exception_groups(exceptions: &[&Exception], keys: &[String]) -> Option<Vec<usize>> {
+fn filter_exception_groups(
+    exceptions: &[&Exception],
+    key: &dyn Fn(usize) -> String,
+) -> Option<Vec<usize>> {
     if exceptions.len() <= 1 {
         return None;
     }
@@ -668,7 +678,7 @@ fn filter_exception_groups(exceptions: &[&Exception], keys: &[String]) -> Option
         };
         ty(*b).cmp(&ty(*a))
     });
-    top.dedup_by(|a, b| keys[*a] == keys[*b]);
+    top.dedup_by(|a, b| key(*a) == key(*b));
     if let [main] = top.as_slice() {
         let mut path = vec![*main];
         let mut current = *main;
@@ -686,4 +696,130 @@ fn filter_exception_groups(exceptions: &[&Exception], keys: &[String]) -> Option
     // The distinct top-level exceptions, then the root group.
     top.push(root);
     Some(top)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grouped(json: &str) -> Grouping {
+        group(
+            &Event::parse(json.as_bytes()).expect("event"),
+            &GroupingConfig::default(),
+        )
+    }
+
+    const ERROR: &str = r#"{"platform": "python", "exception": [{"type": "KeyError", "value": "user 42",
+        "stacktrace": {"frames": [
+            {"module": "django.core", "function": "dispatch", "in_app": false},
+            {"module": "app.views", "function": "show", "context_line": "return users[id]", "in_app": true}
+        ]}}]}"#;
+
+    #[test]
+    fn app_frames_decide_and_values_do_not() {
+        let g = grouped(ERROR);
+        assert_eq!(g.primary().name, "app");
+        assert_eq!(
+            g.primary().values,
+            ["app.views", "show", "return users[id]", "KeyError"]
+        );
+        assert_eq!(g.hash(), hash_values(&g.primary().values));
+        let other_value = grouped(&ERROR.replace("user 42", "user 43"));
+        assert_eq!(other_value.hash(), g.hash());
+        let system = g
+            .variants
+            .iter()
+            .find(|v| v.name == "system")
+            .expect("system");
+        assert!(system.hash.is_some() && system.hash.as_deref() != Some(g.hash()));
+    }
+
+    #[test]
+    fn without_frames_type_and_parameterized_value_decide() {
+        let g = grouped(r#"{"exception": [{"type": "E", "value": "took 15ms for id 7"}]}"#);
+        assert_eq!(g.primary().values, ["E", "took <duration> for id <int>"]);
+        let m = grouped(
+            r#"{"logentry": {"message": "user %s missing", "formatted": "user 5 missing"}}"#,
+        );
+        assert_eq!(
+            (m.primary().name, m.primary().values.clone()),
+            ("default", vec!["user %s missing".to_owned()])
+        );
+        let f = grouped(r#"{"exception": [{"stacktrace": {"frames": []}}]}"#);
+        assert_eq!((f.primary().name, f.hash()), ("fallback", FALLBACK_HASH));
+    }
+
+    #[test]
+    fn fingerprints_and_checksums() {
+        let custom = grouped(&ERROR.replacen('{', r#"{"fingerprint": ["db", "{{ type }}"], "#, 1));
+        assert_eq!(custom.primary().name, "custom_fingerprint");
+        assert_eq!(custom.primary().values, ["db", "KeyError"]);
+        let hybrid =
+            grouped(&ERROR.replacen('{', r#"{"fingerprint": ["{{ default }}", "tenant-a"], "#, 1));
+        assert_eq!(hybrid.primary().name, "app");
+        assert_eq!(
+            hybrid.primary().values,
+            [
+                "app.views",
+                "show",
+                "return users[id]",
+                "KeyError",
+                "tenant-a"
+            ]
+        );
+        let only_default = grouped(&ERROR.replacen('{', r#"{"fingerprint": ["{{default}}"], "#, 1));
+        assert_eq!(only_default.hash(), grouped(ERROR).hash());
+        let checksum =
+            grouped(r#"{"checksum": "ABCDEF0123456789abcdef0123456789", "message": "x"}"#);
+        assert_eq!(checksum.hash(), "ABCDEF0123456789abcdef0123456789");
+        let hashed = grouped(r#"{"checksum": "not hex", "message": "x"}"#);
+        assert_eq!(
+            (hashed.primary().name, hashed.hash().to_owned()),
+            ("hashed_checksum", hash_values(["not hex"]))
+        );
+    }
+
+    #[test]
+    fn project_rules_change_grouping() {
+        let event = Event::parse(ERROR.as_bytes()).expect("event");
+        let config =
+            GroupingConfig::with_project_rules("function:show -group\nmodule:django.* +app", "")
+                .expect("rules");
+        let g = group(&event, &config);
+        assert_eq!(g.primary().values, ["django.core", "dispatch", "KeyError"]);
+        let config =
+            GroupingConfig::with_project_rules("", "type:KeyError -> key-errors").expect("rules");
+        assert_eq!(group(&event, &config).primary().values, ["key-errors"]);
+        assert!(GroupingConfig::with_project_rules("nonsense", "").is_err());
+    }
+
+    #[test]
+    fn exception_groups_reduce_to_what_matters() {
+        let group_of = |children: &str| {
+            format!(
+                r#"{{"exception": [{children}, {{"type": "ExceptionGroup", "value": "2 errors",
+                "mechanism": {{"exception_id": 0, "is_exception_group": true}}}}]}}"#
+            )
+        };
+        let child = |id: u32, ty: &str| {
+            format!(
+                r#"{{"type": "{ty}", "value": "v", "mechanism": {{"exception_id": {id}, "parent_id": 0}}}}"#
+            )
+        };
+        // Two alike children: just one of them.
+        let alike = grouped(&group_of(&format!("{}, {}", child(1, "E"), child(2, "E"))));
+        assert_eq!(alike.primary().values, ["E", "v"]);
+        // Different types: both, then the group.
+        let two = grouped(&group_of(&format!("{}, {}", child(1, "A"), child(2, "B"))));
+        assert_eq!(
+            two.primary().values,
+            ["B", "v", "A", "v", "ExceptionGroup", "<int> errors"]
+        );
+        // A cycle cannot be rebuilt: every exception counts.
+        let cycle = grouped(
+            r#"{"exception": [{"type": "A", "mechanism": {"exception_id": 1, "parent_id": 0, "is_exception_group": true}},
+                {"type": "G", "mechanism": {"exception_id": 0, "parent_id": 1, "is_exception_group": true}}]}"#,
+        );
+        assert_eq!(cycle.primary().values, ["A", "G"]);
+    }
 }

@@ -99,7 +99,11 @@ static COMBINED: LazyLock<Regex> = LazyLock::new(|| {
         .iter()
         .map(|kind| format!("(?P<{kind}>{})", pattern(kind)))
         .collect();
-    Regex::new(&alternatives.join("|")).unwrap_or_else(|e| panic!("parameterization regex: {e}"))
+    // The alternation is large; a bigger lazy-DFA cache keeps it from being rebuilt per search.
+    regex::RegexBuilder::new(&alternatives.join("|"))
+        .dfa_size_limit(64 << 20)
+        .build()
+        .unwrap_or_else(|e| panic!("parameterization regex: {e}"))
 });
 
 /// Replaces event-specific values in a message with placeholders and keeps its first two

@@ -55,7 +55,65 @@ struct Matcher {
     negated: bool,
     /// For `family`: the accepted families; for `app`: "yes"/"no".
     words: Vec<String>,
-    pattern: Option<Regex>,
+    pattern: Option<Glob>,
+}
+
+/// A compiled glob. The common shapes (`lit`, `lit*`, `*lit`, `**/lit/**`) are plain string
+/// tests; grouping runs every rule against every frame, so this is the hot path.
+#[derive(Debug, Clone)]
+enum Glob {
+    Exact(String),
+    Prefix(String),
+    Suffix(String),
+    Contains(String),
+    /// A regex, and a literal every match contains (checked first: most values lack it).
+    Regex(Regex, String),
+}
+
+impl Glob {
+    /// Path globs are case-insensitive (the values they see are lowercased) and their `*`
+    /// stops at `/`; other globs are case-sensitive and `*` matches anything.
+    fn new(pattern: &str, path: bool) -> Result<Glob, String> {
+        let pattern = if path {
+            pattern.to_lowercase()
+        } else {
+            pattern.to_owned()
+        };
+        let literal = |s: &str| !s.contains(['*', '?', '[']);
+        let star = if path { "**" } else { "*" };
+        if literal(&pattern) {
+            return Ok(Glob::Exact(pattern));
+        }
+        if let Some(mid) = pattern
+            .strip_prefix(star)
+            .and_then(|rest| rest.strip_suffix(star))
+            .filter(|mid| literal(mid))
+        {
+            return Ok(Glob::Contains(mid.to_owned()));
+        }
+        if let Some(head) = pattern.strip_suffix(star).filter(|h| literal(h)) {
+            return Ok(Glob::Prefix(head.to_owned()));
+        }
+        if let Some(tail) = pattern.strip_prefix(star).filter(|t| literal(t)) {
+            return Ok(Glob::Suffix(tail.to_owned()));
+        }
+        let required = pattern
+            .split(['*', '?', '[', ']'])
+            .max_by_key(|part| part.len())
+            .unwrap_or("")
+            .to_owned();
+        glob_regex(&pattern, path).map(|re| Glob::Regex(re, required))
+    }
+
+    fn is_match(&self, value: &str) -> bool {
+        match self {
+            Glob::Exact(s) => value == s,
+            Glob::Prefix(s) => value.starts_with(s.as_str()),
+            Glob::Suffix(s) => value.ends_with(s.as_str()),
+            Glob::Contains(s) => value.contains(s.as_str()),
+            Glob::Regex(re, required) => value.contains(required.as_str()) && re.is_match(value),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +143,33 @@ pub struct Rule {
     frame: Vec<Matcher>,
     callee: Vec<Matcher>,
     actions: Vec<Action>,
+    /// The families the frame must be of (`None`: any), to skip a rule for a whole stack.
+    families: Option<Vec<String>>,
+    /// Whether the frame must have a category (most frames never get one).
+    needs_category: bool,
+}
+
+impl Rule {
+    /// Whether the rule can match anything in a stack of these families, with or without any
+    /// categorized frame.
+    fn applies(&self, families: &[&str], any_category: bool) -> bool {
+        (any_category || !self.needs_category)
+            && self.families.as_ref().is_none_or(|wanted| {
+                wanted
+                    .iter()
+                    .any(|w| w == "all" || families.contains(&w.as_str()))
+            })
+    }
+}
+
+fn families_of(match_frames: &[MatchFrame]) -> Vec<&'static str> {
+    let mut families: Vec<&'static str> = Vec::with_capacity(1);
+    for frame in match_frames {
+        if !families.contains(&frame.family) {
+            families.push(frame.family);
+        }
+    }
+    families
 }
 
 /// An ordered list of rules; later rules win.
@@ -98,7 +183,10 @@ pub struct Rules {
 pub struct MatchFrame {
     family: &'static str,
     path: String,
+    /// `path` with a leading `/` (globs written for absolute paths also match relative ones).
+    slashed_path: String,
     package: String,
+    slashed_package: String,
     module: String,
     function: String,
     category: String,
@@ -106,8 +194,8 @@ pub struct MatchFrame {
     pub in_app: Option<bool>,
     /// The in-app flag the SDK sent.
     pub orig_in_app: Option<bool>,
-    /// The rule that last changed `in_app`, for hints.
-    pub in_app_rule: Option<String>,
+    /// The index of the rule that last changed `in_app`.
+    pub in_app_rule: Option<usize>,
 }
 
 /// Stack-trace-wide settings rules may change.
@@ -167,7 +255,12 @@ impl Rules {
             .map(|f| match_frame(f, event_platform))
             .collect();
         let mut state = StackState::default();
-        for rule in &self.rules {
+        let families = families_of(&match_frames);
+        let mut any_category = false;
+        for (rule_index, rule) in self.rules.iter().enumerate() {
+            if !rule.applies(&families, any_category) {
+                continue;
+            }
             for action in &rule.actions {
                 match action {
                     Action::MinFrames(n) if rule.matches_stack(exception) => {
@@ -194,12 +287,13 @@ impl Rules {
                 for action in &rule.actions {
                     match action {
                         Action::Category(category) => {
-                            match_frames[index].category = category.clone()
+                            match_frames[index].category = category.clone();
+                            any_category = true;
                         }
                         Action::App(range, flag) => {
                             for i in range_indexes(*range, index, match_frames.len()) {
                                 match_frames[i].in_app = Some(*flag);
-                                match_frames[i].in_app_rule = Some(rule.text.clone());
+                                match_frames[i].in_app_rule = Some(rule_index);
                             }
                         }
                         _ => {}
@@ -219,8 +313,12 @@ impl Rules {
         exception: Option<&Exception>,
         app_variant: bool,
     ) {
+        let families = families_of(match_frames);
+        let any_category = match_frames.iter().any(|f| !f.category.is_empty());
         for rule in &self.rules {
-            if !rule.actions.iter().any(|a| matches!(a, Action::Group(..))) {
+            if !rule.applies(&families, any_category)
+                || !rule.actions.iter().any(|a| matches!(a, Action::Group(..)))
+            {
                 continue;
             }
             for index in 0..match_frames.len() {
@@ -309,8 +407,8 @@ impl Matcher {
                 let want = matches!(self.words[0].as_str(), "yes" | "true" | "1");
                 frame.in_app.unwrap_or(false) == want
             }
-            Field::Path => self.path_like(&frame.path),
-            Field::Package => self.path_like(&frame.package),
+            Field::Path => self.path_like(&frame.path, &frame.slashed_path),
+            Field::Package => self.path_like(&frame.package, &frame.slashed_package),
             Field::Module => self.glob(&frame.module),
             Field::Function => self.glob(&frame.function),
             Field::Category => self.glob(&frame.category),
@@ -335,11 +433,8 @@ impl Matcher {
         self.pattern.as_ref().is_some_and(|p| p.is_match(value))
     }
 
-    fn path_like(&self, value: &str) -> bool {
-        if value.is_empty() {
-            return false;
-        }
-        self.glob(value) || (!value.starts_with('/') && self.glob(&format!("/{value}")))
+    fn path_like(&self, value: &str, slashed: &str) -> bool {
+        !value.is_empty() && (self.glob(value) || (!slashed.is_empty() && self.glob(slashed)))
     }
 }
 
@@ -357,16 +452,27 @@ pub fn match_frame(frame: &Frame, event_platform: &str) -> MatchFrame {
         .or(frame.function.as_deref())
         .map(|f| crate::functions::trim_function_name(f, platform))
         .unwrap_or_default();
+    let path = normalize(
+        frame
+            .abs_path
+            .as_deref()
+            .or(frame.filename.as_deref())
+            .unwrap_or(""),
+    );
+    let package = normalize(frame.package.as_deref().unwrap_or(""));
+    let slashed = |s: &str| {
+        if s.is_empty() || s.starts_with('/') {
+            String::new()
+        } else {
+            format!("/{s}")
+        }
+    };
     MatchFrame {
         family: family(platform),
-        path: normalize(
-            frame
-                .abs_path
-                .as_deref()
-                .or(frame.filename.as_deref())
-                .unwrap_or(""),
-        ),
-        package: normalize(frame.package.as_deref().unwrap_or("")),
+        slashed_path: slashed(&path),
+        slashed_package: slashed(&package),
+        path,
+        package,
         module: frame.module.clone().unwrap_or_default(),
         function,
         category: String::new(),
@@ -397,6 +503,8 @@ fn parse_rule(line: &str) -> Result<Rule, String> {
         frame: Vec::new(),
         callee: Vec::new(),
         actions: Vec::new(),
+        families: None,
+        needs_category: false,
     };
     let mut i = 0;
     // Optional caller: `[ matchers ] |`
@@ -424,6 +532,23 @@ fn parse_rule(line: &str) -> Result<Rule, String> {
     for token in &tokens[i..] {
         rule.actions.push(parse_action(token)?);
     }
+    // Cheap matchers first: a rule for another family is rejected before any glob runs.
+    for matchers in [&mut rule.caller, &mut rule.frame, &mut rule.callee] {
+        matchers.sort_by_key(|m| match m.field {
+            Field::Family | Field::App => 0,
+            Field::Category => 1,
+            _ => 2,
+        });
+    }
+    rule.families = rule
+        .frame
+        .iter()
+        .find(|m| m.field == Field::Family && !m.negated)
+        .map(|m| m.words.clone());
+    rule.needs_category = rule
+        .frame
+        .iter()
+        .any(|m| m.field == Field::Category && !m.negated);
     if rule.frame.is_empty() && rule.caller.is_empty() && rule.callee.is_empty() {
         return Err("a rule needs at least one matcher".into());
     }
@@ -522,8 +647,8 @@ fn parse_matcher(token: &str) -> Result<Matcher, String> {
     };
     let pattern = match field {
         Field::Family | Field::App => None,
-        Field::Path | Field::Package => Some(glob_regex(&value.replace('\\', "/"), true)?),
-        _ => Some(glob_regex(value, false)?),
+        Field::Path | Field::Package => Some(Glob::new(&value.replace('\\', "/"), true)?),
+        _ => Some(Glob::new(value, false)?),
     };
     Ok(Matcher {
         field,

@@ -4,8 +4,10 @@
 //!
 //! The kinds and their precedence follow Sentry's `normalize_message_for_grouping`
 //! (`src/sentry/grouping/parameterization.py`): email, url, hostname, ip, uuid, sha1, md5, date,
-//! duration, hex, float, int; at each position the first kind that matches wins. Messages are cut
-//! to their first two non-empty lines first (with `...` when something was cut).
+//! duration, hex, float, int; at each position the first kind that matches wins. Double-quoted
+//! identifiers (`SAVEPOINT "s1400_x7"`, as in database errors) become `<quoted_identifier>`, which
+//! is what Sentry's recorded results show. Messages are cut to their first two non-empty lines
+//! first (with `...` when something was cut).
 
 use regex::Regex;
 use std::sync::LazyLock;
@@ -21,8 +23,19 @@ const ZONES: &str = "UT|GMT|(?:E|C|M|P)(?:ST|DT)|[A-IK-Z]";
 
 /// The kinds of value replaced, in order of precedence.
 const KINDS: &[&str] = &[
-    "email", "url", "hostname", "ip", "uuid", "sha1", "md5", "date", "duration", "hex", "float",
+    "email",
+    "url",
+    "hostname",
+    "ip",
+    "uuid",
+    "sha1",
+    "md5",
+    "date",
+    "duration",
+    "hex",
+    "float",
     "int",
+    "quoted_identifier",
 ];
 
 fn pattern(kind: &str) -> String {
@@ -90,6 +103,8 @@ fn pattern(kind: &str) -> String {
         "hex" => r"\b0[xX][0-9a-fA-F]+\b".to_owned(),
         "float" => r"-\d+\.\d+\b|\b\d+\.\d+\b".to_owned(),
         "int" => r"-\d+\b|\b\d+\b".to_owned(),
+        // A double-quoted SQL identifier (`SAVEPOINT "s1400_x7"`): generated names in database errors.
+        "quoted_identifier" => r#""[A-Za-z_][A-Za-z0-9_$]*""#.to_owned(),
         _ => unreachable!("unknown kind {kind}"),
     }
 }
@@ -163,6 +178,10 @@ mod tests {
         assert_eq!(
             parameterize("GET https://x.io/a?b=1 failed"),
             "GET <url> failed"
+        );
+        assert_eq!(
+            parameterize("SQL: RELEASE SAVEPOINT \"s140078941939520_x761\" ('it''s')"),
+            "SQL: RELEASE SAVEPOINT <quoted_identifier> ('it''s')"
         );
     }
 

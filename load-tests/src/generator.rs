@@ -941,15 +941,25 @@ impl Generator {
             weights.rust,
         ];
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_155e_0000_0000);
-        let platforms = WeightedIndex::new(platform_weights).ok();
+        // Smooth weighted round robin: any number of issues splits over the platforms as close to
+        // the weights as possible (10 issues at 4:3:2:1 are exactly 4, 3, 2 and 1).
+        let total: i64 = platform_weights.iter().map(|&w| i64::from(w)).sum();
+        let mut current = [0i64; 4];
         let issues = (0..mix.issues)
             .map(|k| {
+                for (c, &w) in current.iter_mut().zip(&platform_weights) {
+                    *c += i64::from(w);
+                }
+                let mut best = 0;
+                for i in 1..current.len() {
+                    if current[i] > current[best] {
+                        best = i;
+                    }
+                }
+                current[best] -= total;
                 rng.set_stream(u64::from(k));
                 rng.set_word_pos(0);
-                let platform = platforms
-                    .as_ref()
-                    .map_or(Platform::Python, |p| Platform::ALL[p.sample(&mut rng)]);
-                issue_def(k, mix, platform, &mut rng)
+                issue_def(k, mix, Platform::ALL[best], &mut rng)
             })
             .collect();
         let skew = mix.issue_skew;
@@ -1068,6 +1078,24 @@ impl Generator {
             }
         }
         event["exception"]["values"][0]["stacktrace"]["frames"] = Value::Array(frames);
+        // Still too large: drop optional parts, least telling first.
+        for (parent, key) in [
+            ("", "logentry"),
+            ("contexts", "trace"),
+            ("request", "headers"),
+        ] {
+            if serialized_len(&event) <= target {
+                break;
+            }
+            let holder = if parent.is_empty() {
+                event.as_object_mut()
+            } else {
+                event.get_mut(parent).and_then(Value::as_object_mut)
+            };
+            if let Some(map) = holder {
+                map.remove(key);
+            }
+        }
 
         // Breadcrumbs, then padding, up to the target size.
         let mut len = serialized_len(&event);
@@ -1093,8 +1121,8 @@ impl Generator {
             len = serialized_len(&event);
         }
         if len < target {
-            let overhead = ",\"padding\":\"\"".len();
-            let mut pad = target.saturating_sub(len + overhead);
+            // `extra.padding` is in every event (empty at first), so its length adds exactly.
+            let mut pad = target - len;
             for _ in 0..3 {
                 event["extra"]["padding"] = Value::String(padding(&mut rng, pad));
                 let now = serialized_len(&event);
@@ -1226,7 +1254,7 @@ impl Generator {
                 },
             },
             "sdk": { "name": sdk, "version": sdk_version },
-            "extra": { "order_id": order, "attempt": rng.random_range(1..4u32) },
+            "extra": { "order_id": order, "attempt": rng.random_range(1..4u32), "padding": "" },
         });
         if platform != Platform::Java {
             let noun = pick(rng, &NOUNS);
@@ -1505,7 +1533,7 @@ mod tests {
     #[test]
     fn sizes_stay_within_bounds() {
         for (min, max, frames) in [
-            (3072, 3072, CountRange { min: 5, max: 60 }),
+            (4096, 4096, CountRange { min: 5, max: 60 }),
             (4096, 8192, CountRange { min: 5, max: 60 }),
             (4096, 65536, CountRange { min: 5, max: 60 }),
             (100_000, 200_000, CountRange { min: 10, max: 20 }),
@@ -1541,6 +1569,30 @@ mod tests {
                 assert!(small > 30 && small < 290, "sizes not spread: {small} small");
             }
         }
+    }
+
+    #[test]
+    fn issues_split_over_platforms_by_weight() {
+        let g = Generator::new(&mix(10), 1, "r");
+        let mut counts = HashMap::new();
+        for issue in &g.issues {
+            *counts.entry(issue.platform).or_insert(0) += 1;
+        }
+        assert_eq!(counts[&Platform::Python], 4);
+        assert_eq!(counts[&Platform::Javascript], 3);
+        assert_eq!(counts[&Platform::Java], 2);
+        assert_eq!(counts[&Platform::Rust], 1);
+        let only_rust = EventMix {
+            platforms: crate::scenario::PlatformWeights {
+                python: 0,
+                javascript: 0,
+                java: 0,
+                rust: 1,
+            },
+            ..mix(5)
+        };
+        let g = Generator::new(&only_rust, 1, "r");
+        assert!(g.issues.iter().all(|i| i.platform == Platform::Rust));
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub fn shipped_names() -> Vec<&'static str> {
 pub const MAX_DURATION_SECS: f64 = 24.0 * 3600.0;
 /// The smallest event size a scenario may ask for: an event with its stack trace trimmed to the
 /// minimum still needs about this much.
-pub const MIN_EVENT_BYTES: usize = 3072;
+pub const MIN_EVENT_BYTES: usize = 4096;
 /// The largest event size a scenario may ask for.
 pub const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 

@@ -8,7 +8,10 @@
 //! every leaf whose whole chain of ancestors contributes, concatenated without separators.
 
 use md5::{Digest, Md5};
+use smallvec::SmallVec;
+use std::borrow::Cow;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 /// One node of a grouping tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,11 +21,12 @@ pub struct Component {
     /// Whether it counts towards the hash.
     pub contributes: bool,
     /// Why it does or does not contribute, or what was done to its value.
-    pub hint: Option<String>,
-    /// Leaf values.
-    pub values: Vec<String>,
-    /// Child components.
-    pub children: Vec<Component>,
+    pub hint: Option<Cow<'static, str>>,
+    /// Leaf values (nearly always one, kept inline).
+    pub values: SmallVec<[String; 1]>,
+    /// Child components, shared between copies (the `app` and `system` variants share their
+    /// frames' subtrees); change them with [`Component::children_mut`].
+    pub children: Arc<Vec<Component>>,
 }
 
 impl Component {
@@ -32,8 +36,21 @@ impl Component {
             id,
             contributes: !values.is_empty(),
             hint: None,
+            values: values.into_iter().collect(),
+            children: Arc::default(),
+        }
+    }
+
+    /// A leaf with one value.
+    pub fn value(id: &'static str, value: String) -> Self {
+        let mut values = SmallVec::new();
+        values.push(value);
+        Component {
+            id,
+            contributes: true,
+            hint: None,
             values,
-            children: Vec::new(),
+            children: Arc::default(),
         }
     }
 
@@ -48,38 +65,43 @@ impl Component {
             id,
             contributes: children.iter().any(|c| c.contributes),
             hint: None,
-            values: Vec::new(),
-            children,
+            values: SmallVec::new(),
+            children: Arc::new(children),
         }
     }
 
+    /// The children, for changing them (copied first when shared).
+    pub fn children_mut(&mut self) -> &mut Vec<Component> {
+        Arc::make_mut(&mut self.children)
+    }
+
     /// Stops the component from contributing, saying why.
-    pub fn exclude(&mut self, hint: impl Into<String>) {
+    pub fn exclude(&mut self, hint: impl Into<Cow<'static, str>>) {
         self.contributes = false;
         self.hint = Some(hint.into());
     }
 
     /// Makes the component contribute again (a `+group` rule), saying why.
-    pub fn include(&mut self, hint: impl Into<String>) {
+    pub fn include(&mut self, hint: impl Into<Cow<'static, str>>) {
         self.contributes = true;
         self.hint = Some(hint.into());
     }
 
     /// Replaces a leaf's values, noting what was changed; contribution follows the new values.
-    pub fn replace(&mut self, values: Vec<String>, hint: impl Into<String>) {
+    pub fn replace(&mut self, values: Vec<String>, hint: impl Into<Cow<'static, str>>) {
         self.contributes = !values.is_empty();
-        self.values = values;
+        self.values = values.into_iter().collect();
         self.hint = Some(hint.into());
     }
 
     /// Sets the hint without changing the contribution.
-    pub fn note(&mut self, hint: impl Into<String>) {
+    pub fn note(&mut self, hint: impl Into<Cow<'static, str>>) {
         self.hint = Some(hint.into());
     }
 
     /// The values that count, in tree order (empty when the component does not contribute).
     pub fn contributing_values(&self) -> Vec<&str> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(64);
         self.collect(&mut out);
         out
     }
@@ -89,7 +111,7 @@ impl Component {
             return;
         }
         out.extend(self.values.iter().map(String::as_str));
-        for child in &self.children {
+        for child in self.children.iter() {
             child.collect(out);
         }
     }
@@ -123,7 +145,7 @@ impl Component {
         for value in &self.values {
             let _ = writeln!(out, "{indent}  {value:?}");
         }
-        for child in &self.children {
+        for child in self.children.iter() {
             child.render_into(out, depth + 1);
         }
     }
@@ -168,7 +190,7 @@ mod tests {
     fn excluding_a_child_later_leaves_the_parent_contributing() {
         let mut frame =
             Component::node("frame", vec![Component::leaf("function", vec!["f".into()])]);
-        frame.children[0].exclude("unknown function");
+        frame.children_mut()[0].exclude("unknown function");
         assert!(frame.contributes);
         assert!(frame.contributing_values().is_empty());
         assert_eq!(

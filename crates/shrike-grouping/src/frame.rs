@@ -9,6 +9,7 @@
 use crate::component::Component;
 use regex::Regex;
 use shrike_protocol::event::Frame;
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 /// Platforms whose context lines are used for grouping (source is reliably available).
@@ -106,7 +107,7 @@ pub fn frame_component(frame: &Frame, ctx: FrameContext<'_>) -> Component {
             .or(frame.function.as_deref())
             .map(|f| f.rsplit('.').next().unwrap_or(f))
             .unwrap_or("");
-        let function = &mut component.children[2];
+        let function = &mut component.children_mut()[2];
         if name.is_empty() {
             function.contributes = false;
         } else if matches!(
@@ -135,19 +136,15 @@ fn filename_component(abs_path: Option<&str>, filename: Option<&str>, platform: 
     let Some(filename) = filename else {
         return Component::empty("filename");
     };
-    let base = filename
-        .rsplit(['/', '\\'])
-        .next()
-        .unwrap_or(filename)
-        .to_lowercase();
-    let mut component = Component::leaf("filename", vec![base.clone()]);
+    let base = lowercase(filename.rsplit(['/', '\\']).next().unwrap_or(filename));
+    let mut component = Component::value("filename", base.clone());
     if has_url_origin(abs_path, true) {
         component.exclude("ignored because frame points to a URL");
     } else if base == "<anonymous>" {
         component.exclude("anonymous filename discarded");
     } else if base == "[native code]" {
         component.exclude("native code indicated by filename");
-    } else if platform == "java" {
+    } else if platform == "java" && base.contains("$$_javassist") {
         let cleaned = JAVA_ASSIST.replace_all(&base, "${1}<auto>");
         if cleaned != base {
             component.replace(vec![cleaned.into_owned()], "cleaned javassist parts");
@@ -160,7 +157,7 @@ fn module_component(abs_path: Option<&str>, module: Option<&str>, platform: &str
     let Some(module) = module else {
         return Component::empty("module");
     };
-    let mut component = Component::leaf("module", vec![module.to_owned()]);
+    let mut component = Component::value("module", module.to_owned());
     if platform == "javascript"
         && module.contains('/')
         && abs_path.is_some_and(|p| p.ends_with(module))
@@ -181,15 +178,26 @@ fn module_component(abs_path: Option<&str>, module: Option<&str>, platform: &str
                 return component;
             }
         }
-        let mut cleaned = JAVA_REFLECT.replace_all(module, "${1}<auto>").into_owned();
-        for pattern in [
-            &*JAVA_CGLIB,
-            &*JAVA_ENHANCER,
-            &*JAVA_ASSIST,
-            &*CLOJURE_FN,
-            &*JAVA_HIBERNATE,
-        ] {
-            cleaned = pattern.replace_all(&cleaned, "${1}<auto>").into_owned();
+        // Every generated marker but the reflection one contains `$`; most modules have neither.
+        let mut cleaned = if module.contains("Generated") {
+            JAVA_REFLECT.replace_all(module, "${1}<auto>").into_owned()
+        } else {
+            module.to_owned()
+        };
+        if cleaned.contains('$') {
+            // Each pattern runs only when its marker is there.
+            for (marker, pattern) in [
+                ("CGLIB$$", &*JAVA_CGLIB),
+                ("$$EnhancerBy", &*JAVA_ENHANCER),
+                ("$$FastClassBy", &*JAVA_ENHANCER),
+                ("$$_javassist", &*JAVA_ASSIST),
+                ("$fn__", &*CLOJURE_FN),
+                ("$HibernateProxy$", &*JAVA_HIBERNATE),
+            ] {
+                if cleaned.contains(marker) {
+                    cleaned = pattern.replace_all(&cleaned, "${1}<auto>").into_owned();
+                }
+            }
         }
         if cleaned != module {
             let contributes = component.contributes;
@@ -209,26 +217,38 @@ fn function_component(
     let function = frame.function.as_deref().filter(|f| !f.is_empty());
     let raw = frame.raw_function.as_deref().filter(|f| !f.is_empty());
     // C# SDKs trimmed names late, so the raw name is the stable one there.
-    let name: String = if platform == "csharp" {
+    let name: Cow<'_, str> = if platform == "csharp" {
         match raw.or(function) {
-            Some(f) => f.to_owned(),
+            Some(f) => Cow::Borrowed(f),
             None => return Component::empty("function"),
         }
     } else {
         match (function, raw) {
             (Some(f), None) => crate::functions::trim_function_name(f, platform),
-            (Some(f), Some(_)) => f.to_owned(),
-            (None, Some(r)) => r.to_owned(),
+            (Some(f), Some(_)) => Cow::Borrowed(f),
+            (None, Some(r)) => Cow::Borrowed(r),
             (None, None) => return Component::empty("function"),
         }
     };
-    let mut component = Component::leaf("function", vec![name.clone()]);
+    let name: &str = &name;
+    // JavaScript names are usually trimmed (`Object.foo` → `foo`): store the final value once.
+    if family == "javascript"
+        && let Some((_, last)) = name.rsplit_once('.')
+    {
+        let mut component = Component::value("function", last.to_owned());
+        component.note("trimmed javascript function");
+        if sourcemap_with_context_line {
+            component.exclude("ignored because sourcemap used and context line available");
+        }
+        return component;
+    }
+    let mut component = Component::value("function", name.to_owned());
     match platform {
         "ruby" => {
             if name.starts_with("block ") {
                 component.replace(vec!["block".into()], "ruby block");
             } else {
-                let cleaned = RUBY_ERB.replace(&name, "");
+                let cleaned = RUBY_ERB.replace(name, "");
                 if cleaned != name {
                     component.replace(
                         vec![cleaned.into_owned()],
@@ -255,13 +275,8 @@ fn function_component(
             component.exclude("ignored unknown function")
         }
         _ if family == "native" => {}
-        _ if family == "javascript" => {
-            if let Some((_, last)) = name.rsplit_once('.') {
-                component.replace(vec![last.to_owned()], "trimmed javascript function");
-            }
-            if sourcemap_with_context_line {
-                component.exclude("ignored because sourcemap used and context line available");
-            }
+        _ if family == "javascript" && sourcemap_with_context_line => {
+            component.exclude("ignored because sourcemap used and context line available")
         }
         _ => {}
     }
@@ -270,13 +285,28 @@ fn function_component(
 
 fn context_line_component(frame: &Frame, family: &str) -> Component {
     let raw = frame.context_line.as_deref().unwrap_or("");
-    // Python's str.expandtabs(2) then split/join: runs of whitespace become one space.
-    let line = raw.split_whitespace().collect::<Vec<_>>().join(" ");
+    // Python's str.expandtabs(2) then split/join: runs of whitespace become one space. Most
+    // lines only need their indentation trimmed.
+    let trimmed = raw.trim();
+    let irregular = if trimmed.is_ascii() {
+        trimmed.contains("  ")
+            || trimmed
+                .bytes()
+                .any(|b| b.is_ascii_whitespace() && b != b' ')
+    } else {
+        trimmed.contains("  ") || trimmed.chars().any(|c| c.is_whitespace() && c != ' ')
+    };
+    let line = if irregular {
+        trimmed.split_whitespace().collect::<Vec<_>>().join(" ")
+    } else {
+        trimmed.to_owned()
+    };
     if line.is_empty() {
         return Component::empty("context-line");
     }
-    let mut component = Component::leaf("context-line", vec![line]);
-    if raw.chars().count() > MAX_CONTEXT_LINE {
+    let mut component = Component::value("context-line", line);
+    // Byte length bounds the character count, so most lines skip the count.
+    if raw.len() > MAX_CONTEXT_LINE && raw.chars().count() > MAX_CONTEXT_LINE {
         component.exclude("discarded because line too long");
     } else if family == "javascript"
         && frame.function.is_none()
@@ -285,6 +315,15 @@ fn context_line_component(frame: &Frame, family: &str) -> Component {
         component.exclude("discarded because from URL origin and no function");
     }
     component
+}
+
+/// Lowercases, without Unicode tables when the text is ASCII (file names nearly always are).
+pub fn lowercase(text: &str) -> String {
+    if text.is_ascii() {
+        text.to_ascii_lowercase()
+    } else {
+        text.to_lowercase()
+    }
 }
 
 /// Whether `frame` repeats `previous` exactly (same location and function): a recursive call.

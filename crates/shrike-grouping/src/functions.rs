@@ -8,6 +8,7 @@
 //! become `lambda`; Rust hash suffixes are removed.
 
 use regex::Regex;
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 static CPP_TRAILER: LazyLock<Regex> = LazyLock::new(|| re(r"(\bconst\b|&)$"));
@@ -23,11 +24,11 @@ fn re(pattern: &str) -> Regex {
 
 /// The function name Sentry groups by when the SDK sent no raw name: trimmed for native code,
 /// unchanged elsewhere.
-pub fn trim_function_name(function: &str, platform: &str) -> String {
+pub fn trim_function_name<'a>(function: &'a str, platform: &str) -> Cow<'a, str> {
     if crate::frame::family(platform) == "native" {
-        trim_native(function)
+        Cow::Owned(trim_native(function))
     } else {
-        function.to_owned()
+        Cow::Borrowed(function)
     }
 }
 

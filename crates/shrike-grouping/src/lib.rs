@@ -29,7 +29,7 @@ use regex::Regex;
 use shrike_protocol::Event;
 use shrike_protocol::event::{Exception, Frame};
 use std::collections::{HashMap, HashSet};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, OnceLock};
 
 /// Shrike's default stack-trace rules for the common platforms.
 pub const DEFAULT_RULES: &str = include_str!("default_rules.txt");
@@ -118,13 +118,63 @@ pub struct Variant {
     /// `app`, `system`, `default`, `fallback`, `custom_fingerprint`, `built_in_fingerprint`,
     /// `checksum` or `hashed_checksum`.
     pub name: &'static str,
-    /// The hash, or `None` when the variant does not contribute.
-    pub hash: Option<String>,
     /// The component tree (for component variants).
     pub component: Option<Component>,
-    /// The hashed values: a fingerprint's resolved values, or a component's contributing ones
-    /// (with a hybrid fingerprint's extra values).
+    /// The hashed values: a fingerprint's resolved values, or, for the primary variant, the
+    /// component's contributing ones (with a hybrid fingerprint's extra values). Other component
+    /// variants leave this empty; their trees hold the values.
     pub values: Vec<String>,
+    /// Whether the variant has a hash.
+    counted: bool,
+    /// A hybrid fingerprint's entries: `None` stands for the component's values.
+    extras: Option<Arc<[Option<String>]>>,
+    /// The hash, computed when first asked for (only the primary one usually is).
+    hash: OnceLock<Option<String>>,
+}
+
+impl Variant {
+    fn fixed(name: &'static str, hash: String, values: Vec<String>) -> Self {
+        Variant {
+            name,
+            component: None,
+            values,
+            counted: true,
+            extras: None,
+            hash: OnceLock::from(Some(hash)),
+        }
+    }
+
+    /// The hash, or `None` when the variant does not contribute.
+    pub fn hash(&self) -> Option<&str> {
+        self.hash
+            .get_or_init(|| {
+                if !self.counted {
+                    return None;
+                }
+                Some(match &self.component {
+                    Some(component) => hash_values(hashed(component, self.extras.as_deref())),
+                    None => hash_values(&self.values),
+                })
+            })
+            .as_deref()
+    }
+}
+
+/// The values a component variant hashes: its contributing values, placed where a hybrid
+/// fingerprint says `{{ default }}`.
+fn hashed<'a>(component: &'a Component, extras: Option<&'a [Option<String>]>) -> Vec<&'a str> {
+    let contributing = component.contributing_values();
+    let Some(extras) = extras else {
+        return contributing;
+    };
+    let mut out = Vec::with_capacity(contributing.len() + extras.len());
+    for value in extras {
+        match value {
+            Some(extra) => out.push(extra.as_str()),
+            None => out.extend(contributing.iter().copied()),
+        }
+    }
+    out
 }
 
 /// The result of grouping one event.
@@ -143,7 +193,7 @@ impl Grouping {
 
     /// The primary hash: 32 lowercase hex characters.
     pub fn hash(&self) -> &str {
-        self.primary().hash.as_deref().unwrap_or(FALLBACK_HASH)
+        self.primary().hash().unwrap_or(FALLBACK_HASH)
     }
 
     /// Renders every variant like Sentry's snapshots, for explanations and debugging.
@@ -153,7 +203,7 @@ impl Grouping {
             out.push_str(&format!(
                 "{}:\n  hash: {}\n",
                 variant.name,
-                variant.hash.as_deref().unwrap_or("null")
+                variant.hash().unwrap_or("null")
             ));
             if let Some(component) = &variant.component {
                 for line in component.render().lines() {
@@ -205,19 +255,17 @@ pub fn group(event: &Event, config: &GroupingConfig) -> Grouping {
         } else {
             "custom_fingerprint"
         };
-        let mut variants = vec![Variant {
-            name,
-            hash: Some(hash_values(&values)),
-            component: None,
-            values,
-        }];
+        let hash = hash_values(&values);
+        let mut variants = vec![Variant::fixed(name, hash, values)];
         for (name, mut component) in components {
             component.exclude("custom fingerprint takes precedence");
             variants.push(Variant {
                 name,
-                hash: None,
                 component: Some(component),
                 values: Vec::new(),
+                counted: false,
+                extras: None,
+                hash: OnceLock::from(None),
             });
         }
         return Grouping {
@@ -229,83 +277,84 @@ pub fn group(event: &Event, config: &GroupingConfig) -> Grouping {
     if !components.iter().any(|(_, c)| c.contributes) {
         components.push(("fallback", Component::node("fallback", Vec::new())));
     }
+    // The values a variant hashes: its contributing values, with a hybrid fingerprint's extra
+    // values around them. Borrowed while hashing; only the primary variant keeps an owned copy.
+    let extras: Option<Arc<[Option<String>]>> = (!only_default).then(|| {
+        fingerprint
+            .iter()
+            .map(|v| (!is_default(v)).then(|| resolve(v, event)))
+            .collect()
+    });
     let mut variants: Vec<Variant> = components
         .into_iter()
-        .map(|(name, component)| {
-            let contributing: Vec<String> = component
-                .contributing_values()
-                .into_iter()
-                .map(str::to_owned)
-                .collect();
-            let contributes = component.contributes || name == "fallback";
-            let values: Vec<String> = if only_default {
-                contributing
-            } else {
-                fingerprint
-                    .iter()
-                    .flat_map(|v| {
-                        if is_default(v) {
-                            contributing.clone()
-                        } else {
-                            vec![resolve(v, event)]
-                        }
-                    })
-                    .collect()
-            };
-            Variant {
-                name,
-                hash: contributes.then(|| hash_values(&values)),
-                component: Some(component),
-                values,
-            }
+        .map(|(name, component)| Variant {
+            name,
+            counted: component.contributes || name == "fallback",
+            component: Some(component),
+            values: Vec::new(),
+            extras: extras.clone(),
+            hash: OnceLock::new(),
         })
         .collect();
-    // When app and system agree, app is the one that counts.
-    let app_hash = variants
-        .iter()
-        .find(|v| v.name == "app")
-        .and_then(|v| v.hash.clone());
-    if let Some(app_hash) = &app_hash {
-        for variant in variants.iter_mut().filter(|v| v.name == "system") {
-            if variant.hash.as_ref() == Some(app_hash) {
-                variant.hash = None;
-            }
-        }
+    // When app and system hash the same values, app is the one that counts. The values are
+    // gathered once per variant and reused for the comparison and the primary hash.
+    let position = |name: &str| variants.iter().position(|v| v.name == name && v.counted);
+    let (app, system) = (position("app"), position("system"));
+    let values_of = |index: Option<usize>| -> Option<Vec<&str>> {
+        let component = variants[index?].component.as_ref()?;
+        Some(hashed(component, extras.as_deref()))
+    };
+    let app_values = values_of(app);
+    let system_values = values_of(system);
+    let system_repeats_app = app_values.is_some() && app_values == system_values;
+    let primary = if app.is_some() {
+        app
+    } else {
+        ["system", "default", "fallback"]
+            .iter()
+            .find_map(|name| position(name))
     }
-    let primary = ["app", "system", "default", "fallback"]
-        .iter()
-        .find_map(|name| {
-            variants
-                .iter()
-                .position(|v| v.name == *name && v.hash.is_some())
-        })
-        .unwrap_or(0);
+    .unwrap_or(0);
+    let primary_values: Vec<String> = match (Some(primary) == app, Some(primary) == system) {
+        (true, _) => app_values.unwrap_or_default(),
+        (_, true) => system_values.unwrap_or_default(),
+        _ => variants
+            .get(primary)
+            .and_then(|v| v.component.as_ref())
+            .map(|c| hashed(c, extras.as_deref()))
+            .unwrap_or_default(),
+    }
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    if system_repeats_app && let Some(system) = system {
+        variants[system].counted = false;
+    }
+    if let Some(variant) = variants.get_mut(primary)
+        && variant.counted
+    {
+        variant.hash = OnceLock::from(Some(hash_values(&primary_values)));
+        variant.values = primary_values;
+    }
     if variants.is_empty() {
-        variants.push(Variant {
-            name: "fallback",
-            hash: Some(FALLBACK_HASH.to_owned()),
-            component: None,
-            values: Vec::new(),
-        });
+        variants.push(Variant::fixed(
+            "fallback",
+            FALLBACK_HASH.to_owned(),
+            Vec::new(),
+        ));
     }
     Grouping { variants, primary }
 }
 
 fn checksum_grouping(checksum: &str) -> Grouping {
     let variant = if CHECKSUM.is_match(checksum) {
-        Variant {
-            name: "checksum",
-            hash: Some(checksum.to_owned()),
-            component: None,
-            values: vec![checksum.to_owned()],
-        }
+        Variant::fixed("checksum", checksum.to_owned(), vec![checksum.to_owned()])
     } else {
-        Variant {
-            name: "hashed_checksum",
-            hash: Some(hash_values([checksum])),
-            component: None,
-            values: vec![checksum.to_owned()],
-        }
+        Variant::fixed(
+            "hashed_checksum",
+            hash_values([checksum]),
+            vec![checksum.to_owned()],
+        )
     };
     Grouping {
         variants: vec![variant],
@@ -438,7 +487,7 @@ impl Grouper<'_> {
                 }
             }
             self.rules
-                .apply_group_rules(&mut components, &match_frames, exception, app);
+                .apply_group_rules(&mut components, &match_frames, &state, exception, app);
             if let Some(max) = state.max_frames {
                 let mut kept = 0;
                 for component in components.iter_mut().rev().filter(|c| c.contributes) {
@@ -489,28 +538,35 @@ impl Grouper<'_> {
             Some(stacktrace) => self.stacktrace(&stacktrace.frames, Some(exception)),
             None => vec![("app", Component::empty("stacktrace"))],
         };
+        // The value only counts where no frame does; parameterizing it is the costliest step of
+        // grouping a message, so it is skipped when every variant has contributing frames (and
+        // no exception group needs values to compare exceptions).
+        let value_counts =
+            self.event.exception.len() > 1 || stacktraces.iter().any(|(_, st)| !st.contributes);
+        let value = match exception.value.as_deref() {
+            Some(raw) if value_counts => {
+                let normalized = params::parameterize(raw);
+                let changed = normalized != raw;
+                let mut c = Component::leaf(
+                    "value",
+                    if normalized.is_empty() {
+                        Vec::new()
+                    } else {
+                        vec![normalized]
+                    },
+                );
+                if changed {
+                    c.note("stripped event-specific values");
+                }
+                c
+            }
+            Some(raw) if !raw.is_empty() => Component::value("value", raw.to_owned()),
+            _ => Component::empty("value"),
+        };
         stacktraces
             .into_iter()
             .map(|(name, stacktrace)| {
-                let mut value = match exception.value.as_deref() {
-                    Some(raw) => {
-                        let normalized = params::parameterize(raw);
-                        let changed = normalized != raw;
-                        let mut c = Component::leaf(
-                            "value",
-                            if normalized.is_empty() {
-                                Vec::new()
-                            } else {
-                                vec![normalized]
-                            },
-                        );
-                        if changed {
-                            c.note("stripped event-specific values");
-                        }
-                        c
-                    }
-                    None => Component::empty("value"),
-                };
+                let mut value = value.clone();
                 if stacktrace.contributes && value.contributes {
                     value.exclude("ignored because stacktrace takes precedence");
                 }
@@ -731,7 +787,7 @@ mod tests {
             .iter()
             .find(|v| v.name == "system")
             .expect("system");
-        assert!(system.hash.is_some() && system.hash.as_deref() != Some(g.hash()));
+        assert!(system.hash().is_some() && system.hash() != Some(g.hash()));
     }
 
     #[test]

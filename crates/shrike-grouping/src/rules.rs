@@ -22,8 +22,10 @@
 
 use crate::component::Component;
 use crate::frame::family;
+use foldhash::HashMap;
 use regex::Regex;
 use shrike_protocol::event::{Exception, Frame};
+use std::borrow::Cow;
 
 /// A rule file that could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -65,9 +67,9 @@ enum Glob {
     Exact(String),
     Prefix(String),
     Suffix(String),
-    Contains(String),
+    Contains(memchr::memmem::Finder<'static>),
     /// A regex, and a literal every match contains (checked first: most values lack it).
-    Regex(Regex, String),
+    Regex(Regex, memchr::memmem::Finder<'static>),
 }
 
 impl Glob {
@@ -77,7 +79,12 @@ impl Glob {
         let pattern = if path {
             pattern.to_lowercase()
         } else {
-            pattern.to_owned()
+            // Outside paths `*` already crosses `/`, so `**` means the same.
+            let mut p = pattern.to_owned();
+            while p.contains("**") {
+                p = p.replace("**", "*");
+            }
+            p
         };
         let literal = |s: &str| !s.contains(['*', '?', '[']);
         let star = if path { "**" } else { "*" };
@@ -89,7 +96,7 @@ impl Glob {
             .and_then(|rest| rest.strip_suffix(star))
             .filter(|mid| literal(mid))
         {
-            return Ok(Glob::Contains(mid.to_owned()));
+            return Ok(Glob::Contains(finder(mid)));
         }
         if let Some(head) = pattern.strip_suffix(star).filter(|h| literal(h)) {
             return Ok(Glob::Prefix(head.to_owned()));
@@ -102,7 +109,7 @@ impl Glob {
             .max_by_key(|part| part.len())
             .unwrap_or("")
             .to_owned();
-        glob_regex(&pattern, path).map(|re| Glob::Regex(re, required))
+        glob_regex(&pattern, path).map(|re| Glob::Regex(re, finder(&required)))
     }
 
     fn is_match(&self, value: &str) -> bool {
@@ -110,8 +117,10 @@ impl Glob {
             Glob::Exact(s) => value == s,
             Glob::Prefix(s) => value.starts_with(s.as_str()),
             Glob::Suffix(s) => value.ends_with(s.as_str()),
-            Glob::Contains(s) => value.contains(s.as_str()),
-            Glob::Regex(re, required) => value.contains(required.as_str()) && re.is_match(value),
+            Glob::Contains(finder) => finder.find(value.as_bytes()).is_some(),
+            Glob::Regex(re, required) => {
+                required.find(value.as_bytes()).is_some() && re.is_match(value)
+            }
         }
     }
 }
@@ -147,6 +156,10 @@ pub struct Rule {
     families: Option<Vec<String>>,
     /// Whether the frame must have a category (most frames never get one).
     needs_category: bool,
+    /// Whether the rule sets in-app flags or categories.
+    modifies_frames: bool,
+    /// Whether the rule has `+group`/`-group` actions.
+    groups: bool,
 }
 
 impl Rule {
@@ -162,7 +175,7 @@ impl Rule {
     }
 }
 
-fn families_of(match_frames: &[MatchFrame]) -> Vec<&'static str> {
+fn families_of(match_frames: &[MatchFrame<'_>]) -> Vec<&'static str> {
     let mut families: Vec<&'static str> = Vec::with_capacity(1);
     for frame in match_frames {
         if !families.contains(&frame.family) {
@@ -176,19 +189,234 @@ fn families_of(match_frames: &[MatchFrame]) -> Vec<&'static str> {
 #[derive(Debug, Clone, Default)]
 pub struct Rules {
     rules: Vec<Rule>,
+    /// One index per frame family (`native`, `javascript`, `other`): a rule is filed only under
+    /// the families it can match.
+    index: [RuleIndex; 3],
+}
+
+const FAMILIES: [&str; 3] = ["native", "javascript", "other"];
+
+fn family_slot(family: &str) -> usize {
+    FAMILIES.iter().position(|f| *f == family).unwrap_or(2)
+}
+
+/// The frame fields a rule can be looked up by.
+const INDEXED: [Field; 4] = [Field::Path, Field::Package, Field::Module, Field::Function];
+
+/// Finds the rules that can match a frame with a few lookups on its fields, instead of trying
+/// every rule on every frame (grouping's hot path: hundreds of rules, dozens of frames). Each
+/// rule is filed under one of its positive path/package/module/function matchers; rules without
+/// one are tried on every frame.
+#[derive(Debug, Clone, Default)]
+struct RuleIndex {
+    /// Rules tried on every frame.
+    always: Vec<usize>,
+    /// Per indexed field: exact values.
+    exact: [HashMap<String, Vec<usize>>; 4],
+    /// Per indexed field: prefixes, filed under their first `KEY` bytes.
+    prefix: [PrefixBuckets; 4],
+    /// Per indexed field: infixes, found together in one pass, and the rules of each.
+    infixes: [Option<(aho_corasick::AhoCorasick, Vec<usize>)>; 4],
+    /// Per indexed field: infixes starting with `/`, which can also match a slashed value.
+    slash_infixes: [Vec<(String, usize)>; 4],
+    /// Per indexed field: other globs (suffixes, regexes, short prefixes).
+    other: [Vec<(Glob, usize)>; 4],
+}
+
+fn finder(needle: &str) -> memchr::memmem::Finder<'static> {
+    memchr::memmem::Finder::new(needle.as_bytes()).into_owned()
+}
+
+/// Prefixes filed under their first bytes, with their rules.
+type PrefixBuckets = HashMap<Vec<u8>, Vec<(String, usize)>>;
+
+/// Bytes of a prefix used as its bucket key.
+const KEY: usize = 3;
+
+impl RuleIndex {
+    fn build(rules: &[Rule], family: &str) -> Self {
+        let mut index = RuleIndex::default();
+        let mut infixes: [Vec<(String, usize)>; 4] = Default::default();
+        for (rule_index, rule) in rules.iter().enumerate() {
+            if !rule.applies(&[family], true) {
+                continue;
+            }
+            let stack_level = rule.actions.iter().any(|a| {
+                matches!(
+                    a,
+                    Action::MinFrames(_) | Action::MaxFrames(_) | Action::Invert(_)
+                )
+            });
+            // The most selective positive matcher on an indexed field.
+            let rank = |m: &Matcher| match &m.pattern {
+                Some(Glob::Exact(_)) => 0,
+                Some(Glob::Prefix(p)) if p.len() >= KEY => 1,
+                _ => 2,
+            };
+            let best = rule
+                .frame
+                .iter()
+                .filter(|m| !m.negated && INDEXED.contains(&m.field))
+                .min_by_key(|m| rank(m));
+            let (Some(matcher), false) = (best, stack_level) else {
+                index.always.push(rule_index);
+                continue;
+            };
+            let slot = INDEXED
+                .iter()
+                .position(|f| *f == matcher.field)
+                .unwrap_or(0);
+            match &matcher.pattern {
+                Some(Glob::Exact(value)) => index.exact[slot]
+                    .entry(value.clone())
+                    .or_default()
+                    .push(rule_index),
+                Some(Glob::Prefix(prefix)) if prefix.len() >= KEY => index.prefix[slot]
+                    .entry(prefix.as_bytes()[..KEY].to_vec())
+                    .or_default()
+                    .push((prefix.clone(), rule_index)),
+                Some(Glob::Contains(finder)) => infixes[slot].push((
+                    String::from_utf8_lossy(finder.needle()).into_owned(),
+                    rule_index,
+                )),
+                Some(glob) => index.other[slot].push((glob.clone(), rule_index)),
+                None => index.always.push(rule_index),
+            }
+        }
+        for (slot, list) in infixes.into_iter().enumerate() {
+            if list.is_empty() {
+                continue;
+            }
+            index.slash_infixes[slot] = list
+                .iter()
+                .filter(|(needle, _)| needle.starts_with('/'))
+                .map(|(needle, r)| (needle.clone(), *r))
+                .collect();
+            // A DFA: a few dozen needles, searched on every frame.
+            let automaton = aho_corasick::AhoCorasick::builder()
+                .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+                .build(list.iter().map(|(needle, _)| needle));
+            if let Ok(automaton) = automaton {
+                index.infixes[slot] = Some((automaton, list.into_iter().map(|(_, r)| r).collect()));
+            }
+        }
+        index
+    }
+
+    /// The rules worth trying on one frame, pushed as `(rule, frame)` pairs.
+    fn candidates(
+        &self,
+        frame: &MatchFrame<'_>,
+        frame_index: usize,
+        out: &mut Vec<(usize, usize)>,
+    ) {
+        for (slot, field) in INDEXED.iter().enumerate() {
+            let (value, slashed) = match field {
+                Field::Path => (&*frame.path, frame.slashed_path.as_str()),
+                Field::Package => (&*frame.package, frame.slashed_package.as_str()),
+                Field::Module => (frame.module, ""),
+                _ => (&*frame.function, ""),
+            };
+            for (slashed_pass, value) in [(false, value), (true, slashed)] {
+                if value.is_empty() {
+                    continue;
+                }
+                if let Some(rules) = self.exact[slot].get(value) {
+                    out.extend(rules.iter().map(|r| (*r, frame_index)));
+                }
+                if let Some(bucket) = value
+                    .as_bytes()
+                    .get(..KEY)
+                    .and_then(|k| self.prefix[slot].get(k))
+                {
+                    out.extend(
+                        bucket
+                            .iter()
+                            .filter(|(prefix, _)| value.starts_with(prefix.as_str()))
+                            .map(|(_, r)| (*r, frame_index)),
+                    );
+                }
+                // Infixes are searched in the value itself; the slashed copy only adds the
+                // infixes starting with `/` that match at its very start.
+                if slashed_pass {
+                    out.extend(
+                        self.slash_infixes[slot]
+                            .iter()
+                            .filter(|(needle, _)| value.starts_with(needle.as_str()))
+                            .map(|(_, r)| (*r, frame_index)),
+                    );
+                } else if let Some((automaton, rules)) = &self.infixes[slot]
+                    // Most values contain no infix; the plain search rules that out fastest.
+                    && automaton.is_match(value)
+                {
+                    out.extend(
+                        automaton
+                            .find_overlapping_iter(value)
+                            .map(|m| (rules[m.pattern().as_usize()], frame_index)),
+                    );
+                }
+                out.extend(
+                    self.other[slot]
+                        .iter()
+                        .filter(|(glob, _)| glob.is_match(value))
+                        .map(|(_, r)| (*r, frame_index)),
+                );
+            }
+        }
+    }
+}
+
+/// Which rules to try on which frames of one stack, in rule order. Computed once per stack
+/// from fields rules never change, and used for both the in-app pass and the group passes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// `(rule, frame)` pairs from the index, sorted.
+    pairs: Vec<(usize, usize)>,
+    /// The rules tried on every frame that can apply to this stack's families.
+    always: Vec<usize>,
+}
+
+impl Plan {
+    /// Visits rules in order, each with the frames it may match.
+    fn visit(&self, frame_count: usize, mut f: impl FnMut(usize, &mut dyn Iterator<Item = usize>)) {
+        let (mut p, mut a) = (0, 0);
+        loop {
+            let next_pair = self.pairs.get(p).map(|(r, _)| *r);
+            let next_always = self.always.get(a).copied();
+            let rule = match (next_pair, next_always) {
+                (Some(x), Some(y)) => x.min(y),
+                (Some(x), None) => x,
+                (None, Some(y)) => y,
+                (None, None) => return,
+            };
+            if next_always == Some(rule) {
+                a += 1;
+                while self.pairs.get(p).is_some_and(|(r, _)| *r == rule) {
+                    p += 1;
+                }
+                f(rule, &mut (0..frame_count));
+            } else {
+                let start = p;
+                while self.pairs.get(p).is_some_and(|(r, _)| *r == rule) {
+                    p += 1;
+                }
+                f(rule, &mut self.pairs[start..p].iter().map(|(_, i)| *i));
+            }
+        }
+    }
 }
 
 /// A frame as rules see it, with the category and in-app flag rules have set.
 #[derive(Debug, Clone, Default)]
-pub struct MatchFrame {
+pub struct MatchFrame<'a> {
     family: &'static str,
-    path: String,
+    path: Cow<'a, str>,
     /// `path` with a leading `/` (globs written for absolute paths also match relative ones).
     slashed_path: String,
-    package: String,
+    package: Cow<'a, str>,
     slashed_package: String,
-    module: String,
-    function: String,
+    module: &'a str,
+    function: Cow<'a, str>,
     category: String,
     /// The in-app flag after rules (None: the SDK did not say and no rule did).
     pub in_app: Option<bool>,
@@ -207,6 +435,8 @@ pub struct StackState {
     pub max_frames: Option<usize>,
     /// Group by the frames in the opposite order.
     pub invert: bool,
+    /// Which rules to try on which frames.
+    pub plan: Plan,
 }
 
 impl Rules {
@@ -223,14 +453,33 @@ impl Rules {
                 message,
             })?);
         }
-        Ok(Rules { rules })
+        Ok(Rules::from_rules(rules))
+    }
+
+    fn from_rules(rules: Vec<Rule>) -> Rules {
+        let index = FAMILIES.map(|family| RuleIndex::build(&rules, family));
+        Rules { rules, index }
+    }
+
+    fn plan(&self, match_frames: &[MatchFrame<'_>]) -> Plan {
+        let mut pairs = Vec::new();
+        for (i, frame) in match_frames.iter().enumerate() {
+            self.index[family_slot(frame.family)].candidates(frame, i, &mut pairs);
+        }
+        pairs.sort_unstable();
+        pairs.dedup();
+        let mut always: Vec<usize> = families_of(match_frames)
+            .iter()
+            .flat_map(|family| self.index[family_slot(family)].always.iter().copied())
+            .collect();
+        always.sort_unstable();
+        always.dedup();
+        Plan { pairs, always }
     }
 
     /// These rules followed by `other`'s (so `other` wins where both apply).
     pub fn chain(&self, other: &Rules) -> Rules {
-        Rules {
-            rules: self.rules.iter().chain(&other.rules).cloned().collect(),
-        }
+        Rules::from_rules(self.rules.iter().chain(&other.rules).cloned().collect())
     }
 
     /// Number of rules.
@@ -244,22 +493,23 @@ impl Rules {
     }
 
     /// Applies the in-app and category rules to the frames of one stack trace.
-    pub fn match_frames(
+    pub fn match_frames<'a>(
         &self,
-        frames: &[Frame],
+        frames: &'a [Frame],
         event_platform: &str,
         exception: Option<&Exception>,
-    ) -> (Vec<MatchFrame>, StackState) {
-        let mut match_frames: Vec<MatchFrame> = frames
+    ) -> (Vec<MatchFrame<'a>>, StackState) {
+        let mut match_frames: Vec<MatchFrame<'a>> = frames
             .iter()
             .map(|f| match_frame(f, event_platform))
             .collect();
         let mut state = StackState::default();
-        let families = families_of(&match_frames);
+        let plan = self.plan(&match_frames);
         let mut any_category = false;
-        for (rule_index, rule) in self.rules.iter().enumerate() {
-            if !rule.applies(&families, any_category) {
-                continue;
+        plan.visit(match_frames.len(), |rule_index, frames| {
+            let rule = &self.rules[rule_index];
+            if rule.needs_category && !any_category {
+                return;
             }
             for action in &rule.actions {
                 match action {
@@ -273,14 +523,10 @@ impl Rules {
                     _ => {}
                 }
             }
-            if !rule
-                .actions
-                .iter()
-                .any(|a| matches!(a, Action::App(..) | Action::Category(_)))
-            {
-                continue;
+            if !rule.modifies_frames {
+                return;
             }
-            for index in 0..match_frames.len() {
+            for index in frames {
                 if !rule.matches_at(&match_frames, index, exception) {
                     continue;
                 }
@@ -300,7 +546,8 @@ impl Rules {
                     }
                 }
             }
-        }
+        });
+        state.plan = plan;
         (match_frames, state)
     }
 
@@ -309,19 +556,18 @@ impl Rules {
     pub fn apply_group_rules(
         &self,
         components: &mut [Component],
-        match_frames: &[MatchFrame],
+        match_frames: &[MatchFrame<'_>],
+        state: &StackState,
         exception: Option<&Exception>,
         app_variant: bool,
     ) {
-        let families = families_of(match_frames);
         let any_category = match_frames.iter().any(|f| !f.category.is_empty());
-        for rule in &self.rules {
-            if !rule.applies(&families, any_category)
-                || !rule.actions.iter().any(|a| matches!(a, Action::Group(..)))
-            {
-                continue;
+        state.plan.visit(match_frames.len(), |rule_index, frames| {
+            let rule = &self.rules[rule_index];
+            if !rule.groups || (rule.needs_category && !any_category) {
+                return;
             }
-            for index in 0..match_frames.len() {
+            for index in frames {
                 if !rule.matches_at(match_frames, index, exception) {
                     continue;
                 }
@@ -346,7 +592,7 @@ impl Rules {
                     }
                 }
             }
-        }
+        });
     }
 }
 
@@ -368,7 +614,7 @@ impl Rule {
 
     fn matches_at(
         &self,
-        frames: &[MatchFrame],
+        frames: &[MatchFrame<'_>],
         index: usize,
         exception: Option<&Exception>,
     ) -> bool {
@@ -400,7 +646,7 @@ impl Rule {
 }
 
 impl Matcher {
-    fn matches(&self, frame: &MatchFrame, exception: Option<&Exception>) -> bool {
+    fn matches(&self, frame: &MatchFrame<'_>, exception: Option<&Exception>) -> bool {
         let positive = match self.field {
             Field::Family => self.words.iter().any(|w| w == "all" || w == frame.family),
             Field::App => {
@@ -409,7 +655,7 @@ impl Matcher {
             }
             Field::Path => self.path_like(&frame.path, &frame.slashed_path),
             Field::Package => self.path_like(&frame.package, &frame.slashed_package),
-            Field::Module => self.glob(&frame.module),
+            Field::Module => self.glob(frame.module),
             Field::Function => self.glob(&frame.function),
             Field::Category => self.glob(&frame.category),
             Field::Type | Field::Value | Field::Mechanism => {
@@ -439,13 +685,21 @@ impl Matcher {
 }
 
 /// The frame fields rules look at, normalized the way Sentry's matchers see them.
-pub fn match_frame(frame: &Frame, event_platform: &str) -> MatchFrame {
+pub fn match_frame<'a>(frame: &'a Frame, event_platform: &str) -> MatchFrame<'a> {
     let platform = frame
         .platform
         .as_deref()
         .filter(|p| !p.is_empty())
         .unwrap_or(event_platform);
-    let normalize = |s: &str| s.replace('\\', "/").to_lowercase();
+    let normalize = |s: &'a str| -> Cow<'a, str> {
+        if s.contains('\\') {
+            Cow::Owned(crate::frame::lowercase(&s.replace('\\', "/")))
+        } else if s.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
+            Cow::Owned(crate::frame::lowercase(s))
+        } else {
+            Cow::Borrowed(s)
+        }
+    };
     let function = frame
         .raw_function
         .as_deref()
@@ -473,7 +727,7 @@ pub fn match_frame(frame: &Frame, event_platform: &str) -> MatchFrame {
         slashed_package: slashed(&package),
         path,
         package,
-        module: frame.module.clone().unwrap_or_default(),
+        module: frame.module.as_deref().unwrap_or(""),
         function,
         category: String::new(),
         in_app: frame.in_app,
@@ -505,6 +759,8 @@ fn parse_rule(line: &str) -> Result<Rule, String> {
         actions: Vec::new(),
         families: None,
         needs_category: false,
+        modifies_frames: false,
+        groups: false,
     };
     let mut i = 0;
     // Optional caller: `[ matchers ] |`
@@ -549,6 +805,11 @@ fn parse_rule(line: &str) -> Result<Rule, String> {
         .frame
         .iter()
         .any(|m| m.field == Field::Category && !m.negated);
+    rule.modifies_frames = rule
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::App(..) | Action::Category(_)));
+    rule.groups = rule.actions.iter().any(|a| matches!(a, Action::Group(..)));
     if rule.frame.is_empty() && rule.caller.is_empty() && rule.callee.is_empty() {
         return Err("a rule needs at least one matcher".into());
     }
@@ -791,7 +1052,7 @@ mod tests {
             frame("c", "/c"),
             frame("lib", "/d"),
         ];
-        let (mut matched, _) = rules.match_frames(&frames, "python", None);
+        let (mut matched, state) = rules.match_frames(&frames, "python", None);
         matched[0].in_app = Some(true);
         let mut components: Vec<Component> = (0..4)
             .map(|_| Component::leaf("frame", vec!["x".into()]))
@@ -799,12 +1060,12 @@ mod tests {
         components[3].exclude("non app frame");
         let mut system = components.clone();
         system[3].contributes = true;
-        rules.apply_group_rules(&mut system, &matched, None, false);
+        rules.apply_group_rules(&mut system, &matched, &state, None, false);
         assert_eq!(
             system.iter().map(|c| c.contributes).collect::<Vec<_>>(),
             [true, false, false, true]
         );
-        rules.apply_group_rules(&mut components, &matched, None, true);
+        rules.apply_group_rules(&mut components, &matched, &state, None, true);
         // In the app variant `+group` does not turn a non-app frame back on.
         assert!(!components[3].contributes);
     }

@@ -18,6 +18,11 @@ use config::Config;
 use services::Service;
 use shrike_store::{IssueFilter, StatusChange, Store};
 
+// mimalloc: grouping and parsing allocate many small strings per event, which glibc's malloc
+// makes a third of the CPU time (measured in BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()

@@ -47,12 +47,12 @@ fn regex(pattern: &str) -> Regex {
 
 // Java code generators append counters and hashes to class names; the prefix up to the marker is
 // kept and the rest becomes `<auto>` so that two builds of one class group together.
+static DOLLARS: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new(b"$$"));
+static REFLECT_MARKER: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new(b"sun.reflect.Generated"));
 static JAVA_REFLECT: LazyLock<Regex> =
     LazyLock::new(|| regex(r"(sun\.reflect\.Generated(?:Serialization)?ConstructorAccessor)\d+"));
-static JAVA_CGLIB: LazyLock<Regex> =
-    LazyLock::new(|| regex(r"(\$\$[\w_]+?CGLIB\$\$)[a-fA-F0-9]+(_[0-9]+)?"));
-static JAVA_ENHANCER: LazyLock<Regex> =
-    LazyLock::new(|| regex(r"(\$\$(?:EnhancerBy|FastClassBy)[\w_]+?\$\$)[a-fA-F0-9]+(_[0-9]+)?"));
 static JAVA_ASSIST: LazyLock<Regex> =
     LazyLock::new(|| regex(r"(\$\$_javassist)(?:_seam)?(?:_[0-9]+)?"));
 static JAVA_HIBERNATE: LazyLock<Regex> = LazyLock::new(|| regex(r"(\$HibernateProxy\$)[\w_]+"));
@@ -94,7 +94,8 @@ pub fn frame_component(frame: &Frame, ctx: FrameContext<'_>) -> Component {
         sourcemap_used && context_line.as_ref().is_some_and(|c| c.contributes),
     );
 
-    let mut children = vec![module, filename, function];
+    let mut children = Vec::with_capacity(4);
+    children.extend([module, filename, function]);
     children.extend(context_line);
     let mut component = Component::node("frame", children);
 
@@ -137,18 +138,26 @@ fn filename_component(abs_path: Option<&str>, filename: Option<&str>, platform: 
         return Component::empty("filename");
     };
     let base = lowercase(filename.rsplit(['/', '\\']).next().unwrap_or(filename));
-    let mut component = Component::value("filename", base.clone());
-    if has_url_origin(abs_path, true) {
-        component.exclude("ignored because frame points to a URL");
+    let hint = if has_url_origin(abs_path, true) {
+        Some("ignored because frame points to a URL")
     } else if base == "<anonymous>" {
-        component.exclude("anonymous filename discarded");
+        Some("anonymous filename discarded")
     } else if base == "[native code]" {
-        component.exclude("native code indicated by filename");
-    } else if platform == "java" && base.contains("$$_javassist") {
-        let cleaned = JAVA_ASSIST.replace_all(&base, "${1}<auto>");
+        Some("native code indicated by filename")
+    } else {
+        None
+    };
+    if hint.is_none() && platform == "java" && base.contains('$') && base.contains("$$_javassist") {
+        let cleaned = JAVA_ASSIST.replace_all(&base, "${1}<auto>").into_owned();
         if cleaned != base {
-            component.replace(vec![cleaned.into_owned()], "cleaned javassist parts");
+            let mut component = Component::value("filename", cleaned);
+            component.note("cleaned javassist parts");
+            return component;
         }
+    }
+    let mut component = Component::value("filename", base);
+    if let Some(hint) = hint {
+        component.exclude(hint);
     }
     component
 }
@@ -164,7 +173,8 @@ fn module_component(abs_path: Option<&str>, module: Option<&str>, platform: &str
     {
         component.exclude("ignored bad javascript module");
     } else if platform == "java" {
-        if module.contains("$$Lambda$") {
+        let has_dollar = module.contains('$');
+        if has_dollar && module.contains("$$Lambda$") {
             component.exclude("ignored java lambda");
         }
         for marker in [
@@ -179,23 +189,37 @@ fn module_component(abs_path: Option<&str>, module: Option<&str>, platform: &str
             }
         }
         // Every generated marker but the reflection one contains `$`; most modules have neither.
-        let mut cleaned = if module.contains("Generated") {
-            JAVA_REFLECT.replace_all(module, "${1}<auto>").into_owned()
+        // Matches are found without capture groups (much faster) and the kept prefix of each is
+        // measured from the match itself.
+        let mut cleaned = if REFLECT_MARKER.find(module.as_bytes()).is_some() {
+            auto_suffix(module, &JAVA_REFLECT, &|m: &str| {
+                m.trim_end_matches(|c: char| c.is_ascii_digit()).len()
+            })
         } else {
             module.to_owned()
         };
         if cleaned.contains('$') {
-            // Each pattern runs only when its marker is there.
-            for (marker, pattern) in [
-                ("CGLIB$$", &*JAVA_CGLIB),
-                ("$$EnhancerBy", &*JAVA_ENHANCER),
-                ("$$FastClassBy", &*JAVA_ENHANCER),
-                ("$$_javassist", &*JAVA_ASSIST),
-                ("$fn__", &*CLOJURE_FN),
-                ("$HibernateProxy$", &*JAVA_HIBERNATE),
-            ] {
+            // CGLIB and Guice proxies (`$$EnhancerBySpringCGLIB$$1ebdddb0`): scanned by hand, a
+            // regex per frame costs more than the rest of the frame.
+            if cleaned.contains("CGLIB$$") {
+                cleaned = auto_hash_suffix(&cleaned, &|w| w.len() > 5 && w.ends_with("CGLIB"));
+            }
+            if cleaned.contains("$$EnhancerBy") || cleaned.contains("$$FastClassBy") {
+                cleaned = auto_hash_suffix(&cleaned, &|w| {
+                    (w.len() > 10 && w.starts_with("EnhancerBy"))
+                        || (w.len() > 11 && w.starts_with("FastClassBy"))
+                });
+            }
+            let steps: [(&str, &Regex, &KeepPrefix); 3] = [
+                ("$$_javassist", &JAVA_ASSIST, &|_| "$$_javassist".len()),
+                ("$fn__", &CLOJURE_FN, &|_| "$fn__".len()),
+                ("$HibernateProxy$", &JAVA_HIBERNATE, &|_| {
+                    "$HibernateProxy$".len()
+                }),
+            ];
+            for (marker, pattern, keep) in steps {
                 if cleaned.contains(marker) {
-                    cleaned = pattern.replace_all(&cleaned, "${1}<auto>").into_owned();
+                    cleaned = auto_suffix(&cleaned, pattern, keep);
                 }
             }
         }
@@ -288,11 +312,12 @@ fn context_line_component(frame: &Frame, family: &str) -> Component {
     // Python's str.expandtabs(2) then split/join: runs of whitespace become one space. Most
     // lines only need their indentation trimmed.
     let trimmed = raw.trim();
+    // Irregular: whitespace other than single spaces (tabs, runs of spaces, Unicode spaces).
     let irregular = if trimmed.is_ascii() {
-        trimmed.contains("  ")
-            || trimmed
-                .bytes()
-                .any(|b| b.is_ascii_whitespace() && b != b' ')
+        let bytes = trimmed.as_bytes();
+        bytes.iter().enumerate().any(|(i, b)| {
+            b.is_ascii_whitespace() && (*b != b' ' || bytes.get(i + 1) == Some(&b' '))
+        })
     } else {
         trimmed.contains("  ") || trimmed.chars().any(|c| c.is_whitespace() && c != ' ')
     };
@@ -315,6 +340,66 @@ fn context_line_component(frame: &Frame, family: &str) -> Component {
         component.exclude("discarded because from URL origin and no function");
     }
     component
+}
+
+/// Replaces the hex hash in `$$<word>$$<hex>[_<digits>]` with `<auto>` wherever `word_ok(word)`
+/// holds (the shape of Sentry's CGLIB and `EnhancerBy`/`FastClassBy` patterns).
+fn auto_hash_suffix(text: &str, word_ok: &dyn Fn(&str) -> bool) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let (mut last, mut at) = (0, 0);
+    while let Some(offset) = DOLLARS.find(&bytes[at..]) {
+        let start = at + offset + 2;
+        let word_len = text[start..]
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(text.len() - start);
+        let word_end = start + word_len;
+        if word_ok(&text[start..word_end]) && text[word_end..].starts_with("$$") {
+            let hex_start = word_end + 2;
+            let hex = bytes[hex_start..]
+                .iter()
+                .take_while(|b| b.is_ascii_hexdigit())
+                .count();
+            if hex > 0 {
+                let mut end = hex_start + hex;
+                if bytes.get(end) == Some(&b'_') {
+                    let digits = bytes[end + 1..]
+                        .iter()
+                        .take_while(|b| b.is_ascii_digit())
+                        .count();
+                    if digits > 0 {
+                        end += 1 + digits;
+                    }
+                }
+                out.push_str(&text[last..hex_start]);
+                out.push_str("<auto>");
+                last = end;
+                at = end;
+                continue;
+            }
+        }
+        at += offset + 1;
+    }
+    out.push_str(&text[last..]);
+    out
+}
+
+/// How many bytes of a match to keep.
+type KeepPrefix = dyn Fn(&str) -> usize;
+
+/// Replaces the generated part of every match of `pattern` with `<auto>`, keeping the first
+/// `keep(match)` bytes of the match.
+fn auto_suffix(text: &str, pattern: &Regex, keep: &KeepPrefix) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for m in pattern.find_iter(text) {
+        let kept = keep(m.as_str()).min(m.len());
+        out.push_str(&text[last..m.start() + kept]);
+        out.push_str("<auto>");
+        last = m.end();
+    }
+    out.push_str(&text[last..]);
+    out
 }
 
 /// Lowercases, without Unicode tables when the text is ASCII (file names nearly always are).

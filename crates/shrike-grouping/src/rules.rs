@@ -216,7 +216,7 @@ struct RuleIndex {
     /// Per indexed field: prefixes, filed under their first `KEY` bytes.
     prefix: [PrefixBuckets; 4],
     /// Per indexed field: infixes, found together in one pass, and the rules of each.
-    infixes: [Option<(aho_corasick::AhoCorasick, Vec<usize>)>; 4],
+    infixes: [Option<Infixes>; 4],
     /// Per indexed field: infixes starting with `/`, which can also match a slashed value.
     slash_infixes: [Vec<(String, usize)>; 4],
     /// Per indexed field: other globs (suffixes, regexes, short prefixes).
@@ -225,6 +225,15 @@ struct RuleIndex {
 
 fn finder(needle: &str) -> memchr::memmem::Finder<'static> {
     memchr::memmem::Finder::new(needle.as_bytes()).into_owned()
+}
+
+/// A field's infixes: a regex that says quickly whether any is there (most values have none),
+/// and an automaton that says which.
+#[derive(Debug, Clone)]
+struct Infixes {
+    any: Regex,
+    which: aho_corasick::AhoCorasick,
+    rules: Vec<usize>,
 }
 
 /// Prefixes filed under their first bytes, with their rules.
@@ -275,10 +284,15 @@ impl RuleIndex {
                     .entry(prefix.as_bytes()[..KEY].to_vec())
                     .or_default()
                     .push((prefix.clone(), rule_index)),
-                Some(Glob::Contains(finder)) => infixes[slot].push((
-                    String::from_utf8_lossy(finder.needle()).into_owned(),
-                    rule_index,
-                )),
+                // A regex is filed under the literal it requires; candidates are verified anyway.
+                Some(Glob::Contains(finder) | Glob::Regex(_, finder))
+                    if finder.needle().len() >= 2 =>
+                {
+                    infixes[slot].push((
+                        String::from_utf8_lossy(finder.needle()).into_owned(),
+                        rule_index,
+                    ))
+                }
                 Some(glob) => index.other[slot].push((glob.clone(), rule_index)),
                 None => index.always.push(rule_index),
             }
@@ -292,12 +306,17 @@ impl RuleIndex {
                 .filter(|(needle, _)| needle.starts_with('/'))
                 .map(|(needle, r)| (needle.clone(), *r))
                 .collect();
-            // A DFA: a few dozen needles, searched on every frame.
-            let automaton = aho_corasick::AhoCorasick::builder()
-                .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-                .build(list.iter().map(|(needle, _)| needle));
-            if let Ok(automaton) = automaton {
-                index.infixes[slot] = Some((automaton, list.into_iter().map(|(_, r)| r).collect()));
+            let any = Regex::new(
+                &list
+                    .iter()
+                    .map(|(needle, _)| regex::escape(needle))
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            );
+            let which = aho_corasick::AhoCorasick::new(list.iter().map(|(needle, _)| needle));
+            if let (Ok(any), Ok(which)) = (any, which) {
+                let rules = list.into_iter().map(|(_, r)| r).collect();
+                index.infixes[slot] = Some(Infixes { any, which, rules });
             }
         }
         index
@@ -345,14 +364,14 @@ impl RuleIndex {
                             .filter(|(needle, _)| value.starts_with(needle.as_str()))
                             .map(|(_, r)| (*r, frame_index)),
                     );
-                } else if let Some((automaton, rules)) = &self.infixes[slot]
-                    // Most values contain no infix; the plain search rules that out fastest.
-                    && automaton.is_match(value)
+                } else if let Some(infixes) = &self.infixes[slot]
+                    && infixes.any.is_match(value)
                 {
                     out.extend(
-                        automaton
+                        infixes
+                            .which
                             .find_overlapping_iter(value)
-                            .map(|m| (rules[m.pattern().as_usize()], frame_index)),
+                            .map(|m| (infixes.rules[m.pattern().as_usize()], frame_index)),
                     );
                 }
                 out.extend(
@@ -714,11 +733,19 @@ pub fn match_frame<'a>(frame: &'a Frame, event_platform: &str) -> MatchFrame<'a>
             .unwrap_or(""),
     );
     let package = normalize(frame.package.as_deref().unwrap_or(""));
+    // URLs (`https://...`) never match a glob for an absolute path.
     let slashed = |s: &str| {
-        if s.is_empty() || s.starts_with('/') {
+        if s.is_empty()
+            || s.starts_with('/')
+            || s.split_once(':')
+                .is_some_and(|(_, rest)| rest.starts_with("//"))
+        {
             String::new()
         } else {
-            format!("/{s}")
+            let mut out = String::with_capacity(s.len() + 1);
+            out.push('/');
+            out.push_str(s);
+            out
         }
     };
     MatchFrame {

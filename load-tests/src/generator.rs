@@ -55,6 +55,45 @@ impl Platform {
     }
 }
 
+/// A generated envelope kept to be sent again with other event ids.
+#[derive(Debug, Clone)]
+pub struct Template {
+    issue: u32,
+    platform: Platform,
+    payload_len: usize,
+    gzip: bool,
+    body: Vec<u8>,
+    /// Where the event id (32 hex digits) is written in `body`.
+    id_at: Vec<usize>,
+}
+
+impl Template {
+    /// The envelope with `event_id` in every place the template's id was, compressed when the
+    /// mix says so.
+    pub fn instantiate(&self, seq: u64, event_id: Uuid) -> GeneratedEvent {
+        let mut body = self.body.clone();
+        let mut buffer = Uuid::encode_buffer();
+        let hex = event_id.simple().encode_lower(&mut buffer).as_bytes();
+        for &at in &self.id_at {
+            body[at..at + hex.len()].copy_from_slice(hex);
+        }
+        let body = if self.gzip {
+            envelope::gzip(&body)
+        } else {
+            body
+        };
+        GeneratedEvent {
+            seq,
+            issue: self.issue,
+            platform: self.platform,
+            event_id,
+            payload_len: self.payload_len,
+            gzip: self.gzip,
+            body,
+        }
+    }
+}
+
 /// One generated request body and what it contains.
 #[derive(Debug, Clone)]
 pub struct GeneratedEvent {
@@ -1162,6 +1201,29 @@ impl Generator {
         }
     }
 
+    /// Generates event `seq` once, to be sent many times with fresh ids ([`Template::instantiate`]).
+    pub fn template(&self, seq: u64, timestamp: f64, sent_at: &str) -> Template {
+        // A placeholder id unlikely to occur anywhere else in the body.
+        let marker = Uuid::from_u128(0x5eed_cafe_0000_0000_0000_0000_0000_0000 | u128::from(seq));
+        let (issue, platform, payload) = self.event_json(seq, marker, timestamp);
+        let body = envelope::event_envelope(marker, sent_at, &payload);
+        let hex = marker.simple().to_string();
+        let id_at = body
+            .windows(hex.len())
+            .enumerate()
+            .filter(|(_, window)| *window == hex.as_bytes())
+            .map(|(at, _)| at)
+            .collect();
+        Template {
+            issue,
+            platform,
+            payload_len: payload.len(),
+            gzip: self.mix.gzip,
+            body,
+            id_at,
+        }
+    }
+
     fn skeleton(
         &self,
         def: &IssueDef,
@@ -1377,6 +1439,29 @@ mod tests {
                 (s("module"), s("filename"), s("function"), s("context_line"))
             })
             .collect()
+    }
+
+    #[test]
+    fn templates_send_fresh_ids_everywhere_the_id_was() {
+        let mix = EventMix::default();
+        let g = Generator::new(&mix, 3, "run");
+        let template = g.template(4, 1_700_000_000.5, "2026-01-01T00:00:00Z");
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let (first, second) = (template.instantiate(0, a), template.instantiate(1, b));
+        for (event, id) in [(&first, a), (&second, b)] {
+            let text = String::from_utf8(event.body.clone()).expect("utf-8");
+            assert_eq!(
+                text.matches(&id.simple().to_string()).count(),
+                2,
+                "header and event"
+            );
+            assert!(!text.contains("5eedcafe"));
+        }
+        assert_eq!(first.body.len(), second.body.len());
+        assert_eq!(
+            (first.issue, first.payload_len),
+            (second.issue, second.payload_len)
+        );
     }
 
     #[test]

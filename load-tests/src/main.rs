@@ -63,6 +63,9 @@ struct RunArgs {
     /// Force gzip off.
     #[arg(long)]
     no_gzip: bool,
+    /// Pre-generate this many events and resend them with fresh ids (0: generate every event).
+    #[arg(long)]
+    pool: Option<usize>,
     /// Directory for the report files ({scenario}-{time}.json, .md, .svg).
     #[arg(long, default_value = "load-results")]
     out_dir: PathBuf,
@@ -140,6 +143,7 @@ fn run(args: RunArgs) -> Result<()> {
         } else {
             None
         },
+        pool: args.pool,
     })?;
     let clickhouse = args.clickhouse_url.as_ref().map(|url| ClickHouseCheck {
         database: args.clickhouse_database.clone(),

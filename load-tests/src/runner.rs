@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use crate::LoadError;
-use crate::generator::{GeneratedEvent, Generator, Platform};
+use crate::generator::{GeneratedEvent, Generator, Platform, Template};
 use crate::procstat::Monitor;
 use crate::report::{Report, SentMix};
 use crate::scenario::{Mode, Scenario};
@@ -108,20 +108,37 @@ impl Sender {
 }
 
 /// Starts the generator thread: events `0..limit` into a bounded channel, until the receiver goes.
+/// With a pool, the pool's events are generated here, before the run, and the thread only gives
+/// them fresh ids.
 fn start_generator(
     generator: Generator,
     limit: u64,
+    pool: usize,
 ) -> (mpsc::Receiver<GeneratedEvent>, std::thread::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(1024);
+    let now = || {
+        let now = SystemTime::now();
+        let timestamp = now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let sent_at = chrono::DateTime::<chrono::Utc>::from(now)
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        (timestamp, sent_at)
+    };
+    let templates: Vec<Template> = (0..(pool as u64).min(limit))
+        .map(|seq| {
+            let (timestamp, sent_at) = now();
+            generator.template(seq, timestamp, &sent_at)
+        })
+        .collect();
     let handle = std::thread::spawn(move || {
         for seq in 0..limit {
-            let now = SystemTime::now();
-            let timestamp = now
-                .duration_since(UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64());
-            let sent_at = chrono::DateTime::<chrono::Utc>::from(now)
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-            let event = generator.generate(seq, Uuid::new_v4(), timestamp, &sent_at);
+            let event = if templates.is_empty() {
+                let (timestamp, sent_at) = now();
+                generator.generate(seq, Uuid::new_v4(), timestamp, &sent_at)
+            } else {
+                templates[(seq % templates.len() as u64) as usize].instantiate(seq, Uuid::new_v4())
+            };
             if tx.blocking_send(event).is_err() {
                 break;
             }
@@ -189,7 +206,8 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Report, Lo
         Mode::MaxThroughput => scenario.events,
     };
     let generator = Generator::new(&scenario.mix, scenario.seed, &run_id);
-    let (rx, generator_thread) = start_generator(generator, planned.unwrap_or(u64::MAX));
+    let (rx, generator_thread) =
+        start_generator(generator, planned.unwrap_or(u64::MAX), scenario.mix.pool);
 
     let monitor = if options.process_pids.is_empty() {
         None

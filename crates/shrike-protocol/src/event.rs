@@ -7,8 +7,12 @@
 //! <https://develop.sentry.dev/sdk/data-model/event-payloads/>.
 
 use chrono::{DateTime, TimeZone, Utc};
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::de::{DeserializeOwned, Deserializer};
 use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::marker::PhantomData;
 use uuid::Uuid;
 
 /// An error event as sent by an SDK.
@@ -46,25 +50,25 @@ pub struct Event {
     #[serde(deserialize_with = "message")]
     pub message: Option<String>,
     /// The structured log message.
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_struct")]
     pub logentry: Option<LogEntry>,
     /// Exceptions, innermost last.
     #[serde(deserialize_with = "values")]
     pub exception: Vec<Exception>,
     /// A stack trace not attached to an exception (for example `attach_stacktrace`).
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_struct")]
     pub stacktrace: Option<Stacktrace>,
     /// Tags as key/value pairs.
     #[serde(deserialize_with = "tags")]
     pub tags: Vec<(String, String)>,
     /// The affected user.
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_struct")]
     pub user: Option<User>,
     /// The HTTP request being handled.
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_struct")]
     pub request: Option<Request>,
     /// The SDK that sent the event.
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_struct")]
     pub sdk: Option<Sdk>,
     /// A custom fingerprint chosen by the application.
     #[serde(deserialize_with = "fingerprint")]
@@ -82,7 +86,7 @@ pub struct Event {
 #[serde(default)]
 pub struct Thread {
     /// The thread's stack trace.
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_struct")]
     pub stacktrace: Option<Stacktrace>,
     /// Whether this thread crashed.
     #[serde(deserialize_with = "lenient")]
@@ -118,10 +122,10 @@ pub struct Exception {
     #[serde(deserialize_with = "lenient_string")]
     pub module: Option<String>,
     /// Where the exception was raised.
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_struct")]
     pub stacktrace: Option<Stacktrace>,
     /// How the exception was captured.
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_struct")]
     pub mechanism: Option<Mechanism>,
 }
 
@@ -148,7 +152,10 @@ pub struct Mechanism {
     #[serde(deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
     pub is_exception_group: Option<bool>,
     /// Platform error details (`ns_error`, `errno`, `signal`, ...).
-    #[serde(deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "lenient_struct",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub meta: Option<MechanismMeta>,
 }
 
@@ -157,7 +164,10 @@ pub struct Mechanism {
 #[serde(default)]
 pub struct MechanismMeta {
     /// An Apple `NSError`.
-    #[serde(deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "lenient_struct",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ns_error: Option<NsError>,
 }
 
@@ -187,31 +197,49 @@ pub struct Stacktrace {
 #[serde(default)]
 pub struct Frame {
     /// Relative file name.
-    #[serde(deserialize_with = "lenient_string")]
+    #[serde(
+        deserialize_with = "lenient_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub filename: Option<String>,
     /// Absolute path or URL of the file.
-    #[serde(deserialize_with = "lenient_string")]
+    #[serde(
+        deserialize_with = "lenient_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub abs_path: Option<String>,
     /// Module or package path (`myapp.views`).
-    #[serde(deserialize_with = "lenient_string")]
+    #[serde(
+        deserialize_with = "lenient_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub module: Option<String>,
     /// Function name.
-    #[serde(deserialize_with = "lenient_string")]
+    #[serde(
+        deserialize_with = "lenient_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub function: Option<String>,
     /// Line number.
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
     pub lineno: Option<u32>,
     /// Column number.
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
     pub colno: Option<u32>,
     /// The source line, when the SDK sent it.
-    #[serde(deserialize_with = "lenient_string")]
+    #[serde(
+        deserialize_with = "lenient_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub context_line: Option<String>,
     /// Whether the frame is application code (as opposed to a library).
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
     pub in_app: Option<bool>,
     /// The package (shared library, jar) containing the frame.
-    #[serde(deserialize_with = "lenient_string")]
+    #[serde(
+        deserialize_with = "lenient_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub package: Option<String>,
     /// The function name before the SDK or symbolication cleaned it up.
     #[serde(
@@ -226,7 +254,10 @@ pub struct Frame {
     )]
     pub platform: Option<String>,
     /// Processing data; `sourcemap` is set when a source map resolved the frame.
-    #[serde(deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "lenient_struct",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub data: Option<FrameData>,
 }
 
@@ -302,7 +333,16 @@ impl Event {
         if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
             return Err(EventError::NotAnObject);
         }
-        Ok(serde_json::from_slice(body)?)
+        match serde_json::from_slice(body) {
+            Ok(event) => Ok(event),
+            Err(error) if error.is_syntax() || error.is_eof() || error.is_io() => Err(error.into()),
+            // Well-formed JSON that one pass cannot read (a key repeated in one object): read it
+            // through a `Value`, where the last key wins, as in Relay.
+            Err(_) => {
+                let value: serde_json::Value = serde_json::from_slice(body)?;
+                Ok(Event::deserialize(value)?)
+            }
+        }
     }
 }
 
@@ -310,6 +350,185 @@ impl Event {
 fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
     let value = serde_json::Value::deserialize(d)?;
     Ok(serde_json::from_value(value).ok())
+}
+
+/// A nested object, read in the same pass as the rest of the event. Any other shape (a string, a
+/// list, a number where an object belongs) is skipped and read as absent. The object's own fields
+/// are all lenient, so reading it fails only on a repeated key, which serde rejects; then
+/// [`Event::parse`] reads the body again through a `serde_json::Value`, where the last key wins.
+fn lenient_struct<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    d.deserialize_any(Nested::<T>(PhantomData))
+}
+
+struct Nested<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for Nested<T> {
+    type Value = Option<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Option<T>, A::Error> {
+        T::deserialize(MapAccessDeserializer::new(map)).map(Some)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<T>, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<T>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// A seed reading one nested object leniently (list items).
+struct NestedSeed<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for NestedSeed<T> {
+    type Value = Option<T>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<T>, D::Error> {
+        d.deserialize_any(Nested::<T>(PhantomData))
+    }
+}
+
+/// A list of objects; items of another shape are dropped, and a value that is not a list reads
+/// as an empty list (or, for `values`, as a wrapper or a single item).
+struct Items<T> {
+    /// Whether an object may be `{"values": [...]}` or a single item.
+    wrapped: bool,
+    item: PhantomData<T>,
+}
+
+impl<T> Items<T> {
+    fn new(wrapped: bool) -> Self {
+        Items {
+            wrapped,
+            item: PhantomData,
+        }
+    }
+}
+
+impl<'de, T: DeserializeOwned> Visitor<'de> for Items<T> {
+    type Value = Vec<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(256));
+        while let Some(item) = seq.next_element_seed(NestedSeed::<T>(PhantomData))? {
+            items.extend(item);
+        }
+        Ok(items)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<T>, A::Error> {
+        let Some(first) = map.next_key::<String>()? else {
+            return Ok(Vec::new());
+        };
+        if !self.wrapped {
+            map.next_value::<IgnoredAny>()?;
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            return Ok(Vec::new());
+        }
+        if first == "values" {
+            let items = map.next_value_seed(ItemsSeed::<T>::new(false))?;
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            return Ok(items);
+        }
+        // A single item written as an object, or `values` after other keys: rare, so gathered
+        // into a `Value` first.
+        let mut object = serde_json::Map::new();
+        object.insert(first, map.next_value::<serde_json::Value>()?);
+        while let Some((key, value)) = map.next_entry::<String, serde_json::Value>()? {
+            object.insert(key, value);
+        }
+        Ok(match object.remove("values") {
+            Some(serde_json::Value::Array(items)) => items
+                .into_iter()
+                .filter_map(|item| T::deserialize(item).ok())
+                .collect(),
+            Some(_) => Vec::new(),
+            None => T::deserialize(serde_json::Value::Object(object))
+                .ok()
+                .into_iter()
+                .collect(),
+        })
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Vec<T>, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Vec<T>, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Vec<T>, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Vec<T>, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Vec<T>, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Vec<T>, E> {
+        Ok(Vec::new())
+    }
+}
+
+struct ItemsSeed<T>(Items<T>);
+
+impl<T> ItemsSeed<T> {
+    fn new(wrapped: bool) -> Self {
+        ItemsSeed(Items::new(wrapped))
+    }
+}
+
+impl<'de, T: DeserializeOwned> DeserializeSeed<'de> for ItemsSeed<T> {
+    type Value = Vec<T>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<T>, D::Error> {
+        d.deserialize_any(self.0)
+    }
 }
 
 /// Accepts strings, and numbers or booleans rendered as strings.
@@ -376,32 +595,11 @@ fn fingerprint<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D
 /// A list sent bare, as `{"values": [...]}`, or as a single object (Relay accepts all three);
 /// unreadable items are dropped.
 fn values<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Vec<T>, D::Error> {
-    let value = serde_json::Value::deserialize(d)?;
-    let list = match value {
-        serde_json::Value::Object(mut o) => match o.remove("values") {
-            Some(values) => values,
-            None if o.is_empty() => serde_json::Value::Null,
-            None => serde_json::Value::Array(vec![serde_json::Value::Object(o)]),
-        },
-        other => other,
-    };
-    Ok(match list {
-        serde_json::Value::Array(items) => items
-            .into_iter()
-            .filter_map(|item| serde_json::from_value(item).ok())
-            .collect(),
-        _ => Vec::new(),
-    })
+    d.deserialize_any(Items::new(true))
 }
 
 fn frames<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Frame>, D::Error> {
-    Ok(match serde_json::Value::deserialize(d)? {
-        serde_json::Value::Array(items) => items
-            .into_iter()
-            .filter_map(|item| serde_json::from_value(item).ok())
-            .collect(),
-        _ => Vec::new(),
-    })
+    d.deserialize_any(Items::new(false))
 }
 
 fn tags<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
@@ -503,6 +701,45 @@ mod tests {
         assert_eq!(event.user, None);
         assert_eq!(event.level.as_deref(), Some("5"));
         assert_eq!(event.event_id, None);
+    }
+
+    #[test]
+    fn reads_every_list_shape_and_repeated_keys() {
+        let single = Event::parse(br#"{"exception": {"type": "E", "value": "v"}}"#).expect("event");
+        assert_eq!(single.exception.len(), 1);
+        let late = Event::parse(
+            br#"{"exception": {"x": 1, "values": [{"type": "A"}, "junk", {"type": "B"}]}}"#,
+        )
+        .expect("event");
+        assert_eq!(
+            late.exception
+                .iter()
+                .map(|e| e.ty.clone().unwrap_or_default())
+                .collect::<Vec<_>>(),
+            ["A", "B"]
+        );
+        // A repeated key is read once more through a Value: the last one wins.
+        let repeated = Event::parse(
+            br#"{"exception": {"values": [{"type": "A", "type": "B", "stacktrace": {"frames": [{"function": "f", "function": "g"}]}}]}}"#,
+        )
+        .expect("event");
+        let exception = &repeated.exception[0];
+        assert_eq!(exception.ty.as_deref(), Some("B"));
+        assert_eq!(
+            exception
+                .stacktrace
+                .as_ref()
+                .map(|s| s.frames[0].function.clone()),
+            Some(Some("g".to_owned()))
+        );
+        // Objects where a list belongs and lists where an object belongs read as absent.
+        let odd = Event::parse(
+            br#"{"stacktrace": [1, 2], "user": [1], "threads": 7, "exception": {"values": 5}, "request": "x"}"#,
+        )
+        .expect("event");
+        assert!(odd.stacktrace.is_none() && odd.user.is_none() && odd.request.is_none());
+        assert!(odd.threads.is_empty() && odd.exception.is_empty());
+        assert!(Event::parse(br#"{"exception": {"values": [}"#).is_err());
     }
 
     #[test]

@@ -141,7 +141,7 @@ pub struct BusSection {
 impl Default for BusSection {
     fn default() -> Self {
         BusSection {
-            memory_capacity: 100_000,
+            memory_capacity: 20_000,
         }
     }
 }

@@ -1,0 +1,133 @@
+//! The per-event work of each pipeline stage, on realistic 5 KB Python events from the load-test
+//! generator (1,000 different events, cycled): parsing the envelope (ingest), normalizing and
+//! grouping a raw event into its bus message (normalizer), and decoding that message into a
+//! ClickHouse row (grouper). Run with `cargo bench -p shrike-normalizer --bench pipeline`;
+//! results are in BENCHMARKS.md.
+
+#![allow(missing_docs)] // criterion_group! generates undocumented functions
+
+use bytes::Bytes;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use shrike_bus::messages::{self, pb};
+use shrike_bus::{Record, Topic};
+use shrike_grouping::ProjectConfigs;
+use shrike_load::scenario::{CountRange, EventMix, PlatformWeights, SizeRange};
+use std::hint::black_box;
+use uuid::Uuid;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const EVENTS: u64 = 1_000;
+
+fn events() -> Vec<(Uuid, Vec<u8>)> {
+    let mix = EventMix {
+        platforms: PlatformWeights {
+            python: 1,
+            javascript: 0,
+            java: 0,
+            rust: 0,
+        },
+        issues: 100,
+        issue_skew: 1.0,
+        frames: CountRange { min: 15, max: 15 },
+        size: SizeRange {
+            min_bytes: 5120,
+            max_bytes: 5120,
+        },
+        releases: 5,
+        gzip: false,
+        pool: 0,
+    };
+    let generator = shrike_load::generator::Generator::new(&mix, 7, "bench");
+    (0..EVENTS)
+        .map(|seq| {
+            let id = Uuid::from_u128(u128::from(seq) + 1);
+            let (_, _, json) = generator.event_json(seq, id, 1_795_514_400.0 + seq as f64);
+            (id, json)
+        })
+        .collect()
+}
+
+fn record(payload: Bytes) -> Record {
+    Record {
+        topic: Topic::RawEvents,
+        partition: 0,
+        offset: 0,
+        generation: 0,
+        key: Bytes::new(),
+        payload,
+    }
+}
+
+fn stages(c: &mut Criterion) {
+    let events = events();
+    let envelopes: Vec<Bytes> = events
+        .iter()
+        .map(|(id, json)| {
+            Bytes::from(shrike_load::envelope::event_envelope(
+                *id,
+                "2026-11-24T10:00:00Z",
+                json,
+            ))
+        })
+        .collect();
+    let raw: Vec<Record> = events
+        .iter()
+        .map(|(id, json)| {
+            record(messages::encode(&pb::RawEvent {
+                meta: Some(messages::meta(1, *id, 1_795_514_400_000)),
+                payload: json.clone(),
+            }))
+        })
+        .collect();
+    let grouping = ProjectConfigs::default();
+    let normalized: Vec<Bytes> = raw
+        .iter()
+        .map(|r| {
+            shrike_normalizer::service::process(r, &grouping)
+                .expect("normalizes")
+                .1
+        })
+        .collect();
+
+    let mut group = c.benchmark_group("pipeline");
+    group.throughput(Throughput::Elements(1));
+    let mut i = 0;
+    group.bench_function("ingest-envelope-parse", |b| {
+        b.iter(|| {
+            i = (i + 1) % envelopes.len();
+            let envelope =
+                shrike_protocol::envelope::Envelope::parse(envelopes[i].clone()).expect("parses");
+            black_box(envelope.items.len())
+        })
+    });
+    group.bench_function("normalizer-process", |b| {
+        b.iter(|| {
+            i = (i + 1) % raw.len();
+            black_box(
+                shrike_normalizer::service::process(&raw[i], &grouping)
+                    .expect("normalizes")
+                    .1
+                    .len(),
+            )
+        })
+    });
+    group.bench_function("grouper-decode-to-row", |b| {
+        b.iter(|| {
+            i = (i + 1) % normalized.len();
+            let message = messages::decode::<pb::NormalizedEvent>(&normalized[i]).expect("decodes");
+            let event = messages::read_normalized(&message).expect("reads");
+            let row = shrike_grouper::rows::event_row(
+                &event,
+                &message.primary_hash,
+                &message.grouping_variant,
+            );
+            black_box(row.frame_functions.len())
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, stages);
+criterion_main!(benches);

@@ -9,7 +9,6 @@ use shrike_grouper::fingerprint::issue_id_for_hash;
 use shrike_store::local::LocalClickHouse;
 use shrike_store::{EventRow, IssueRow};
 use std::path::Path;
-use std::process::Command;
 use uuid::Uuid;
 
 const ZERO: &str = "1111111111111111aaaaaaaaaaaaaaaa";
@@ -49,21 +48,6 @@ fn event(hash: &str, timestamp: u32, user: &str, release: &str) -> EventRow {
         frame_in_app: vec![0, 1],
         ..Default::default()
     }
-}
-
-/// Runs `shrike --config CONFIG ARGS`; returns (success, stdout, stderr).
-fn run(config: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_shrike"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .expect("shrike runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn list(config: &Path, filters: &[&str]) -> Vec<serde_json::Value> {
@@ -214,7 +198,7 @@ fn issues_are_listed_shown_resolved_ignored_merged_and_unmerged() {
         ids(&list(&config, &["--status", "ignored"])),
         vec![value, key]
     );
-    let (ok, _, err) = run(&config, &["issues", "ignore", "--until", "soon", "1"]);
+    let (ok, _, err) = shrike_cli_output(&config, &["issues", "ignore", "--until", "soon", "1"]);
     assert!(!ok && err.contains("invalid time"), "{err}");
 
     // merge KEY and VALUE into ZERO; the merged issues are gone and their events count.
@@ -239,12 +223,12 @@ fn issues_are_listed_shown_resolved_ignored_merged_and_unmerged() {
         serde_json::from_value(show(&config, zero)["hashes"].clone()).expect("hashes");
     hashes.sort();
     assert_eq!(hashes, vec![ZERO, KEY, VALUE]);
-    let (ok, _, err) = run(&config, &["issues", "show", &key.to_string()]);
+    let (ok, _, err) = shrike_cli_output(&config, &["issues", "show", &key.to_string()]);
     assert!(
         !ok && err.contains(&format!("merged into issue {zero}")),
         "{err}"
     );
-    let (ok, _, err) = run(&config, &["issues", "resolve", &key.to_string()]);
+    let (ok, _, err) = shrike_cli_output(&config, &["issues", "resolve", &key.to_string()]);
     assert!(!ok && err.contains("was merged"), "{err}");
 
     // unmerge VALUE: it is its own issue again, with its own status and events.
@@ -260,8 +244,8 @@ fn issues_are_listed_shown_resolved_ignored_merged_and_unmerged() {
         (&1.into(), &"ignored".into())
     );
     assert_eq!(show(&config, zero)["times_seen"], 4);
-    let (ok, _, err) = run(&config, &["issues", "unmerge", VALUE]);
+    let (ok, _, err) = shrike_cli_output(&config, &["issues", "unmerge", VALUE]);
     assert!(!ok && err.contains("not merged"), "{err}");
-    let (ok, _, err) = run(&config, &["issues", "show", "12345"]);
+    let (ok, _, err) = shrike_cli_output(&config, &["issues", "show", "12345"]);
     assert!(!ok && err.contains("no issue 12345"), "{err}");
 }

@@ -226,20 +226,26 @@ pub fn start_shrike(config: &Path, log: &Path) -> Shrike {
     }
 }
 
-/// Runs the `shrike` CLI with a config and returns stdout (panics on failure).
-pub fn shrike_cli(config: &Path, args: &[&str]) -> String {
+/// Runs `shrike --config CONFIG ARGS`; returns (success, stdout, stderr).
+pub fn shrike_cli_output(config: &Path, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_shrike"))
         .arg("--config")
         .arg(config)
         .args(args)
         .output()
         .expect("shrike runs");
-    assert!(
+    (
         out.status.success(),
-        "shrike {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs the `shrike` CLI with a config and returns stdout (panics on failure).
+pub fn shrike_cli(config: &Path, args: &[&str]) -> String {
+    let (ok, stdout, stderr) = shrike_cli_output(config, args);
+    assert!(ok, "shrike {args:?} failed: {stderr}");
+    stdout
 }
 
 /// The messages an aiosmtpd Mailbox handler delivered, oldest first, with quoted-printable soft

@@ -12,40 +12,6 @@ use std::time::Duration;
 
 const MINUTE: Duration = Duration::from_secs(60);
 
-fn write_config(
-    dir: &Path,
-    ingest: u16,
-    ch_http: u16,
-    ch_tcp: u16,
-    smtp: u16,
-) -> std::path::PathBuf {
-    let path = dir.join("shrike.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"data_dir = "{data}"
-[clickhouse]
-local_http_port = {ch_http}
-local_tcp_port = {ch_tcp}
-[ingest]
-listen = "127.0.0.1:{ingest}"
-[grouper]
-batch_wait_ms = 100
-[alerter]
-schedule = "*/2 * * * * *"
-recipients = ["dev@example.com"]
-from = "Shrike <alerts@example.com>"
-[alerter.smtp]
-host = "127.0.0.1"
-port = {smtp}
-"#,
-            data = dir.join("data").display()
-        ),
-    )
-    .expect("write config");
-    path
-}
-
 fn issues(config: &Path, project: &str) -> Vec<serde_json::Value> {
     shrike_cli(config, &["issues", "list", "--project", project, "--json"])
         .lines()
@@ -73,7 +39,17 @@ fn django_errors_are_stored_grouped_and_emailed() {
         free_port(),
         free_port(),
     );
-    let config = write_config(dir, ingest_port, ch_http, ch_tcp, smtp_port);
+    let config = write_up_config(
+        dir,
+        ingest_port,
+        ch_http,
+        ch_tcp,
+        &format!(
+            "[grouper]\nbatch_wait_ms = 100\n[alerter]\nschedule = \"*/2 * * * * *\"\n\
+             recipients = [\"dev@example.com\"]\nfrom = \"Shrike <alerts@example.com>\"\n\
+             [alerter.smtp]\nhost = \"127.0.0.1\"\nport = {smtp_port}\n"
+        ),
+    );
     let maildir = dir.join("mail");
 
     let _smtp = start_smtp(&python, smtp_port, &maildir);

@@ -7,38 +7,20 @@ mod common;
 
 use common::*;
 use shrike_load::{ClickHouseCheck, Report, RunOptions, Scenario};
-use std::path::Path;
 use std::time::Duration;
-
-fn write_config(dir: &Path, ingest: u16, ch_http: u16, ch_tcp: u16) -> std::path::PathBuf {
-    let path = dir.join("shrike.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"data_dir = "{data}"
-[clickhouse]
-local_http_port = {ch_http}
-local_tcp_port = {ch_tcp}
-[ingest]
-listen = "127.0.0.1:{ingest}"
-[grouper]
-batch_wait_ms = 200
-[alerter]
-enabled = false
-"#,
-            data = dir.join("data").display()
-        ),
-    )
-    .expect("write config");
-    path
-}
 
 #[test]
 fn smoke_scenario_is_accepted_stored_and_grouped() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
     let (ingest, ch_http, ch_tcp) = (free_port(), free_port(), free_port());
-    let config = write_config(dir, ingest, ch_http, ch_tcp);
+    let config = write_up_config(
+        dir,
+        ingest,
+        ch_http,
+        ch_tcp,
+        "[grouper]\nbatch_wait_ms = 200\n[alerter]\nenabled = false\n",
+    );
     let shrike = start_shrike(&config, &dir.join("shrike.log"));
 
     let scenario = Scenario::shipped("smoke").expect("smoke scenario");

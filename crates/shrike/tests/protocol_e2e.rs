@@ -46,18 +46,15 @@ fn real_clients_send_events_and_check_ins() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
     let (ingest, ch_http, ch_tcp) = (free_port(), free_port(), free_port());
-    let config = dir.join("shrike.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = \"{}\"\n[clickhouse]\nlocal_http_port = {ch_http}\nlocal_tcp_port = {ch_tcp}\n\
-             [ingest]\nlisten = \"127.0.0.1:{ingest}\"\n[grouper]\nbatch_wait_ms = 100\n[alerter]\nenabled = false\n\
-             [[ingest.quotas]]\nscope = \"project\"\ncategories = [\"error\"]\nlimit = 1\nwindow_secs = 60\n\
-             project_id = 2\nreason = \"burst\"\n",
-            dir.join("data").display()
-        ),
-    )
-    .expect("config");
+    let config = write_up_config(
+        dir,
+        ingest,
+        ch_http,
+        ch_tcp,
+        "[grouper]\nbatch_wait_ms = 100\n[alerter]\nenabled = false\n\
+         [[ingest.quotas]]\nscope = \"project\"\ncategories = [\"error\"]\nlimit = 1\nwindow_secs = 60\n\
+         project_id = 2\nreason = \"burst\"\n",
+    );
     let shrike = start_shrike(&config, &dir.join("shrike.log"));
     let dsn = shrike.dsn.clone();
     let key = dsn

@@ -188,6 +188,23 @@ fn shrike_command(config: &Path, log: &Path) -> Command {
     command
 }
 
+/// Writes a `shrike up` config under `dir`: data in `dir/data`, the managed ClickHouse on
+/// `ch_http`/`ch_tcp`, ingest on `ingest`; `extra` is TOML appended as is (the test's own
+/// sections). Returns the file's path.
+pub fn write_up_config(dir: &Path, ingest: u16, ch_http: u16, ch_tcp: u16, extra: &str) -> PathBuf {
+    let path = dir.join("shrike.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "data_dir = \"{data}\"\n[clickhouse]\nlocal_http_port = {ch_http}\nlocal_tcp_port = {ch_tcp}\n\
+             [ingest]\nlisten = \"127.0.0.1:{ingest}\"\n{extra}",
+            data = dir.join("data").display()
+        ),
+    )
+    .expect("write config");
+    path
+}
+
 /// Starts `shrike --config CONFIG up` and waits for its DSN line.
 pub fn start_shrike(config: &Path, log: &Path) -> Shrike {
     let mut proc = Proc::spawn(

@@ -533,12 +533,17 @@ impl<'de, T: DeserializeOwned> DeserializeSeed<'de> for ItemsSeed<T> {
 
 /// Accepts strings, and numbers or booleans rendered as strings.
 fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(match serde_json::Value::deserialize(d)? {
+    Ok(scalar_text(serde_json::Value::deserialize(d)?))
+}
+
+/// A string, or a number or boolean rendered as one; anything else is nothing.
+fn scalar_text(value: serde_json::Value) -> Option<String> {
+    match value {
         serde_json::Value::String(s) => Some(s),
         serde_json::Value::Number(n) => Some(n.to_string()),
         serde_json::Value::Bool(b) => Some(b.to_string()),
         _ => None,
-    })
+    }
 }
 
 fn timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
@@ -577,17 +582,9 @@ fn message<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> 
 /// A client fingerprint: a list whose entries may be strings, numbers or booleans.
 fn fingerprint<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
     Ok(match serde_json::Value::deserialize(d)? {
-        serde_json::Value::Array(items) => Some(
-            items
-                .into_iter()
-                .filter_map(|item| match item {
-                    serde_json::Value::String(s) => Some(s),
-                    serde_json::Value::Number(n) => Some(n.to_string()),
-                    serde_json::Value::Bool(b) => Some(b.to_string()),
-                    _ => None,
-                })
-                .collect(),
-        ),
+        serde_json::Value::Array(items) => {
+            Some(items.into_iter().filter_map(scalar_text).collect())
+        }
         _ => None,
     })
 }
@@ -603,25 +600,17 @@ fn frames<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Frame>, D::Error> {
 }
 
 fn tags<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
-    fn text(v: serde_json::Value) -> Option<String> {
-        match v {
-            serde_json::Value::String(s) => Some(s),
-            serde_json::Value::Number(n) => Some(n.to_string()),
-            serde_json::Value::Bool(b) => Some(b.to_string()),
-            _ => None,
-        }
-    }
     Ok(match serde_json::Value::deserialize(d)? {
         serde_json::Value::Object(o) => o
             .into_iter()
-            .filter_map(|(k, v)| Some((k, text(v)?)))
+            .filter_map(|(k, v)| Some((k, scalar_text(v)?)))
             .collect(),
         serde_json::Value::Array(pairs) => pairs
             .into_iter()
             .filter_map(|pair| match pair {
                 serde_json::Value::Array(kv) if kv.len() == 2 => {
                     let mut kv = kv.into_iter();
-                    Some((text(kv.next()?)?, text(kv.next()?)?))
+                    Some((scalar_text(kv.next()?)?, scalar_text(kv.next()?)?))
                 }
                 _ => None,
             })

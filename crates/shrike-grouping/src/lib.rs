@@ -409,13 +409,7 @@ impl Grouper<'_> {
             .as_ref()
             .and_then(|l| l.message.as_deref().or(l.formatted.as_deref()))
             .or(event.message.as_deref())?;
-        let normalized = params::parameterize(raw);
-        let changed = normalized != raw;
-        let mut component = Component::leaf("message", vec![normalized]);
-        if changed {
-            component.note("stripped event-specific values");
-        }
-        Some(component)
+        Some(parameterized("message", raw))
     }
 
     fn threads(&self) -> Variants {
@@ -544,22 +538,8 @@ impl Grouper<'_> {
         let value_counts =
             self.event.exception.len() > 1 || stacktraces.iter().any(|(_, st)| !st.contributes);
         let value = match exception.value.as_deref() {
-            Some(raw) if value_counts => {
-                let normalized = params::parameterize(raw);
-                let changed = normalized != raw;
-                let mut c = Component::leaf(
-                    "value",
-                    if normalized.is_empty() {
-                        Vec::new()
-                    } else {
-                        vec![normalized]
-                    },
-                );
-                if changed {
-                    c.note("stripped event-specific values");
-                }
-                c
-            }
+            // Parameterizing leaves only the empty text empty.
+            Some(raw) if !raw.is_empty() && value_counts => parameterized("value", raw),
             Some(raw) if !raw.is_empty() => Component::value("value", raw.to_owned()),
             _ => Component::empty("value"),
         };
@@ -613,6 +593,17 @@ impl Grouper<'_> {
             .collect();
         remove_non_stacktrace_variants(variants)
     }
+}
+
+/// A leaf holding `raw` with its event-specific values replaced, saying so when any were.
+fn parameterized(id: &'static str, raw: &str) -> Component {
+    let normalized = params::parameterize(raw);
+    let changed = normalized != raw;
+    let mut component = Component::value(id, normalized);
+    if changed {
+        component.note("stripped event-specific values");
+    }
+    component
 }
 
 /// When one variant has a contributing stack trace, variants without one stop contributing.

@@ -44,10 +44,25 @@ pub struct FingerprintRule {
     matchers: Vec<Matcher>,
     /// The fingerprint the rule assigns.
     pub fingerprint: Vec<String>,
-    /// The rule as text, for explanations.
-    pub text: String,
     /// Whether the rule is one of Shrike's built-in rules.
     pub builtin: bool,
+}
+
+impl FingerprintRule {
+    fn new(
+        matchers: Vec<Matcher>,
+        fingerprint: Vec<String>,
+        builtin: bool,
+    ) -> Result<Self, String> {
+        if matchers.is_empty() || fingerprint.is_empty() {
+            return Err("a rule needs matchers and a fingerprint".into());
+        }
+        Ok(FingerprintRule {
+            matchers,
+            fingerprint,
+            builtin,
+        })
+    }
 }
 
 /// An ordered list of fingerprint rules.
@@ -104,16 +119,7 @@ impl FingerprintRules {
                 .flatten()
                 .filter_map(|v| v.as_str().map(str::to_owned))
                 .collect();
-            if matchers.is_empty() || fingerprint.is_empty() {
-                return Err(error("a rule needs matchers and a fingerprint"));
-            }
-            let text = rule_text(&matchers, &fingerprint);
-            rules.push(FingerprintRule {
-                matchers,
-                fingerprint,
-                text,
-                builtin: false,
-            });
+            rules.push(FingerprintRule::new(matchers, fingerprint, false).map_err(|m| error(&m))?);
         }
         Ok(FingerprintRules { rules })
     }
@@ -144,15 +150,6 @@ impl FingerprintRules {
     }
 }
 
-fn rule_text(matchers: &[Matcher], fingerprint: &[String]) -> String {
-    let left: Vec<String> = matchers
-        .iter()
-        .map(|m| format!("{}{}:{:?}", if m.negated { "!" } else { "" }, m.key, m.raw))
-        .collect();
-    let right: Vec<String> = fingerprint.iter().map(|v| format!("{v:?}")).collect();
-    format!("{} -> {}", left.join(" "), right.join(" "))
-}
-
 fn parse_rule(line: &str, builtin: bool) -> Result<FingerprintRule, String> {
     let (left, right) = line
         .split_once("->")
@@ -178,16 +175,7 @@ fn parse_rule(line: &str, builtin: bool) -> Result<FingerprintRule, String> {
         }
         fingerprint.push(token);
     }
-    if matchers.is_empty() || fingerprint.is_empty() {
-        return Err("a rule needs matchers and a fingerprint".into());
-    }
-    let text = rule_text(&matchers, &fingerprint);
-    Ok(FingerprintRule {
-        matchers,
-        fingerprint,
-        text,
-        builtin,
-    })
+    FingerprintRule::new(matchers, fingerprint, builtin)
 }
 
 /// Splits on whitespace and commas; quotes and `{{ ... }}` keep their contents together.

@@ -439,10 +439,6 @@ pub struct MatchFrame<'a> {
     category: String,
     /// The in-app flag after rules (None: the SDK did not say and no rule did).
     pub in_app: Option<bool>,
-    /// The in-app flag the SDK sent.
-    pub orig_in_app: Option<bool>,
-    /// The index of the rule that last changed `in_app`.
-    pub in_app_rule: Option<usize>,
 }
 
 /// Stack-trace-wide settings rules may change.
@@ -558,7 +554,6 @@ impl Rules {
                         Action::App(range, flag) => {
                             for i in range_indexes(*range, index, match_frames.len()) {
                                 match_frames[i].in_app = Some(*flag);
-                                match_frames[i].in_app_rule = Some(rule_index);
                             }
                         }
                         _ => {}
@@ -758,8 +753,6 @@ pub fn match_frame<'a>(frame: &'a Frame, event_platform: &str) -> MatchFrame<'a>
         function,
         category: String::new(),
         in_app: frame.in_app,
-        orig_in_app: frame.in_app,
-        in_app_rule: None,
     }
 }
 

@@ -6,6 +6,7 @@
 
 use shrike_bus::messages::NormalizedEvent;
 use shrike_protocol::Event;
+use std::sync::LazyLock;
 
 /// The outcome of grouping one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +32,10 @@ pub fn issue_id_for_hash(hash: &str) -> u64 {
     u64::from_str_radix(hash.get(..16).unwrap_or("0"), 16).unwrap_or(0) & (u64::MAX >> 1)
 }
 
+/// Built once: a config holds the parsed and indexed default rules.
+static DEFAULT_GROUPING: LazyLock<shrike_grouping::GroupingConfig> =
+    LazyLock::new(shrike_grouping::GroupingConfig::default);
+
 /// Groups a normalized event with the default settings.
 pub fn fingerprint(event: &NormalizedEvent) -> Fingerprint {
     let raw = Event {
@@ -41,7 +46,7 @@ pub fn fingerprint(event: &NormalizedEvent) -> Fingerprint {
         fingerprint: event.fingerprint.clone(),
         ..Default::default()
     };
-    let grouping = shrike_grouping::group(&raw, &shrike_grouping::GroupingConfig::default());
+    let grouping = shrike_grouping::group(&raw, &DEFAULT_GROUPING);
     let primary = grouping.primary();
     Fingerprint {
         variant: primary.name,

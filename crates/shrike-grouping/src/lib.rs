@@ -75,12 +75,10 @@ impl GroupingConfig {
         stack_rules: &str,
         fingerprint_rules: &str,
     ) -> Result<Self, ConfigError> {
-        let base = GroupingConfig::default();
-        Ok(GroupingConfig {
-            rules: base.rules.chain(&Rules::parse(stack_rules)?),
-            fingerprint_rules: FingerprintRules::parse(fingerprint_rules)?
-                .chain(&base.fingerprint_rules),
-        })
+        Ok(GroupingConfig::with_rules(
+            &Rules::parse(stack_rules)?,
+            &FingerprintRules::parse(fingerprint_rules)?,
+        ))
     }
 
     /// The defaults plus already-parsed project rules.
@@ -335,13 +333,6 @@ pub fn group(event: &Event, config: &GroupingConfig) -> Grouping {
     {
         variant.hash = OnceLock::from(Some(hash_values(&primary_values)));
         variant.values = primary_values;
-    }
-    if variants.is_empty() {
-        variants.push(Variant::fixed(
-            "fallback",
-            FALLBACK_HASH.to_owned(),
-            Vec::new(),
-        ));
     }
     Grouping { variants, primary }
 }

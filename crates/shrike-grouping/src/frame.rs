@@ -148,7 +148,7 @@ fn filename_component(abs_path: Option<&str>, filename: Option<&str>, platform: 
         None
     };
     if hint.is_none() && platform == "java" && base.contains('$') && base.contains("$$_javassist") {
-        let cleaned = JAVA_ASSIST.replace_all(&base, "${1}<auto>").into_owned();
+        let cleaned = auto_suffix(&base, &JAVA_ASSIST, &|_| "$$_javassist".len());
         if cleaned != base {
             let mut component = Component::value("filename", cleaned);
             component.note("cleaned javassist parts");

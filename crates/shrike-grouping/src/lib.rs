@@ -446,14 +446,7 @@ impl Grouper<'_> {
             previous = Some(frame);
         }
         let mut out = Vec::with_capacity(2);
-        let mut app_components = Some(base.clone());
-        let mut system_components = Some(base);
-        for (name, app) in [("system", false), ("app", true)] {
-            let mut components = if app {
-                app_components.take().unwrap_or_default()
-            } else {
-                system_components.take().unwrap_or_default()
-            };
+        for (name, app, mut components) in [("system", false, base.clone()), ("app", true, base)] {
             if app {
                 for (component, matched) in components.iter_mut().zip(&match_frames) {
                     if matched.in_app != Some(true) {

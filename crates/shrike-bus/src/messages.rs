@@ -12,8 +12,9 @@ use uuid::Uuid;
 
 pub use shrike_proto::bus as pb;
 
-/// The schema version written by this build.
-pub const VERSION: u32 = 1;
+/// The schema version written by this build. Version 2 normalized events carry
+/// [`pb::EventFields`] instead of the event as JSON; version 1 ones are still read.
+pub const VERSION: u32 = 2;
 
 /// Why a record could not be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -127,7 +128,7 @@ pub struct NormalizedEvent {
 
 /// Wraps a normalized event and its grouping hash for the bus.
 pub fn normalized_message(
-    event: &NormalizedEvent,
+    event: NormalizedEvent,
     primary_hash: &str,
     variant: &str,
 ) -> pb::NormalizedEvent {
@@ -135,12 +136,72 @@ pub fn normalized_message(
         meta: Some(meta(event.project_id, event.event_id, event.received_ms)),
         primary_hash: primary_hash.to_owned(),
         grouping_variant: variant.to_owned(),
-        // Serializing this type cannot fail: it holds only strings, numbers and vectors.
-        event_json: serde_json::to_vec(event).unwrap_or_default(),
+        event_json: Vec::new(),
+        fields: Some(event_fields(event)),
     }
 }
 
-/// Reads the event out of a [`pb::NormalizedEvent`].
+/// The fields Shrike stores about a normalized event: the main (last) exception and its frames,
+/// or the event's own stack trace when that exception has none.
+pub fn event_fields(event: NormalizedEvent) -> pb::EventFields {
+    let mut exceptions = event.exceptions;
+    let (exception_type, exception_value, trace) = match exceptions.pop() {
+        Some(main) => (
+            main.ty.unwrap_or_default(),
+            main.value.unwrap_or_default(),
+            main.stacktrace.or(event.stacktrace),
+        ),
+        None => (String::new(), String::new(), event.stacktrace),
+    };
+    let frames = trace.map(|s| s.frames).unwrap_or_default();
+    let mut fields = pb::EventFields {
+        timestamp_ms: event.timestamp_ms,
+        platform: event.platform,
+        level: event.level,
+        logger: event.logger,
+        transaction: event.transaction,
+        server_name: event.server_name,
+        release: event.release,
+        environment: event.environment,
+        message: event.message,
+        title: event.title,
+        culprit: event.culprit,
+        exception_type,
+        exception_value,
+        frame_filenames: Vec::with_capacity(frames.len()),
+        frame_functions: Vec::with_capacity(frames.len()),
+        frame_modules: Vec::with_capacity(frames.len()),
+        frame_linenos: Vec::with_capacity(frames.len()),
+        frame_in_app: Vec::with_capacity(frames.len()),
+        tag_keys: Vec::with_capacity(event.tags.len()),
+        tag_values: Vec::with_capacity(event.tags.len()),
+        user_id: event.user_id,
+        user_email: event.user_email,
+        user_username: event.user_username,
+        user_ip: event.user_ip,
+        request_url: event.request_url,
+        request_method: event.request_method,
+        sdk_name: event.sdk_name,
+        sdk_version: event.sdk_version,
+    };
+    for frame in frames {
+        let filename = frame.filename.or(frame.abs_path);
+        fields.frame_filenames.push(filename.unwrap_or_default());
+        fields
+            .frame_functions
+            .push(frame.function.unwrap_or_default());
+        fields.frame_modules.push(frame.module.unwrap_or_default());
+        fields.frame_linenos.push(frame.lineno.unwrap_or(0));
+        fields.frame_in_app.push(frame.in_app == Some(true));
+    }
+    for (key, value) in event.tags {
+        fields.tag_keys.push(key);
+        fields.tag_values.push(value);
+    }
+    fields
+}
+
+/// Reads the event JSON out of a version 1 [`pb::NormalizedEvent`].
 pub fn read_normalized(message: &pb::NormalizedEvent) -> Result<NormalizedEvent, DecodeError> {
     check_meta(message.meta.as_ref())?;
     Ok(serde_json::from_slice(&message.event_json)?)
@@ -171,6 +232,7 @@ pub fn dead_letter(record: &crate::Record, group: &str, reason: &str) -> crate::
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shrike_protocol::event::Frame;
 
     #[test]
     fn normalized_events_round_trip() {
@@ -180,10 +242,92 @@ mod tests {
             title: "t".into(),
             ..Default::default()
         };
-        let bytes = encode(&normalized_message(&event, "abc", "app"));
+        let bytes = encode(&normalized_message(event.clone(), "abc", "app"));
         let message: pb::NormalizedEvent = decode(&bytes).expect("decodes");
         assert_eq!(message.primary_hash, "abc");
-        assert_eq!(read_normalized(&message).expect("body"), event);
+        assert_eq!(message.meta.expect("meta").version, VERSION);
+        assert!(message.event_json.is_empty());
+        assert_eq!(message.fields, Some(event_fields(event)));
+    }
+
+    #[test]
+    fn version_1_bodies_are_still_read() {
+        let event = NormalizedEvent {
+            project_id: 3,
+            event_id: Uuid::new_v4(),
+            title: "t".into(),
+            ..Default::default()
+        };
+        let mut m = meta(3, event.event_id, 0);
+        m.version = 1;
+        let message = pb::NormalizedEvent {
+            meta: Some(m),
+            event_json: serde_json::to_vec(&event).expect("json"),
+            ..Default::default()
+        };
+        let bytes = encode(&message);
+        let decoded: pb::NormalizedEvent = decode(&bytes).expect("decodes");
+        assert_eq!(decoded.fields, None);
+        assert_eq!(read_normalized(&decoded).expect("body"), event);
+    }
+
+    #[test]
+    fn fields_flatten_the_main_exception_and_tags() {
+        let frame = |path: &str, line: u32, in_app: Option<bool>| Frame {
+            abs_path: Some(path.into()),
+            function: Some(format!("f{line}")),
+            lineno: Some(line),
+            in_app,
+            ..Default::default()
+        };
+        let event = NormalizedEvent {
+            exceptions: vec![
+                Exception {
+                    ty: Some("Cause".into()),
+                    stacktrace: Some(Stacktrace {
+                        frames: vec![frame("/cause.py", 1, Some(true))],
+                    }),
+                    ..Default::default()
+                },
+                Exception {
+                    ty: Some("Main".into()),
+                    value: Some("v".into()),
+                    stacktrace: Some(Stacktrace {
+                        frames: vec![
+                            frame("/a.py", 4, Some(true)),
+                            Frame {
+                                filename: Some("b.py".into()),
+                                ..frame("/abs/b.py", 0, None)
+                            },
+                        ],
+                    }),
+                    ..Default::default()
+                },
+            ],
+            tags: vec![("a".into(), "1".into()), ("b".into(), "2".into())],
+            ..Default::default()
+        };
+        let fields = event_fields(event.clone());
+        assert_eq!(fields.exception_type, "Main");
+        assert_eq!(fields.exception_value, "v");
+        assert_eq!(fields.frame_filenames, vec!["/a.py", "b.py"]);
+        assert_eq!(fields.frame_functions, vec!["f4", "f0"]);
+        assert_eq!(fields.frame_linenos, vec![4, 0]);
+        assert_eq!(fields.frame_in_app, vec![true, false]);
+        assert_eq!(fields.tag_keys, vec!["a", "b"]);
+        assert_eq!(fields.tag_values, vec!["1", "2"]);
+
+        // Without exceptions, the event's own stack trace is the one stored.
+        let bare = NormalizedEvent {
+            stacktrace: Some(Stacktrace {
+                frames: vec![frame("/t.py", 9, Some(false))],
+            }),
+            ..Default::default()
+        };
+        let fields = event_fields(bare);
+        assert_eq!(fields.exception_type, "");
+        assert_eq!(fields.frame_filenames, vec!["/t.py"]);
+        assert_eq!(fields.frame_in_app, vec![false]);
     }
 
     #[test]

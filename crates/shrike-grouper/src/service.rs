@@ -20,8 +20,8 @@
 //! Ignore conditions are not the grouper's business: readers compute when they lapse.
 
 use crate::fingerprint::{fingerprint, issue_id_for_hash};
-use crate::rows::{event_row, issue_row};
-use shrike_bus::messages::{self, NormalizedEvent, pb};
+use crate::rows::{EventKey, event_row, issue_row};
+use shrike_bus::messages::{self, pb};
 use shrike_bus::{BusError, FencedConsumer, Outgoing, Record, Topic};
 use shrike_store::{EventRow, IssueRow, IssueState, IssueStatusRow, Store, StoreError, now_ms};
 use std::collections::{HashMap, HashSet};
@@ -84,14 +84,16 @@ impl Announced {
 /// A decoded event waiting for its batch to close.
 #[derive(Debug, Clone)]
 pub struct Pending {
-    /// The event.
-    pub event: NormalizedEvent,
+    /// Which event.
+    pub key: EventKey,
+    /// What is stored about it.
+    pub fields: pb::EventFields,
     /// Its grouping hash.
     pub hash: String,
     /// The grouping variant that produced the hash.
     pub variant: String,
     /// The message header, copied into activity.
-    pub meta: Option<pb::Meta>,
+    pub meta: pb::Meta,
 }
 
 /// What the store said about a batch's hashes and issues.
@@ -120,12 +122,12 @@ pub struct Plan {
 
 /// Decides what a batch writes and announces, given what was announced before and the store's
 /// lookups. Pure.
-pub fn plan(pending: &[Pending], lookups: &Lookups, announced: &Announced) -> Plan {
+pub fn plan(pending: Vec<Pending>, lookups: &Lookups, announced: &Announced) -> Plan {
     let mut plan = Plan::default();
     let mut states = lookups.states.clone();
     for p in pending {
-        let event = &p.event;
-        let project = event.project_id;
+        let event = &p.fields;
+        let project = p.key.project_id;
         let own = issue_id_for_hash(&p.hash);
         let issue = lookups
             .targets
@@ -136,7 +138,7 @@ pub fn plan(pending: &[Pending], lookups: &Lookups, announced: &Announced) -> Pl
             topic: Topic::IssueActivity,
             key: messages::issue_key(project, &p.hash),
             payload: messages::encode(&pb::IssueActivity {
-                meta: p.meta.clone(),
+                meta: Some(p.meta.clone()),
                 kind: kind as i32,
                 issue_id: issue,
                 primary_hash: p.hash.clone(),
@@ -149,7 +151,8 @@ pub fn plan(pending: &[Pending], lookups: &Lookups, announced: &Announced) -> Pl
         // A hash merged into another issue belongs to that issue and opens none of its own.
         let key = (project, own);
         if issue == own && !announced.new.contains(&key) && !plan.announcing.new.contains(&key) {
-            plan.issues.push(issue_row(event, &p.hash, now_ms()));
+            plan.issues
+                .push(issue_row(project, event, &p.hash, now_ms()));
             plan.outgoing
                 .push(activity(pb::issue_activity::Kind::New, 0));
             plan.announcing.new.insert(key);
@@ -159,8 +162,8 @@ pub fn plan(pending: &[Pending], lookups: &Lookups, announced: &Announced) -> Pl
             let triple = (project, issue, resolution);
             let unannounced = !announced.regressions.contains(&triple)
                 && !plan.announcing.regressions.contains(&triple);
-            if state.regressed_by(event.received_ms, &event.release) {
-                let row = state.regression(event.event_id);
+            if state.regressed_by(p.key.received_ms, &event.release) {
+                let row = state.regression(p.key.event_id);
                 state.row = row.clone();
                 plan.statuses.push(row);
                 if unannounced {
@@ -170,7 +173,7 @@ pub fn plan(pending: &[Pending], lookups: &Lookups, announced: &Announced) -> Pl
                 }
             } else if unannounced
                 && state.row.substatus == shrike_store::lifecycle::REGRESSED
-                && state.row.regression_event == event.event_id
+                && state.row.regression_event == p.key.event_id
             {
                 // This event reopened the issue before a crash kept the news from going out.
                 plan.outgoing
@@ -178,7 +181,8 @@ pub fn plan(pending: &[Pending], lookups: &Lookups, announced: &Announced) -> Pl
                 plan.announcing.regressions.insert(triple);
             }
         }
-        plan.events.push(event_row(event, &p.hash, &p.variant));
+        plan.events
+            .push(event_row(p.key, p.fields, &p.hash, &p.variant));
     }
     plan
 }
@@ -263,24 +267,8 @@ fn add(batch: &mut Batch, record: Record, config: &GrouperConfig) {
     batch
         .deadline
         .get_or_insert_with(|| Instant::now() + config.batch_wait);
-    let decoded = messages::decode::<pb::NormalizedEvent>(&record.payload)
-        .and_then(|message| Ok((messages::read_normalized(&message)?, message)));
-    match decoded {
-        Ok((event, message)) => {
-            // The normalizer fingerprinted the event and keyed the record by its hash; only a
-            // message without one (an older producer) is fingerprinted here.
-            let hash = if message.primary_hash.is_empty() {
-                fingerprint(&event).hash
-            } else {
-                message.primary_hash
-            };
-            batch.pending.push(Pending {
-                event,
-                hash,
-                variant: message.grouping_variant,
-                meta: message.meta,
-            });
-        }
+    match decode(&record.payload) {
+        Ok(pending) => batch.pending.push(pending),
         Err(error) => {
             tracing::warn!(partition = record.partition, offset = record.offset, %error, "dead-lettering normalized event");
             metrics::counter!("shrike_grouper_dead_letters_total").increment(1);
@@ -290,6 +278,36 @@ fn add(batch: &mut Batch, record: Record, config: &GrouperConfig) {
         }
     }
     batch.records.push(record);
+}
+
+/// Decodes a normalized-event record. Version 2 messages carry the stored fields; version 1 ones
+/// carry the event as JSON, and the oldest of those no hash (the grouper fingerprints them).
+pub fn decode(payload: &[u8]) -> Result<Pending, messages::DecodeError> {
+    let mut message = messages::decode::<pb::NormalizedEvent>(payload)?;
+    let (meta, event_id) = messages::check_meta(message.meta.as_ref())?;
+    let key = EventKey {
+        project_id: meta.project_id,
+        event_id,
+        received_ms: meta.received_ms,
+    };
+    let meta = meta.clone();
+    let fields = match message.fields.take() {
+        Some(fields) => fields,
+        None => {
+            let event = messages::read_normalized(&message)?;
+            if message.primary_hash.is_empty() {
+                message.primary_hash = fingerprint(&event).hash;
+            }
+            messages::event_fields(event)
+        }
+    };
+    Ok(Pending {
+        key,
+        fields,
+        hash: message.primary_hash,
+        variant: message.grouping_variant,
+        meta,
+    })
 }
 
 /// Reads what was announced: the issue-activity topic, plus ClickHouse when asked.
@@ -331,7 +349,7 @@ async fn flush<C: FencedConsumer>(
     let Some(lookups) = retry("lookup", shutdown, || lookup(store, &taken.pending)).await else {
         return Ok(()); // shutting down with ClickHouse unreachable: leave it uncommitted
     };
-    let plan = plan(&taken.pending, &lookups, announced);
+    let plan = plan(taken.pending, &lookups, announced);
     let written = retry("insert", shutdown, || async {
         // Regressions first: once an event is visible, so is the status it caused.
         store.insert_issue_statuses(&plan.statuses).await?;
@@ -373,7 +391,7 @@ async fn lookup(store: &Store, pending: &[Pending]) -> Result<Lookups, StoreErro
         .iter()
         .map(|p| {
             targets
-                .get(&(p.event.project_id, p.hash.clone()))
+                .get(&(p.key.project_id, p.hash.clone()))
                 .copied()
                 .unwrap_or_else(|| issue_id_for_hash(&p.hash))
         })
@@ -426,15 +444,15 @@ mod tests {
 
     fn pending(hash: &str, received_ms: i64) -> Pending {
         Pending {
-            event: NormalizedEvent {
+            key: EventKey {
                 project_id: 1,
                 event_id: Uuid::new_v4(),
                 received_ms,
-                ..Default::default()
             },
+            fields: pb::EventFields::default(),
             hash: hash.into(),
             variant: "app".into(),
-            meta: None,
+            meta: pb::Meta::default(),
         }
     }
 
@@ -452,17 +470,66 @@ mod tests {
     }
 
     #[test]
+    fn decodes_both_message_versions_and_refuses_newer_ones() {
+        let event = messages::NormalizedEvent {
+            project_id: 4,
+            event_id: Uuid::new_v4(),
+            received_ms: 1_700_000_000_000,
+            title: "E: v".into(),
+            exceptions: vec![shrike_protocol::event::Exception {
+                ty: Some("E".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let current = messages::normalized_message(event.clone(), A, "app");
+        let decoded = decode(&messages::encode(&current)).expect("version 2");
+        assert_eq!(
+            (decoded.key.project_id, decoded.key.event_id),
+            (4, event.event_id)
+        );
+        assert_eq!(decoded.key.received_ms, event.received_ms);
+        assert_eq!(
+            (decoded.hash.as_str(), decoded.variant.as_str()),
+            (A, "app")
+        );
+        assert_eq!(decoded.fields, messages::event_fields(event.clone()));
+
+        // Version 1: the event as JSON; without a hash the grouper fingerprints it.
+        let mut meta = messages::meta(4, event.event_id, event.received_ms);
+        meta.version = 1;
+        let old = pb::NormalizedEvent {
+            meta: Some(meta.clone()),
+            event_json: serde_json::to_vec(&event).expect("json"),
+            ..Default::default()
+        };
+        let decoded = decode(&messages::encode(&old)).expect("version 1");
+        assert_eq!(decoded.hash, fingerprint(&event).hash);
+        assert_eq!(decoded.fields.exception_type, "E");
+
+        meta.version = messages::VERSION + 1;
+        let newer = pb::NormalizedEvent {
+            meta: Some(meta),
+            ..current
+        };
+        assert!(matches!(
+            decode(&messages::encode(&newer)),
+            Err(messages::DecodeError::Version(_))
+        ));
+    }
+
+    #[test]
     fn a_merged_hash_opens_no_issue_and_reopens_its_target_once() {
         let target = issue_id_for_hash(A);
         let mut lookups = Lookups::default();
         lookups.targets.insert((1, B.to_owned()), target);
         lookups.states.insert((1, target), resolved(target, 1_000));
-        let batch = [pending(B, 500), pending(B, 2_000), pending(B, 3_000)];
-        let plan = plan(&batch, &lookups, &Announced::default());
+        let batch = vec![pending(B, 500), pending(B, 2_000), pending(B, 3_000)];
+        let plan = plan(batch.clone(), &lookups, &Announced::default());
         assert!(plan.issues.is_empty());
         assert_eq!(plan.events.len(), 3);
         assert_eq!(plan.statuses.len(), 1);
-        assert_eq!(plan.statuses[0].regression_event, batch[1].event.event_id);
+        assert_eq!(plan.statuses[0].regression_event, batch[1].key.event_id);
         assert_eq!(plan.outgoing.len(), 1);
         assert!(plan.announcing.regressions.contains(&(1, target, 1_000)));
         assert_eq!(
@@ -476,17 +543,17 @@ mod tests {
         let issue = issue_id_for_hash(A);
         let event = pending(A, 2_000);
         let mut state = resolved(issue, 1_000);
-        state.row = state.regression(event.event.event_id);
+        state.row = state.regression(event.key.event_id);
         let mut lookups = Lookups::default();
         lookups.states.insert((1, issue), state);
         let mut announced = Announced::default();
         announced.new.insert((1, issue));
-        let lost = plan(std::slice::from_ref(&event), &lookups, &announced);
+        let lost = plan(vec![event.clone()], &lookups, &announced);
         assert_eq!((lost.outgoing.len(), lost.statuses.len()), (1, 0));
         announced.extend(lost.announcing);
-        let again = plan(std::slice::from_ref(&event), &lookups, &announced);
+        let again = plan(vec![event], &lookups, &announced);
         assert!(again.outgoing.is_empty());
-        let other = plan(&[pending(A, 3_000)], &lookups, &announced);
+        let other = plan(vec![pending(A, 3_000)], &lookups, &announced);
         assert!(other.outgoing.is_empty() && other.statuses.is_empty());
     }
 }

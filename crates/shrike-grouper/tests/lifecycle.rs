@@ -67,7 +67,7 @@ fn event(hash: &str, release: &str) -> NormalizedEvent {
 
 /// Sends an event (again, when it was sent before: a redelivery) and waits until it is committed.
 async fn deliver(bus: &MemoryBus, event: &NormalizedEvent, hash: &str) {
-    let message = messages::normalized_message(event, hash, "app");
+    let message = messages::normalized_message(event.clone(), hash, "app");
     bus.send(
         Topic::NormalizedEvents,
         &messages::issue_key(1, hash),

@@ -116,13 +116,8 @@ fn stages(c: &mut Criterion) {
     group.bench_function("grouper-decode-to-row", |b| {
         b.iter(|| {
             i = (i + 1) % normalized.len();
-            let message = messages::decode::<pb::NormalizedEvent>(&normalized[i]).expect("decodes");
-            let event = messages::read_normalized(&message).expect("reads");
-            let row = shrike_grouper::rows::event_row(
-                &event,
-                &message.primary_hash,
-                &message.grouping_variant,
-            );
+            let p = shrike_grouper::service::decode(&normalized[i]).expect("decodes");
+            let row = shrike_grouper::rows::event_row(p.key, p.fields, &p.hash, &p.variant);
             black_box(row.frame_functions.len())
         })
     });

@@ -30,7 +30,7 @@ pub fn process(
     let event = Event::parse(&raw.payload).map_err(|e| e.to_string())?;
     let grouped = shrike_grouping::group(&event, grouping.get(meta.project_id));
     let normalized = normalize(meta.project_id, event_id, meta.received_ms, event);
-    let message = messages::normalized_message(&normalized, grouped.hash(), grouped.primary().name);
+    let message = messages::normalized_message(normalized, grouped.hash(), grouped.primary().name);
     Ok((
         messages::issue_key(meta.project_id, grouped.hash()),
         messages::encode(&message),
@@ -171,8 +171,9 @@ mod tests {
 
         let record = recv(&mut normalized).await;
         let message: pb::NormalizedEvent = messages::decode(&record.payload).expect("decodes");
-        let event = messages::read_normalized(&message).expect("body");
-        assert_eq!((event.project_id, event.title.as_str()), (7, "E: v"));
+        let project = message.meta.as_ref().expect("meta").project_id;
+        let fields = message.fields.as_ref().expect("fields");
+        assert_eq!((project, fields.title.as_str()), (7, "E: v"));
         assert_eq!(record.key, messages::issue_key(7, &message.primary_hash));
         assert_eq!(
             message.primary_hash,

@@ -2,9 +2,12 @@
 //! committed offsets.
 //!
 //! Records stay in memory until every group subscribed to the topic has committed past them. A
-//! topic holds at most `capacity` records: with subscribers, `send` then fails with
-//! [`BusError::QueueFull`] (back-pressure); without any, the oldest record is dropped (retention),
-//! as Kafka would eventually delete records nobody reads. A consumer dropped without committing
+//! topic holds at most `capacity` records and `max_bytes` bytes of keys and payloads (a single
+//! record larger than that is still taken when the topic is empty): with subscribers, `send` then
+//! fails with [`BusError::QueueFull`] (back-pressure); without any, the oldest record is dropped
+//! (retention), as Kafka would eventually delete records nobody reads. A bus built
+//! [`with_send_wait`](MemoryBus::with_send_wait) first waits that long for consumers to make room,
+//! like a Kafka producer whose queue is full. A consumer dropped without committing
 //! leaves its records to the next consumer of its group, like a Kafka consumer that crashed; a new
 //! member of a group takes the partition over from the previous one (one partition, one owner).
 //! This bus does not survive a process restart.
@@ -28,6 +31,8 @@ struct Log {
     /// Offset of `records[0]`.
     base: i64,
     records: VecDeque<Record>,
+    /// Bytes of keys and payloads in `records`.
+    bytes: usize,
     groups: HashMap<String, Group>,
     generations: u64,
 }
@@ -42,13 +47,21 @@ impl Log {
         let Some(low) = self.groups.values().map(|g| g.committed).min() else {
             return;
         };
-        while self.base < low && self.records.pop_front().is_some() {
-            self.base += 1;
-        }
+        while self.base < low && self.pop_oldest() {}
+    }
+
+    fn pop_oldest(&mut self) -> bool {
+        let Some(record) = self.records.pop_front() else {
+            return false;
+        };
+        self.base += 1;
+        self.bytes -= record.key.len() + record.payload.len();
+        true
     }
 
     fn append(&mut self, topic: Topic, key: Bytes, payload: Bytes) {
         let offset = self.end();
+        self.bytes += key.len() + payload.len();
         self.records.push_back(Record {
             topic,
             partition: 0,
@@ -62,7 +75,10 @@ impl Log {
 
 struct TopicState {
     log: Mutex<Log>,
+    /// Woken when records are appended.
     notify: Notify,
+    /// Woken when records are committed (room may have been made).
+    room: Notify,
 }
 
 /// An in-process bus. Clones share the same topics.
@@ -70,6 +86,8 @@ struct TopicState {
 pub struct MemoryBus {
     topics: Arc<HashMap<Topic, TopicState>>,
     capacity: usize,
+    max_bytes: usize,
+    send_wait: std::time::Duration,
 }
 
 fn lock(log: &Mutex<Log>) -> MutexGuard<'_, Log> {
@@ -78,7 +96,7 @@ fn lock(log: &Mutex<Log>) -> MutexGuard<'_, Log> {
 }
 
 impl MemoryBus {
-    /// A bus whose topics each hold at most `capacity` uncommitted records.
+    /// A bus whose topics each hold at most `capacity` uncommitted records (and no byte limit).
     pub fn new(capacity: usize) -> Self {
         let topics = Topic::ALL
             .iter()
@@ -88,6 +106,7 @@ impl MemoryBus {
                     TopicState {
                         log: Mutex::new(Log::default()),
                         notify: Notify::new(),
+                        room: Notify::new(),
                     },
                 )
             })
@@ -95,7 +114,21 @@ impl MemoryBus {
         MemoryBus {
             topics: Arc::new(topics),
             capacity: capacity.max(1),
+            max_bytes: usize::MAX,
+            send_wait: std::time::Duration::ZERO,
         }
+    }
+
+    /// The same bus with sends to a full topic waiting up to `wait` for room before failing.
+    pub fn with_send_wait(mut self, wait: std::time::Duration) -> Self {
+        self.send_wait = wait;
+        self
+    }
+
+    /// The same bus with topics that also hold at most `max_bytes` bytes of keys and payloads.
+    pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes.max(1);
+        self
     }
 
     fn state(&self, topic: Topic) -> &TopicState {
@@ -133,15 +166,30 @@ impl MemoryBus {
         lock(&self.state(topic).log).records.len()
     }
 
-    fn check_room(&self, log: &mut Log, topic: Topic, extra: usize) -> Result<(), BusError> {
+    /// Records held for `topic` and their bytes (committed ones are dropped on the next send).
+    pub fn held(&self, topic: Topic) -> (usize, usize) {
+        let log = lock(&self.state(topic).log);
+        (log.records.len(), log.bytes)
+    }
+
+    /// Makes room for `extra` records of `extra_bytes`, or says the topic is full.
+    fn check_room(
+        &self,
+        log: &mut Log,
+        topic: Topic,
+        extra: usize,
+        extra_bytes: usize,
+    ) -> Result<(), BusError> {
+        let full = |log: &Log| {
+            extra > 0
+                && (log.records.len() + extra > self.capacity
+                    || (!log.records.is_empty() && log.bytes + extra_bytes > self.max_bytes))
+        };
         log.trim();
         if log.groups.is_empty() {
-            while log.records.len() + extra > self.capacity && log.records.pop_front().is_some() {
-                log.base += 1;
-            }
+            while full(log) && log.pop_oldest() {}
         }
-        if log.records.len() + extra > self.capacity {
-            metrics::counter!("shrike_bus_queue_full_total", "topic" => topic.name()).increment(1);
+        if full(log) {
             return Err(BusError::QueueFull(topic.name()));
         }
         Ok(())
@@ -151,10 +199,27 @@ impl MemoryBus {
 impl Producer for MemoryBus {
     async fn send(&self, topic: Topic, key: &[u8], payload: Bytes) -> Result<(), BusError> {
         let state = self.state(topic);
-        {
-            let mut log = lock(&state.log);
-            self.check_room(&mut log, topic, 1)?;
-            log.append(topic, Bytes::copy_from_slice(key), payload);
+        let deadline = tokio::time::Instant::now() + self.send_wait;
+        loop {
+            // Registered before the check, so a commit between the check and the wait wakes it.
+            let room = state.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            let full = {
+                let mut log = lock(&state.log);
+                match self.check_room(&mut log, topic, 1, key.len() + payload.len()) {
+                    Ok(()) => {
+                        log.append(topic, Bytes::copy_from_slice(key), payload);
+                        break;
+                    }
+                    Err(full) => full,
+                }
+            };
+            if tokio::time::timeout_at(deadline, room).await.is_err() {
+                metrics::counter!("shrike_bus_queue_full_total", "topic" => topic.name())
+                    .increment(1);
+                return Err(full);
+            }
         }
         state.notify.notify_waiters();
         Ok(())
@@ -212,8 +277,10 @@ impl Consumer for MemoryConsumer {
     }
 
     fn commit(&mut self, record: &Record) -> Result<(), BusError> {
-        let mut log = lock(&self.bus.state(self.topic).log);
-        self.commit_locked(&mut log, record.offset)
+        let state = self.bus.state(self.topic);
+        self.commit_locked(&mut lock(&state.log), record.offset)?;
+        state.room.notify_waiters();
+        Ok(())
     }
 
     async fn flush(&mut self) -> Result<(), BusError> {
@@ -245,8 +312,17 @@ impl FencedConsumer for MemoryConsumer {
             .map(|t| (*t, lock(&bus.state(*t).log)))
             .collect();
         for (topic, log) in logs.iter_mut() {
-            let extra = records.iter().filter(|r| r.topic == *topic).count();
-            bus.check_room(log, *topic, extra)?;
+            let (extra, extra_bytes) = records
+                .iter()
+                .filter(|r| r.topic == *topic)
+                .fold((0, 0), |(n, b), r| {
+                    (n + 1, b + r.key.len() + r.payload.len())
+                });
+            bus.check_room(log, *topic, extra, extra_bytes)
+                .inspect_err(|_| {
+                    metrics::counter!("shrike_bus_queue_full_total", "topic" => topic.name())
+                        .increment(1);
+                })?;
         }
         let own = logs
             .iter()
@@ -272,6 +348,7 @@ impl FencedConsumer for MemoryConsumer {
         for topic in topics {
             bus.state(topic).notify.notify_waiters();
         }
+        bus.state(self.topic).room.notify_waiters();
         Ok(())
     }
 

@@ -236,6 +236,79 @@ async fn memory_bus_refuses_records_beyond_capacity() {
         .expect("room after commit");
 }
 
+#[tokio::test]
+async fn memory_bus_refuses_bytes_beyond_its_limit_but_takes_one_large_record() {
+    // 1 byte of key plus 10 of payload per record: two fit in 25 bytes, a third does not.
+    let bus = MemoryBus::new(100).with_max_bytes(25);
+    let mut c = bus.consumer(Topic::RawEvents, "g");
+    let ten = || Bytes::from_static(b"0123456789");
+    bus.send(Topic::RawEvents, b"k", ten()).await.expect("sent");
+    bus.send(Topic::RawEvents, b"k", ten()).await.expect("sent");
+    assert_eq!(bus.held(Topic::RawEvents), (2, 22));
+    assert!(matches!(
+        bus.send(Topic::RawEvents, b"k", ten()).await,
+        Err(shrike_bus::BusError::QueueFull(_))
+    ));
+    for _ in 0..2 {
+        let r = recv(&mut c).await;
+        c.commit(&r).expect("commit");
+    }
+    // Empty again: a record larger than the limit is taken rather than refused forever, and its
+    // consumer can still commit it.
+    let big = Bytes::from(vec![b'x'; 100]);
+    bus.send(Topic::RawEvents, b"k", big)
+        .await
+        .expect("large record");
+    assert_eq!(bus.held(Topic::RawEvents), (1, 101));
+    assert!(bus.send(Topic::RawEvents, b"k", ten()).await.is_err());
+    let r = recv(&mut c).await;
+    assert_eq!(r.payload.len(), 100);
+    c.commit(&r).expect("commit");
+    bus.send(Topic::RawEvents, b"k", ten())
+        .await
+        .expect("room after commit");
+    assert_eq!(bus.held(Topic::RawEvents), (1, 11));
+}
+
+#[tokio::test]
+async fn a_send_to_a_full_memory_topic_waits_for_a_commit() {
+    let bus = MemoryBus::new(1).with_send_wait(Duration::from_secs(5));
+    let mut c = bus.consumer(Topic::RawEvents, "g");
+    bus.send(Topic::RawEvents, b"k", Bytes::from_static(b"1"))
+        .await
+        .expect("sent");
+    let sender = {
+        let bus = bus.clone();
+        tokio::spawn(async move {
+            bus.send(Topic::RawEvents, b"k", Bytes::from_static(b"2"))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!sender.is_finished(), "the second send waits for room");
+    let first = recv(&mut c).await;
+    c.commit(&first).expect("commit");
+    sender
+        .await
+        .expect("joins")
+        .expect("sent once room was made");
+    assert_eq!(recv(&mut c).await.payload, Bytes::from_static(b"2"));
+
+    // Nobody commits: the wait ends in QueueFull.
+    let short = MemoryBus::new(1).with_send_wait(Duration::from_millis(50));
+    let _c = short.consumer(Topic::RawEvents, "g");
+    short
+        .send(Topic::RawEvents, b"k", Bytes::from_static(b"1"))
+        .await
+        .expect("sent");
+    assert!(matches!(
+        short
+            .send(Topic::RawEvents, b"k", Bytes::from_static(b"2"))
+            .await,
+        Err(shrike_bus::BusError::QueueFull(_))
+    ));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn kafka_producer_reports_an_unavailable_broker() {
     let h = kafka();

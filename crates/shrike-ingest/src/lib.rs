@@ -24,6 +24,9 @@ use std::time::Duration;
 pub struct IngestConfig {
     /// Largest request body before decompression, bytes.
     pub max_body_bytes: usize,
+    /// Requests handled at once; further ones wait (on their connection, before their body is
+    /// read) for one to finish. Bounds ingest's memory when clients outpace it.
+    pub max_concurrent_requests: usize,
     /// Largest decompressed envelope or store body, bytes.
     pub max_decompressed_bytes: usize,
     /// Largest single event payload, bytes (Relay's default: 1 MiB).
@@ -42,6 +45,7 @@ impl Default for IngestConfig {
     fn default() -> Self {
         IngestConfig {
             max_body_bytes: 20 * 1024 * 1024,
+            max_concurrent_requests: 512,
             max_decompressed_bytes: 100 * 1024 * 1024,
             max_event_bytes: 1024 * 1024,
             max_check_in_bytes: 100 * 1024,

@@ -193,6 +193,7 @@ fn add_rate_limit_headers(response: &mut Response, limits: &[Limited]) {
 /// The ingest routes.
 pub fn router<P: Producer>(state: IngestState<P>) -> Router {
     let limit = state.config.max_body_bytes;
+    let concurrency = state.config.max_concurrent_requests.max(1);
     let state = Arc::new(state);
     // Browser SDKs send cross-origin requests; Relay allows any origin on these endpoints.
     let cors = CorsLayer::new()
@@ -233,6 +234,8 @@ pub fn router<P: Producer>(state: IngestState<P>) -> Router {
         )
         .layer(DefaultBodyLimit::max(limit))
         .layer(cors)
+        // One limit shared by every route (a per-route limit would multiply it).
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(concurrency))
         .with_state(state)
 }
 

@@ -26,6 +26,15 @@ async fn start(capacity: usize) -> Env {
 }
 
 async fn start_with(capacity: usize, quotas: Vec<Quota>) -> Env {
+    let config = IngestConfig {
+        max_event_bytes: 1000,
+        quotas,
+        ..IngestConfig::default()
+    };
+    start_custom(MemoryBus::new(capacity), config).await
+}
+
+async fn start_custom(bus: MemoryBus, config: IngestConfig) -> Env {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = LocalClickHouse::start(dir.path(), 0, 0)
         .await
@@ -36,12 +45,6 @@ async fn start_with(capacity: usize, quotas: Vec<Quota>) -> Env {
     store.create_project("two").await.expect("project");
     let keys = KeyCache::new(store.clone());
     keys.refresh().await.expect("keys");
-    let bus = MemoryBus::new(capacity);
-    let config = IngestConfig {
-        max_event_bytes: 1000,
-        quotas,
-        ..IngestConfig::default()
-    };
     let outcomes = Outcomes::default();
     let app = shrike_ingest::router(IngestState::new(
         bus.clone(),
@@ -420,6 +423,37 @@ async fn a_full_bus_answers_503_with_retry_after() {
         response.to_ascii_lowercase().contains("retry-after: 1"),
         "{response}"
     );
+}
+
+#[tokio::test]
+async fn requests_beyond_the_concurrency_limit_wait_for_a_turn() {
+    // One request at a time; a full topic makes the handler wait for room.
+    let bus = MemoryBus::new(1).with_send_wait(Duration::from_secs(30));
+    let config = IngestConfig {
+        max_concurrent_requests: 1,
+        ..IngestConfig::default()
+    };
+    let env = start_custom(bus, config).await;
+    let mut consumer = env.bus.consumer(Topic::RawEvents, "slow");
+    env.bus
+        .send(Topic::RawEvents, b"k", Bytes::from_static(b"x"))
+        .await
+        .expect("fills the topic");
+    let (port, key) = (env.port, env.key.clone());
+    let sent = key.clone();
+    let waiting =
+        tokio::spawn(async move { post(port, "/api/1/envelope/", auth(&sent), envelope()).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A bad project id is answered at once without touching the bus, but only in its turn.
+    let queued =
+        tokio::spawn(async move { post(port, "/api/x/envelope/", auth(&key), envelope()).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished() && !queued.is_finished());
+
+    let first = consumer.recv().await.expect("record");
+    consumer.commit(&first).expect("commit");
+    assert_eq!(waiting.await.expect("joins").0, 200);
+    assert_eq!(queued.await.expect("joins").0, 400);
 }
 
 #[tokio::test]

@@ -99,6 +99,8 @@ pub struct IngestSection {
     pub public_url: String,
     /// Largest request body, bytes.
     pub max_body_bytes: usize,
+    /// Requests handled at once; more wait for a turn.
+    pub max_concurrent_requests: usize,
     /// Largest decompressed body, bytes.
     pub max_decompressed_bytes: usize,
     /// Largest event, bytes.
@@ -120,6 +122,7 @@ impl Default for IngestSection {
             listen: "127.0.0.1:8300".into(),
             public_url: String::new(),
             max_body_bytes: defaults.max_body_bytes,
+            max_concurrent_requests: defaults.max_concurrent_requests,
             max_decompressed_bytes: defaults.max_decompressed_bytes,
             max_event_bytes: defaults.max_event_bytes,
             max_check_in_bytes: defaults.max_check_in_bytes,
@@ -136,12 +139,20 @@ impl Default for IngestSection {
 pub struct BusSection {
     /// Most uncommitted records per topic in the in-memory bus; beyond it ingest answers 503.
     pub memory_capacity: usize,
+    /// Most bytes of uncommitted records per topic in the in-memory bus, MiB; beyond it ingest
+    /// answers 503.
+    pub memory_max_mib: usize,
+    /// How long a send to a full topic of the in-memory bus waits for room before ingest answers
+    /// 503, milliseconds.
+    pub memory_send_wait_ms: u64,
 }
 
 impl Default for BusSection {
     fn default() -> Self {
         BusSection {
             memory_capacity: 20_000,
+            memory_max_mib: 32,
+            memory_send_wait_ms: 1000,
         }
     }
 }
@@ -279,6 +290,9 @@ impl Config {
         if self.bus.memory_capacity == 0 {
             bail!("bus.memory_capacity must be at least 1");
         }
+        if self.bus.memory_max_mib == 0 {
+            bail!("bus.memory_max_mib must be at least 1");
+        }
         if self.default_project.trim().is_empty() {
             bail!("default_project must not be empty");
         }
@@ -338,6 +352,7 @@ impl Config {
     pub fn ingest(&self) -> shrike_ingest::IngestConfig {
         shrike_ingest::IngestConfig {
             max_body_bytes: self.ingest.max_body_bytes,
+            max_concurrent_requests: self.ingest.max_concurrent_requests,
             max_decompressed_bytes: self.ingest.max_decompressed_bytes,
             max_event_bytes: self.ingest.max_event_bytes,
             max_check_in_bytes: self.ingest.max_check_in_bytes,

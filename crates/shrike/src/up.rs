@@ -82,7 +82,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let metrics = services::metrics()?;
 
-    let bus = MemoryBus::new(config.bus.memory_capacity);
+    let bus = MemoryBus::new(config.bus.memory_capacity)
+        .with_max_bytes(config.bus.memory_max_mib.saturating_mul(1 << 20))
+        .with_send_wait(Duration::from_millis(config.bus.memory_send_wait_ms));
     let shutdown = CancellationToken::new();
     // Subscribe before ingest opens, so no record is produced to a topic without its group.
     let raw_consumer = bus.consumer(Topic::RawEvents, shrike_normalizer::service::GROUP);
@@ -122,6 +124,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let attachments =
         spawn_writer::<Attachments>(&bus, Topic::Attachments, &store, wait, &shutdown);
     let alerter = alerter.map(|a| tokio::spawn(a.run(shutdown.clone())));
+    tokio::spawn(report_held(bus.clone(), shutdown.clone()));
 
     let stop_http = CancellationToken::new();
     let server = services::serve_ingest(
@@ -186,17 +189,36 @@ fn spawn_writer<W: TableWriter>(
     ))
 }
 
+/// The topics the pipeline consumes.
+const PIPELINE: [Topic; 5] = [
+    Topic::RawEvents,
+    Topic::NormalizedEvents,
+    Topic::CheckIns,
+    Topic::Outcomes,
+    Topic::Attachments,
+];
+
+/// Publishes what the in-memory bus holds per topic, every second, as the gauges
+/// `shrike_bus_held_records` and `shrike_bus_held_bytes`.
+async fn report_held(bus: MemoryBus, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    while !shutdown.is_cancelled() {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        for topic in PIPELINE {
+            let (records, bytes) = bus.held(topic);
+            metrics::gauge!("shrike_bus_held_records", "topic" => topic.name()).set(records as f64);
+            metrics::gauge!("shrike_bus_held_bytes", "topic" => topic.name()).set(bytes as f64);
+        }
+    }
+}
+
 async fn drain(bus: &MemoryBus, limit: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + limit;
     while tokio::time::Instant::now() < deadline {
-        let pipeline = [
-            Topic::RawEvents,
-            Topic::NormalizedEvents,
-            Topic::CheckIns,
-            Topic::Outcomes,
-            Topic::Attachments,
-        ];
-        if pipeline.iter().all(|t| bus.lag(*t) == 0) {
+        if PIPELINE.iter().all(|t| bus.lag(*t) == 0) {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

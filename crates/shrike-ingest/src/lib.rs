@@ -8,11 +8,13 @@
 
 mod body;
 mod keys;
+pub mod listener;
 pub mod outcomes;
 pub mod quotas;
 mod routes;
 
 pub use keys::KeyCache;
+pub use listener::LimitedListener;
 pub use outcomes::Outcomes;
 pub use quotas::{Quota, RateLimiter};
 pub use routes::{IngestError, IngestState, router};
@@ -27,6 +29,10 @@ pub struct IngestConfig {
     /// Requests handled at once; further ones wait (on their connection, before their body is
     /// read) for one to finish. Bounds ingest's memory when clients outpace it.
     pub max_concurrent_requests: usize,
+    /// Connections open at once; further clients wait to be accepted (see [`LimitedListener`]).
+    pub max_connections: usize,
+    /// A connection without traffic for this long is closed.
+    pub idle_timeout: Duration,
     /// Largest decompressed envelope or store body, bytes.
     pub max_decompressed_bytes: usize,
     /// Largest single event payload, bytes (Relay's default: 1 MiB).
@@ -46,6 +52,8 @@ impl Default for IngestConfig {
         IngestConfig {
             max_body_bytes: 20 * 1024 * 1024,
             max_concurrent_requests: 512,
+            max_connections: 1024,
+            idle_timeout: Duration::from_secs(60),
             max_decompressed_bytes: 100 * 1024 * 1024,
             max_event_bytes: 1024 * 1024,
             max_check_in_bytes: 100 * 1024,

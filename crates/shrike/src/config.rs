@@ -101,6 +101,10 @@ pub struct IngestSection {
     pub max_body_bytes: usize,
     /// Requests handled at once; more wait for a turn.
     pub max_concurrent_requests: usize,
+    /// Connections open at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// Seconds without traffic after which a connection is closed.
+    pub idle_timeout_secs: u64,
     /// Largest decompressed body, bytes.
     pub max_decompressed_bytes: usize,
     /// Largest event, bytes.
@@ -123,6 +127,8 @@ impl Default for IngestSection {
             public_url: String::new(),
             max_body_bytes: defaults.max_body_bytes,
             max_concurrent_requests: defaults.max_concurrent_requests,
+            max_connections: defaults.max_connections,
+            idle_timeout_secs: defaults.idle_timeout.as_secs(),
             max_decompressed_bytes: defaults.max_decompressed_bytes,
             max_event_bytes: defaults.max_event_bytes,
             max_check_in_bytes: defaults.max_check_in_bytes,
@@ -353,6 +359,8 @@ impl Config {
         shrike_ingest::IngestConfig {
             max_body_bytes: self.ingest.max_body_bytes,
             max_concurrent_requests: self.ingest.max_concurrent_requests,
+            max_connections: self.ingest.max_connections,
+            idle_timeout: std::time::Duration::from_secs(self.ingest.idle_timeout_secs.max(1)),
             max_decompressed_bytes: self.ingest.max_decompressed_bytes,
             max_event_bytes: self.ingest.max_event_bytes,
             max_check_in_bytes: self.ingest.max_check_in_bytes,

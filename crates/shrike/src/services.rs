@@ -51,11 +51,14 @@ pub async fn serve_ingest<P: Producer>(
     // Outcomes are flushed every second until ingest stops, then once more.
     let outcomes = Outcomes::default();
     let flusher = outcomes.spawn_flusher(producer.clone(), Duration::from_secs(1), stop.clone());
-    let state = IngestState::new(producer, keys, config.ingest(), outcomes);
-    let app = shrike_ingest::router(state).merge(crate::http::router(Some(store), metrics));
+    let ingest = config.ingest();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
+    let listener =
+        shrike_ingest::LimitedListener::new(listener, ingest.max_connections, ingest.idle_timeout);
+    let state = IngestState::new(producer, keys, ingest, outcomes);
+    let app = shrike_ingest::router(state).merge(crate::http::router(Some(store), metrics));
     tracing::info!(%listen, "ingest listening");
     Ok(tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app)

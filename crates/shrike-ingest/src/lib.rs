@@ -8,16 +8,16 @@
 
 mod body;
 mod keys;
-pub mod listener;
 pub mod outcomes;
 pub mod quotas;
 mod routes;
+pub mod server;
 
 pub use keys::KeyCache;
-pub use listener::LimitedListener;
 pub use outcomes::Outcomes;
 pub use quotas::{Quota, RateLimiter};
 pub use routes::{IngestError, IngestState, router};
+pub use server::{LimitedListener, serve};
 
 use std::time::Duration;
 

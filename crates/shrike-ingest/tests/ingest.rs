@@ -56,7 +56,12 @@ async fn start_custom(bus: MemoryBus, config: IngestConfig) -> Env {
         .await
         .expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let listener = shrike_ingest::LimitedListener::new(listener, 64, Duration::from_secs(60));
+    tokio::spawn(shrike_ingest::serve(
+        listener,
+        app,
+        tokio_util::sync::CancellationToken::new(),
+    ));
     Env {
         outcomes,
         keys,

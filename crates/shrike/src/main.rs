@@ -19,7 +19,9 @@ use services::Service;
 use shrike_store::{IssueFilter, StatusChange, Store};
 
 // mimalloc: grouping and parsing allocate many small strings per event, which glibc's malloc
-// makes a third of the CPU time (measured in BENCHMARKS.md).
+// makes a third of the CPU time (measured in BENCHMARKS.md). The `system-allocator` feature
+// leaves it out, so that heap profilers such as heaptrack see every allocation.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -61,12 +61,7 @@ pub async fn serve_ingest<P: Producer>(
     let app = shrike_ingest::router(state).merge(crate::http::router(Some(store), metrics));
     tracing::info!(%listen, "ingest listening");
     Ok(tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-        {
-            tracing::error!(%error, "ingest server failed");
-        }
+        shrike_ingest::serve(listener, app, stop).await;
         refresher.abort();
         let _ = flusher.await;
     }))

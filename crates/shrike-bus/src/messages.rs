@@ -201,6 +201,20 @@ pub fn event_fields(event: NormalizedEvent) -> pb::EventFields {
     fields
 }
 
+/// The fields of `fields` that describe an issue.
+pub fn event_summary(fields: &pb::EventFields) -> pb::EventSummary {
+    pb::EventSummary {
+        platform: fields.platform.clone(),
+        level: fields.level.clone(),
+        release: fields.release.clone(),
+        message: fields.message.clone(),
+        title: fields.title.clone(),
+        culprit: fields.culprit.clone(),
+        exception_type: fields.exception_type.clone(),
+        exception_value: fields.exception_value.clone(),
+    }
+}
+
 /// Reads the event JSON out of a version 1 [`pb::NormalizedEvent`].
 pub fn read_normalized(message: &pb::NormalizedEvent) -> Result<NormalizedEvent, DecodeError> {
     check_meta(message.meta.as_ref())?;

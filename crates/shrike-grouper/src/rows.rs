@@ -64,7 +64,7 @@ pub fn event_row(
 /// Builds the `issues` row describing the issue the event of `project_id` opened.
 pub fn issue_row(
     project_id: u64,
-    fields: &pb::EventFields,
+    fields: &pb::EventSummary,
     primary_hash: &str,
     version: u64,
 ) -> IssueRow {
@@ -127,7 +127,7 @@ mod tests {
             received_ms: 1_700_000_001_000,
         };
         let fields = messages::event_fields(event.clone());
-        let issue = issue_row(3, &fields, &fp.hash, 7);
+        let issue = issue_row(3, &messages::event_summary(&fields), &fp.hash, 7);
         let row = event_row(key, fields, &fp.hash, "app");
         assert_eq!(row.grouping_variant, "app");
         assert_eq!(
@@ -151,7 +151,8 @@ mod tests {
             message: "disk full".into(),
             ..Default::default()
         };
-        let issue = issue_row(3, &messages::event_fields(message), &fp.hash, 7);
+        let summary = messages::event_summary(&messages::event_fields(message));
+        let issue = issue_row(3, &summary, &fp.hash, 7);
         assert_eq!((issue.ty.as_str(), issue.value.as_str()), ("", "disk full"));
     }
 }

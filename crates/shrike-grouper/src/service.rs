@@ -21,6 +21,7 @@
 
 use crate::fingerprint::{fingerprint, issue_id_for_hash};
 use crate::rows::{EventKey, event_row, issue_row};
+use bytes::Bytes;
 use shrike_bus::messages::{self, pb};
 use shrike_bus::{BusError, FencedConsumer, Outgoing, Record, Topic};
 use shrike_store::{EventRow, IssueRow, IssueState, IssueStatusRow, Store, StoreError, now_ms};
@@ -81,9 +82,26 @@ impl Announced {
     }
 }
 
-/// A decoded event waiting for its batch to close.
+/// An event waiting for its batch to close: what decides about its issue. Its `events` row is
+/// decoded again from the record when the batch is written, so that a batch holds each event once,
+/// as the bytes of its record, rather than also decoded (4–5 KB per 5 KB event).
 #[derive(Debug, Clone)]
 pub struct Pending {
+    /// Which event.
+    pub key: EventKey,
+    /// What describes its issue.
+    pub summary: pb::EventSummary,
+    /// Its grouping hash.
+    pub hash: String,
+    /// The message header, copied into activity.
+    pub meta: pb::Meta,
+    /// The record's payload.
+    pub payload: Bytes,
+}
+
+/// A fully decoded normalized event.
+#[derive(Debug, Clone)]
+pub struct Decoded {
     /// Which event.
     pub key: EventKey,
     /// What is stored about it.
@@ -92,8 +110,6 @@ pub struct Pending {
     pub hash: String,
     /// The grouping variant that produced the hash.
     pub variant: String,
-    /// The message header, copied into activity.
-    pub meta: pb::Meta,
 }
 
 /// What the store said about a batch's hashes and issues.
@@ -108,8 +124,6 @@ pub struct Lookups {
 /// What a closed batch writes and announces.
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
-    /// Rows for `events`.
-    pub events: Vec<EventRow>,
     /// Rows for `issues` (issues opened by this batch).
     pub issues: Vec<IssueRow>,
     /// Rows for `issue_status` (regressions).
@@ -122,11 +136,11 @@ pub struct Plan {
 
 /// Decides what a batch writes and announces, given what was announced before and the store's
 /// lookups. Pure.
-pub fn plan(pending: Vec<Pending>, lookups: &Lookups, announced: &Announced) -> Plan {
+pub fn plan(pending: &[Pending], lookups: &Lookups, announced: &Announced) -> Plan {
     let mut plan = Plan::default();
     let mut states = lookups.states.clone();
     for p in pending {
-        let event = &p.fields;
+        let event = &p.summary;
         let project = p.key.project_id;
         let own = issue_id_for_hash(&p.hash);
         let issue = lookups
@@ -181,8 +195,6 @@ pub fn plan(pending: Vec<Pending>, lookups: &Lookups, announced: &Announced) -> 
                 plan.announcing.regressions.insert(triple);
             }
         }
-        plan.events
-            .push(event_row(p.key, p.fields, &p.hash, &p.variant));
     }
     plan
 }
@@ -267,7 +279,7 @@ fn add(batch: &mut Batch, record: Record, config: &GrouperConfig) {
     batch
         .deadline
         .get_or_insert_with(|| Instant::now() + config.batch_wait);
-    match decode(&record.payload) {
+    match pending(&record.payload) {
         Ok(pending) => batch.pending.push(pending),
         Err(error) => {
             tracing::warn!(partition = record.partition, offset = record.offset, %error, "dead-lettering normalized event");
@@ -280,10 +292,10 @@ fn add(batch: &mut Batch, record: Record, config: &GrouperConfig) {
     batch.records.push(record);
 }
 
-/// Decodes a normalized-event record. Version 2 messages carry the stored fields; version 1 ones
-/// carry the event as JSON, and the oldest of those no hash (the grouper fingerprints them).
-pub fn decode(payload: &[u8]) -> Result<Pending, messages::DecodeError> {
-    let mut message = messages::decode::<pb::NormalizedEvent>(payload)?;
+/// Decodes what a batch keeps of a normalized-event record: its header and summary, skipping
+/// frames and tags.
+pub fn pending(payload: &Bytes) -> Result<Pending, messages::DecodeError> {
+    let mut message = messages::decode::<pb::NormalizedEventSummary>(payload)?;
     let (meta, event_id) = messages::check_meta(message.meta.as_ref())?;
     let key = EventKey {
         project_id: meta.project_id,
@@ -291,6 +303,33 @@ pub fn decode(payload: &[u8]) -> Result<Pending, messages::DecodeError> {
         received_ms: meta.received_ms,
     };
     let meta = meta.clone();
+    let (summary, hash) = match message.fields.take() {
+        Some(summary) => (summary, message.primary_hash),
+        None => {
+            // Version 1: the summary is in the JSON, and maybe the hash is not.
+            let full = decode(payload)?;
+            (messages::event_summary(&full.fields), full.hash)
+        }
+    };
+    Ok(Pending {
+        key,
+        summary,
+        hash,
+        meta,
+        payload: payload.clone(),
+    })
+}
+
+/// Decodes a normalized-event record. Version 2 messages carry the stored fields; version 1 ones
+/// carry the event as JSON, and the oldest of those no hash (the grouper fingerprints them).
+pub fn decode(payload: &[u8]) -> Result<Decoded, messages::DecodeError> {
+    let mut message = messages::decode::<pb::NormalizedEvent>(payload)?;
+    let (meta, event_id) = messages::check_meta(message.meta.as_ref())?;
+    let key = EventKey {
+        project_id: meta.project_id,
+        event_id,
+        received_ms: meta.received_ms,
+    };
     let fields = match message.fields.take() {
         Some(fields) => fields,
         None => {
@@ -301,12 +340,23 @@ pub fn decode(payload: &[u8]) -> Result<Pending, messages::DecodeError> {
             messages::event_fields(event)
         }
     };
-    Ok(Pending {
+    Ok(Decoded {
         key,
         fields,
         hash: message.primary_hash,
         variant: message.grouping_variant,
-        meta,
+    })
+}
+
+/// The `events` rows of a batch, decoded one at a time as the insert consumes them.
+fn event_rows(pending: &[Pending]) -> impl Iterator<Item = EventRow> + Send + '_ {
+    pending.iter().filter_map(|p| match decode(&p.payload) {
+        Ok(d) => Some(event_row(d.key, d.fields, &d.hash, &d.variant)),
+        Err(error) => {
+            // It decoded when it was batched, and decoding is deterministic.
+            tracing::error!(%error, event_id = %p.key.event_id, "batched event no longer decodes");
+            None
+        }
     })
 }
 
@@ -349,12 +399,12 @@ async fn flush<C: FencedConsumer>(
     let Some(lookups) = retry("lookup", shutdown, || lookup(store, &taken.pending)).await else {
         return Ok(()); // shutting down with ClickHouse unreachable: leave it uncommitted
     };
-    let plan = plan(taken.pending, &lookups, announced);
+    let plan = plan(&taken.pending, &lookups, announced);
     let written = retry("insert", shutdown, || async {
         // Regressions first: once an event is visible, so is the status it caused.
         store.insert_issue_statuses(&plan.statuses).await?;
         store.upsert_issues(&plan.issues).await?;
-        store.insert_events(&plan.events).await
+        store.insert_events(event_rows(&taken.pending)).await
     })
     .await;
     if written.is_none() {
@@ -365,7 +415,7 @@ async fn flush<C: FencedConsumer>(
     match consumer.produce_and_commit(outgoing, &taken.records).await {
         Ok(()) => {
             announced.extend(plan.announcing);
-            metrics::counter!("shrike_grouper_events_total").increment(plan.events.len() as u64);
+            metrics::counter!("shrike_grouper_events_total").increment(taken.pending.len() as u64);
             metrics::counter!("shrike_grouper_regressions_total")
                 .increment(plan.statuses.len() as u64);
             Ok(())
@@ -442,17 +492,17 @@ mod tests {
     const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
-    fn pending(hash: &str, received_ms: i64) -> Pending {
+    fn waiting(hash: &str, received_ms: i64) -> Pending {
         Pending {
             key: EventKey {
                 project_id: 1,
                 event_id: Uuid::new_v4(),
                 received_ms,
             },
-            fields: pb::EventFields::default(),
+            summary: pb::EventSummary::default(),
             hash: hash.into(),
-            variant: "app".into(),
             meta: pb::Meta::default(),
+            payload: Bytes::new(),
         }
     }
 
@@ -494,6 +544,19 @@ mod tests {
             (A, "app")
         );
         assert_eq!(decoded.fields, messages::event_fields(event.clone()));
+        // What a batch keeps: the header and the summary, and the payload to decode the row from.
+        let payload = messages::encode(&current);
+        let kept = pending(&payload).expect("summary");
+        assert_eq!((kept.key, kept.hash.as_str()), (decoded.key, A));
+        assert_eq!(kept.summary, messages::event_summary(&decoded.fields));
+        assert_eq!(
+            (
+                kept.summary.title.as_str(),
+                kept.summary.exception_type.as_str()
+            ),
+            ("E: v", "E")
+        );
+        assert_eq!(kept.payload, payload);
 
         // Version 1: the event as JSON; without a hash the grouper fingerprints it.
         let mut meta = messages::meta(4, event.event_id, event.received_ms);
@@ -506,6 +569,9 @@ mod tests {
         let decoded = decode(&messages::encode(&old)).expect("version 1");
         assert_eq!(decoded.hash, fingerprint(&event).hash);
         assert_eq!(decoded.fields.exception_type, "E");
+        let kept = pending(&messages::encode(&old)).expect("version 1 summary");
+        assert_eq!(kept.hash, decoded.hash);
+        assert_eq!(kept.summary.title, "E: v");
 
         meta.version = messages::VERSION + 1;
         let newer = pb::NormalizedEvent {
@@ -524,10 +590,9 @@ mod tests {
         let mut lookups = Lookups::default();
         lookups.targets.insert((1, B.to_owned()), target);
         lookups.states.insert((1, target), resolved(target, 1_000));
-        let batch = vec![pending(B, 500), pending(B, 2_000), pending(B, 3_000)];
-        let plan = plan(batch.clone(), &lookups, &Announced::default());
+        let batch = vec![waiting(B, 500), waiting(B, 2_000), waiting(B, 3_000)];
+        let plan = plan(&batch, &lookups, &Announced::default());
         assert!(plan.issues.is_empty());
-        assert_eq!(plan.events.len(), 3);
         assert_eq!(plan.statuses.len(), 1);
         assert_eq!(plan.statuses[0].regression_event, batch[1].key.event_id);
         assert_eq!(plan.outgoing.len(), 1);
@@ -541,19 +606,19 @@ mod tests {
     #[test]
     fn an_announced_regression_is_not_announced_again_but_a_lost_one_is() {
         let issue = issue_id_for_hash(A);
-        let event = pending(A, 2_000);
+        let event = waiting(A, 2_000);
         let mut state = resolved(issue, 1_000);
         state.row = state.regression(event.key.event_id);
         let mut lookups = Lookups::default();
         lookups.states.insert((1, issue), state);
         let mut announced = Announced::default();
         announced.new.insert((1, issue));
-        let lost = plan(vec![event.clone()], &lookups, &announced);
+        let lost = plan(std::slice::from_ref(&event), &lookups, &announced);
         assert_eq!((lost.outgoing.len(), lost.statuses.len()), (1, 0));
         announced.extend(lost.announcing);
-        let again = plan(vec![event], &lookups, &announced);
+        let again = plan(std::slice::from_ref(&event), &lookups, &announced);
         assert!(again.outgoing.is_empty());
-        let other = plan(vec![pending(A, 3_000)], &lookups, &announced);
+        let other = plan(&[waiting(A, 3_000)], &lookups, &announced);
         assert!(other.outgoing.is_empty() && other.statuses.is_empty());
     }
 }

@@ -120,12 +120,23 @@ impl Store {
     where
         T: clickhouse::RowOwned + clickhouse::RowWrite,
     {
-        if rows.is_empty() {
+        self.insert_each::<T, &T>(table, rows).await
+    }
+
+    async fn insert_each<T, R>(&self, table: &str, rows: impl IntoIterator<Item = R>) -> Result<()>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowWrite,
+        R: std::borrow::Borrow<T>,
+    {
+        let mut rows = rows.into_iter().peekable();
+        if rows.peek().is_none() {
             return Ok(());
         }
+        // Rows are serialized into the request as they come, so a caller producing them lazily
+        // never holds the whole batch decoded.
         let mut insert = self.client.insert::<T>(table).await?;
         for row in rows {
-            insert.write(row).await?;
+            insert.write(row.borrow()).await?;
         }
         Ok(insert.end().await?)
     }
@@ -326,9 +337,12 @@ impl Store {
             .collect())
     }
 
-    /// Inserts a batch of events in one request.
-    pub async fn insert_events(&self, rows: &[EventRow]) -> Result<()> {
-        self.insert_rows("events", rows).await
+    /// Inserts a batch of events in one request, serializing each row as the iterator yields it.
+    pub async fn insert_events<R>(&self, rows: impl IntoIterator<Item = R>) -> Result<()>
+    where
+        R: std::borrow::Borrow<EventRow>,
+    {
+        self.insert_each::<EventRow, R>("events", rows).await
     }
 
     /// Inserts (or refreshes) issue descriptions in one request.

@@ -1,7 +1,7 @@
 //! The per-event work of each pipeline stage, on realistic 5 KB Python events from the load-test
 //! generator (1,000 different events, cycled): parsing the envelope (ingest), normalizing and
-//! grouping a raw event into its bus message (normalizer), and decoding that message into a
-//! ClickHouse row (grouper). Run with `cargo bench -p shrike-normalizer --bench pipeline`;
+//! grouping a raw event into its bus message (normalizer), and for the grouper decoding what a
+//! batch keeps of that message (its summary) and, when the batch is written, its ClickHouse row. Run with `cargo bench -p shrike-normalizer --bench pipeline`;
 //! results are in BENCHMARKS.md.
 
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
@@ -111,6 +111,13 @@ fn stages(c: &mut Criterion) {
                     .1
                     .len(),
             )
+        })
+    });
+    group.bench_function("grouper-batch-summary", |b| {
+        b.iter(|| {
+            i = (i + 1) % normalized.len();
+            let p = shrike_grouper::service::pending(&normalized[i]).expect("decodes");
+            black_box(p.summary.title.len())
         })
     });
     group.bench_function("grouper-decode-to-row", |b| {

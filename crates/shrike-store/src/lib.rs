@@ -31,6 +31,8 @@ pub struct StoreConfig {
     pub user: String,
     /// Password.
     pub password: String,
+    /// LZ4-compress inserts and results: worth it across a network, only CPU on loopback.
+    pub compression: bool,
 }
 
 /// Errors talking to ClickHouse.
@@ -107,6 +109,11 @@ impl Store {
             .with_url(&config.url)
             .with_user(&config.user)
             .with_password(&config.password)
+            .with_compression(if config.compression {
+                clickhouse::Compression::Lz4
+            } else {
+                clickhouse::Compression::None
+            })
             .with_validation(false);
         Ok(Store {
             admin: client.clone(),

@@ -76,6 +76,7 @@ impl LocalClickHouse {
             database: database.to_owned(),
             user: "default".into(),
             password: String::new(),
+            compression: false,
         })
     }
 

@@ -97,6 +97,35 @@ async fn duplicate_events_count_once_and_issues_aggregate() {
 }
 
 #[tokio::test]
+async fn compressed_and_plain_clients_share_rows() {
+    let (_dir, server, plain) = start().await;
+    let compressed = Store::new(&shrike_store::StoreConfig {
+        url: server.url.clone(),
+        database: "shrike_test".into(),
+        user: "default".into(),
+        password: String::new(),
+        compression: true,
+    })
+    .expect("store");
+    let now = plain.server_now().await.expect("now");
+    let one = event(1, 10, Uuid::new_v4(), now);
+    let two = event(1, 10, Uuid::new_v4(), now);
+    compressed
+        .insert_events([&one])
+        .await
+        .expect("compressed insert");
+    plain.insert_events([two]).await.expect("plain insert");
+    for store in [&plain, &compressed] {
+        assert_eq!(store.count_events(1).await.expect("count"), 2);
+        let issues = store
+            .list_issues(1, &IssueFilter::default())
+            .await
+            .expect("list");
+        assert_eq!(issues[0].stats.times_seen, 2);
+    }
+}
+
+#[tokio::test]
 async fn activity_windows_and_watermarks() {
     let (_dir, _server, store) = start().await;
     store

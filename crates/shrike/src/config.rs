@@ -53,6 +53,9 @@ pub struct ClickHouseSection {
     pub local_http_port: u16,
     /// Native TCP port of the local server.
     pub local_tcp_port: u16,
+    /// LZ4 compression of inserts and results; by default on for a configured `url` and off for
+    /// the local server `shrike up` manages (loopback, where it costs CPU and saves nothing).
+    pub compression: Option<bool>,
 }
 
 impl Default for ClickHouseSection {
@@ -64,6 +67,7 @@ impl Default for ClickHouseSection {
             password: String::new(),
             local_http_port: 18123,
             local_tcp_port: 19000,
+            compression: None,
         }
     }
 }
@@ -85,6 +89,7 @@ impl ClickHouseSection {
             database: self.database.clone(),
             user: self.user.clone(),
             password: self.password.clone(),
+            compression: self.compression.unwrap_or(!self.url.is_empty()),
         })
     }
 }

@@ -63,6 +63,11 @@ pub fn decode<M: prost::Message + Default>(payload: &[u8]) -> Result<M, DecodeEr
     Ok(M::decode(payload)?)
 }
 
+/// Decodes a protobuf message whose `Bytes` fields then share `payload` rather than copy it.
+pub fn decode_shared<M: prost::Message + Default>(payload: &Bytes) -> Result<M, DecodeError> {
+    Ok(M::decode(payload.clone())?)
+}
+
 /// The ordering key of everything about one issue: `{project_id}:{primary_hash}`.
 pub fn issue_key(project_id: u64, primary_hash: &str) -> Bytes {
     Bytes::from(format!("{project_id}:{primary_hash}"))

@@ -458,7 +458,7 @@ async fn publish<P: Producer>(
             event_id,
             chrono::Utc::now().timestamp_millis(),
         )),
-        payload: payload.to_vec(),
+        payload,
     };
     state
         .producer

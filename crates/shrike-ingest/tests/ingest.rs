@@ -165,7 +165,7 @@ async fn next_raw(consumer: &mut impl Consumer) -> Raw {
     Raw {
         project_id: meta.project_id,
         event_id,
-        payload: raw.payload,
+        payload: raw.payload.to_vec(),
     }
 }
 

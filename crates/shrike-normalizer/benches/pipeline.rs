@@ -77,7 +77,7 @@ fn stages(c: &mut Criterion) {
         .map(|(id, json)| {
             record(messages::encode(&pb::RawEvent {
                 meta: Some(messages::meta(1, *id, 1_795_514_400_000)),
-                payload: json.clone(),
+                payload: Bytes::from(json.clone()),
             }))
         })
         .collect();

@@ -25,7 +25,7 @@ pub fn process(
     record: &Record,
     grouping: &ProjectConfigs,
 ) -> Result<(bytes::Bytes, bytes::Bytes), String> {
-    let raw: pb::RawEvent = messages::decode(&record.payload).map_err(|e| e.to_string())?;
+    let raw: pb::RawEvent = messages::decode_shared(&record.payload).map_err(|e| e.to_string())?;
     let (meta, event_id) = messages::check_meta(raw.meta.as_ref()).map_err(|e| e.to_string())?;
     let event = Event::parse(&raw.payload).map_err(|e| e.to_string())?;
     let grouped = shrike_grouping::group(&event, grouping.get(meta.project_id));
@@ -121,7 +121,7 @@ mod tests {
     fn raw(payload: &[u8]) -> Bytes {
         messages::encode(&pb::RawEvent {
             meta: Some(messages::meta(7, Uuid::from_u128(1), 1_795_514_400_000)),
-            payload: payload.to_vec(),
+            payload: Bytes::copy_from_slice(payload),
         })
     }
 

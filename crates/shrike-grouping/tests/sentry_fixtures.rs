@@ -13,8 +13,11 @@ use std::path::PathBuf;
 const BASELINE: usize = 69;
 
 fn fixtures() -> PathBuf {
-    let dir =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/sentry-grouping");
+    // The manifest directory at run time: a test binary built from another checkout that shares
+    // the target directory must not look for that checkout's `../shared`.
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from)
+        .join("../../../shared/fixtures/sentry-grouping");
     assert!(
         dir.join("manifest.json").exists(),
         "fixtures not found at {} (../shared beside the repo)",

@@ -428,8 +428,13 @@ mod tests {
 
     #[test]
     fn the_example_config_documents_the_defaults() {
-        let example =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/shrike.example.toml");
+        // The manifest directory at run time: a test binary built from another checkout that
+        // shares the target directory must not read that checkout's files.
+        let manifest = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(
+            || env!("CARGO_MANIFEST_DIR").into(),
+            std::path::PathBuf::from,
+        );
+        let example = manifest.join("../../deploy/shrike.example.toml");
         let loaded = Config::load(&example, true).expect("example config loads");
         let defaults =
             Config::load(Path::new("/nonexistent/shrike.toml"), false).expect("defaults");

@@ -101,7 +101,10 @@ pub fn python() -> PathBuf {
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    // At run time: a test binary built from another checkout sharing the target directory must
+    // not use that checkout.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from)
         .join("../..")
         .canonicalize()
         .expect("repo root")

@@ -84,7 +84,7 @@ impl Announced {
 
 /// An event waiting for its batch to close: what decides about its issue. Its `events` row is
 /// decoded again from the record when the batch is written, so that a batch holds each event once,
-/// as the bytes of its record, rather than also decoded (4–5 KB per 5 KB event).
+/// as the bytes of its record, rather than also decoded (an estimated 4–5 KB per 5 KB event).
 #[derive(Debug, Clone)]
 pub struct Pending {
     /// Which event.

@@ -292,16 +292,22 @@ fn add(batch: &mut Batch, record: Record, config: &GrouperConfig) {
     batch.records.push(record);
 }
 
-/// Decodes what a batch keeps of a normalized-event record: its header and summary, skipping
-/// frames and tags.
-pub fn pending(payload: &Bytes) -> Result<Pending, messages::DecodeError> {
-    let mut message = messages::decode::<pb::NormalizedEventSummary>(payload)?;
-    let (meta, event_id) = messages::check_meta(message.meta.as_ref())?;
+/// Checks a message header and says which event it is about.
+fn event_key(meta: Option<&pb::Meta>) -> Result<(EventKey, &pb::Meta), messages::DecodeError> {
+    let (meta, event_id) = messages::check_meta(meta)?;
     let key = EventKey {
         project_id: meta.project_id,
         event_id,
         received_ms: meta.received_ms,
     };
+    Ok((key, meta))
+}
+
+/// Decodes what a batch keeps of a normalized-event record: its header and summary, skipping
+/// frames and tags.
+pub fn pending(payload: &Bytes) -> Result<Pending, messages::DecodeError> {
+    let mut message = messages::decode::<pb::NormalizedEventSummary>(payload)?;
+    let (key, meta) = event_key(message.meta.as_ref())?;
     let meta = meta.clone();
     let (summary, hash) = match message.fields.take() {
         Some(summary) => (summary, message.primary_hash),
@@ -324,12 +330,7 @@ pub fn pending(payload: &Bytes) -> Result<Pending, messages::DecodeError> {
 /// carry the event as JSON, and the oldest of those no hash (the grouper fingerprints them).
 pub fn decode(payload: &[u8]) -> Result<Decoded, messages::DecodeError> {
     let mut message = messages::decode::<pb::NormalizedEvent>(payload)?;
-    let (meta, event_id) = messages::check_meta(message.meta.as_ref())?;
-    let key = EventKey {
-        project_id: meta.project_id,
-        event_id,
-        received_ms: meta.received_ms,
-    };
+    let (key, _) = event_key(message.meta.as_ref())?;
     let fields = match message.fields.take() {
         Some(fields) => fields,
         None => {

@@ -166,6 +166,14 @@ pub struct LimitedStream {
 }
 
 impl LimitedStream {
+    /// Counts a finished write as traffic.
+    fn wrote(&mut self, result: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        if result.is_ready() {
+            self.last_active = Instant::now();
+        }
+        result
+    }
+
     /// Whether the connection should close: no request in progress, and idle for the timeout
     /// (or briefly, while other clients wait for a slot). Otherwise arranges to ask again.
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
@@ -213,10 +221,7 @@ impl AsyncWrite for LimitedStream {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let result = Pin::new(&mut this.inner).poll_write(cx, buf);
-        if result.is_ready() {
-            this.last_active = Instant::now();
-        }
-        result
+        this.wrote(result)
     }
 
     fn poll_write_vectored(
@@ -226,10 +231,7 @@ impl AsyncWrite for LimitedStream {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let result = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        if result.is_ready() {
-            this.last_active = Instant::now();
-        }
-        result
+        this.wrote(result)
     }
 
     fn is_write_vectored(&self) -> bool {

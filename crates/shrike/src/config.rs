@@ -158,6 +158,13 @@ pub struct BusSection {
     pub memory_send_wait_ms: u64,
 }
 
+impl BusSection {
+    /// Bytes each topic of the in-memory bus may hold.
+    pub fn memory_topic_bytes(&self) -> usize {
+        self.memory_max_mib.saturating_mul(1 << 20)
+    }
+}
+
 impl Default for BusSection {
     fn default() -> Self {
         BusSection {
@@ -349,6 +356,16 @@ impl Config {
         })
     }
 
+    /// The grouper's config in `shrike up`. A batch's records stay in the normalized topic until
+    /// the batch is written, so a batch is kept to a quarter of a topic's bytes: the normalizer is
+    /// then not blocked on a full topic while the grouper fills and writes one (at 10,000 events/s
+    /// that blocking stalled the pipeline every batch).
+    pub fn grouper_on_memory_bus(&self) -> shrike_grouper::service::GrouperConfig {
+        let mut config = self.grouper(true);
+        config.batch_bytes = config.batch_bytes.min(self.bus.memory_topic_bytes() / 4);
+        config
+    }
+
     /// The grouper's own config.
     pub fn grouper(&self, seed_from_store: bool) -> shrike_grouper::service::GrouperConfig {
         shrike_grouper::service::GrouperConfig {
@@ -424,6 +441,18 @@ mod tests {
             assert!(format!("{error:#}").contains("lisen"), "{error:#}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn shrike_up_keeps_a_grouper_batch_to_a_quarter_of_a_topic() {
+        let mut config = Config::default();
+        assert_eq!(config.grouper_on_memory_bus().batch_bytes, 8 << 20);
+        config.grouper.batch_bytes = 1 << 20;
+        assert_eq!(config.grouper_on_memory_bus().batch_bytes, 1 << 20);
+        config.bus.memory_max_mib = 128;
+        config.grouper.batch_bytes = 64 << 20;
+        assert_eq!(config.grouper_on_memory_bus().batch_bytes, 32 << 20);
+        assert_eq!(config.grouper(true).batch_bytes, 64 << 20);
     }
 
     #[test]

@@ -83,7 +83,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let metrics = services::metrics()?;
 
     let bus = MemoryBus::new(config.bus.memory_capacity)
-        .with_max_bytes(config.bus.memory_max_mib.saturating_mul(1 << 20))
+        .with_max_bytes(config.bus.memory_topic_bytes())
         .with_send_wait(Duration::from_millis(config.bus.memory_send_wait_ms));
     let shutdown = CancellationToken::new();
     // Subscribe before ingest opens, so no record is produced to a topic without its group.
@@ -114,7 +114,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tokio::spawn(services::grouper(
             make,
             store.clone(),
-            config.grouper(true),
+            config.grouper_on_memory_bus(),
             shutdown.clone(),
         ))
     };

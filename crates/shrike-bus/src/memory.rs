@@ -166,7 +166,8 @@ impl MemoryBus {
         lock(&self.state(topic).log).records.len()
     }
 
-    /// Records held for `topic` and their bytes (committed ones are dropped on the next send).
+    /// Records `topic` holds and their bytes: those not yet committed by every subscribed group
+    /// (or, without subscribers, those retention keeps).
     pub fn held(&self, topic: Topic) -> (usize, usize) {
         let log = lock(&self.state(topic).log);
         (log.records.len(), log.bytes)

@@ -280,7 +280,9 @@ impl Consumer for MemoryConsumer {
     fn commit(&mut self, record: &Record) -> Result<(), BusError> {
         let state = self.bus.state(self.topic);
         self.commit_locked(&mut lock(&state.log), record.offset)?;
-        state.room.notify_waiters();
+        // One record's room wakes one waiting sender, not all of them (hundreds may wait when
+        // ingest is overloaded, and the normalizer commits record by record).
+        state.room.notify_one();
         Ok(())
     }
 
@@ -349,6 +351,7 @@ impl FencedConsumer for MemoryConsumer {
         for topic in topics {
             bus.state(topic).notify.notify_waiters();
         }
+        // A batch frees room for many.
         bus.state(self.topic).room.notify_waiters();
         Ok(())
     }

@@ -97,6 +97,8 @@ pub struct Pending {
     pub meta: pb::Meta,
     /// The record's payload.
     pub payload: Bytes,
+    /// Index of its record in the batch.
+    pub record: usize,
 }
 
 /// A fully decoded normalized event.
@@ -280,7 +282,10 @@ fn add(batch: &mut Batch, record: Record, config: &GrouperConfig) {
         .deadline
         .get_or_insert_with(|| Instant::now() + config.batch_wait);
     match pending(&record.payload) {
-        Ok(pending) => batch.pending.push(pending),
+        Ok(pending) => batch.pending.push(Pending {
+            record: batch.records.len(),
+            ..pending
+        }),
         Err(error) => {
             tracing::warn!(partition = record.partition, offset = record.offset, %error, "dead-lettering normalized event");
             metrics::counter!("shrike_grouper_dead_letters_total").increment(1);
@@ -323,6 +328,7 @@ pub fn pending(payload: &Bytes) -> Result<Pending, messages::DecodeError> {
         hash,
         meta,
         payload: payload.clone(),
+        record: 0,
     })
 }
 
@@ -349,16 +355,29 @@ pub fn decode(payload: &[u8]) -> Result<Decoded, messages::DecodeError> {
     })
 }
 
-/// The `events` rows of a batch, decoded one at a time as the insert consumes them.
-fn event_rows(pending: &[Pending]) -> impl Iterator<Item = EventRow> + Send + '_ {
-    pending.iter().filter_map(|p| match decode(&p.payload) {
-        Ok(d) => Some(event_row(d.key, d.fields, &d.hash, &d.variant)),
-        Err(error) => {
-            // It decoded when it was batched, and decoding is deterministic.
-            tracing::error!(%error, event_id = %p.key.event_id, "batched event no longer decodes");
-            None
-        }
-    })
+/// Entries of a batch whose full message did not decode, with why, by index.
+type Undecodable = std::sync::Mutex<std::collections::BTreeMap<usize, String>>;
+
+/// The `events` rows of a batch, decoded one at a time as the insert consumes them. An entry whose
+/// full message does not decode (its summary did, but the two read different fields) is left out
+/// and recorded in `undecodable`, to be dead-lettered.
+fn event_rows<'a>(
+    pending: &'a [Pending],
+    undecodable: &'a Undecodable,
+) -> impl Iterator<Item = EventRow> + Send + 'a {
+    pending
+        .iter()
+        .enumerate()
+        .filter_map(move |(i, p)| match decode(&p.payload) {
+            Ok(d) => Some(event_row(d.key, d.fields, &d.hash, &d.variant)),
+            Err(error) => {
+                undecodable
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .insert(i, error.to_string());
+                None
+            }
+        })
 }
 
 /// Reads what was announced: the issue-activity topic, plus ClickHouse when asked.
@@ -401,17 +420,29 @@ async fn flush<C: FencedConsumer>(
         return Ok(()); // shutting down with ClickHouse unreachable: leave it uncommitted
     };
     let plan = plan(&taken.pending, &lookups, announced);
+    let undecodable = Undecodable::default();
     let written = retry("insert", shutdown, || async {
         // Regressions first: once an event is visible, so is the status it caused.
         store.insert_issue_statuses(&plan.statuses).await?;
         store.upsert_issues(&plan.issues).await?;
-        store.insert_events(event_rows(&taken.pending)).await
+        store
+            .insert_events(event_rows(&taken.pending, &undecodable))
+            .await
     })
     .await;
     if written.is_none() {
         return Ok(());
     }
     let mut outgoing = taken.dead_letters;
+    let undecodable = undecodable
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    for (index, reason) in undecodable {
+        let record = &taken.records[taken.pending[index].record];
+        tracing::warn!(partition = record.partition, offset = record.offset, %reason, "dead-lettering normalized event");
+        metrics::counter!("shrike_grouper_dead_letters_total").increment(1);
+        outgoing.push(messages::dead_letter(record, GROUP, &reason));
+    }
     outgoing.extend(plan.outgoing);
     match consumer.produce_and_commit(outgoing, &taken.records).await {
         Ok(()) => {
@@ -504,6 +535,7 @@ mod tests {
             hash: hash.into(),
             meta: pb::Meta::default(),
             payload: Bytes::new(),
+            record: 0,
         }
     }
 
@@ -583,6 +615,36 @@ mod tests {
             decode(&messages::encode(&newer)),
             Err(messages::DecodeError::Version(_))
         ));
+    }
+
+    #[test]
+    fn an_entry_whose_full_message_does_not_decode_is_reported_not_lost() {
+        // A version 2 message whose summary decodes but whose frame file name is not UTF-8.
+        let meta = messages::encode(&messages::meta(1, Uuid::new_v4(), 1_700_000_000_000));
+        let fields = [&[0x52, 1, b't'][..], &[0x72, 1, 0xff]].concat(); // title, frame_filenames
+        let mut payload = vec![0x0a, meta.len() as u8];
+        payload.extend(&meta);
+        payload.extend([0x12, 32]);
+        payload.extend(A.as_bytes());
+        payload.extend([0x2a, fields.len() as u8]);
+        payload.extend(&fields);
+        let payload = Bytes::from(payload);
+        let kept = pending(&payload).expect("the summary decodes");
+        assert_eq!(kept.summary.title, "t");
+        assert!(decode(&payload).is_err());
+
+        let good = messages::encode(&messages::normalized_message(
+            messages::NormalizedEvent::default(),
+            B,
+            "app",
+        ));
+        let batch = vec![kept, pending(&good).expect("decodes")];
+        let undecodable = Undecodable::default();
+        let rows: Vec<EventRow> = event_rows(&batch, &undecodable).collect();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].primary_hash, B);
+        let undecodable = undecodable.into_inner().expect("lock");
+        assert_eq!(undecodable.keys().copied().collect::<Vec<_>>(), vec![0]);
     }
 
     #[test]

@@ -124,7 +124,12 @@ impl TableWriter for Outcomes {
     }
 }
 
-/// Writes `W`'s topic until `shutdown` fires; batches close at 1,000 rows or after `wait`.
+/// Input bytes after which a batch closes: a quarter of a topic of `shrike up`'s in-memory bus
+/// (32 MiB), so that a batch of attachment chunks (512 KiB each) cannot fill the topic it reads.
+const BATCH_BYTES: usize = 8 << 20;
+
+/// Writes `W`'s topic until `shutdown` fires; batches close at 1,000 rows, [`BATCH_BYTES`] of
+/// input, or after `wait`.
 pub async fn run<W: TableWriter, C: Consumer, P: Producer>(
     mut consumer: C,
     producer: P,
@@ -134,6 +139,7 @@ pub async fn run<W: TableWriter, C: Consumer, P: Producer>(
 ) -> Result<(), BusError> {
     loop {
         let mut rows = Vec::new();
+        let mut bytes = 0;
         let mut last: Option<Record> = None;
         let deadline = tokio::time::sleep(wait);
         tokio::pin!(deadline);
@@ -158,8 +164,9 @@ pub async fn run<W: TableWriter, C: Consumer, P: Producer>(
                         .await?;
                 }
             }
+            bytes += record.payload.len();
             last = Some(record);
-            if rows.len() >= 1000 {
+            if rows.len() >= 1000 || bytes >= BATCH_BYTES {
                 break;
             }
         }

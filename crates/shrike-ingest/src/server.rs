@@ -1,8 +1,10 @@
 //! Ingest's HTTP/1.1 server and its connection limits: at most `max_connections` open at once
 //! (like Relay's `limits.max_connections`), further clients wait to be served. A connection with
-//! no request in progress and no traffic for `idle_timeout` is closed; while clients wait for a
-//! slot, so is every connection idle between requests for a moment (as nginx reuses idle
-//! keep-alive connections when it runs out), so that keep-alive clients cannot hold every slot.
+//! no traffic for `idle_timeout` is closed, whether idle between requests or stalled in one (a
+//! client that sent headers and vanished must not keep its slot); while clients wait for a slot,
+//! so is every connection idle between requests for a moment (as nginx reuses idle keep-alive
+//! connections when it runs out), so that keep-alive clients cannot hold every slot. A request in
+//! progress, or whose response was just produced, is not cut for a waiting client.
 //!
 //! Under overload the number of open connections, not the queued events, decides ingest's resident
 //! memory, so each is kept small: HTTP/1.1 only (no protocol sniffing buffer), and the router is
@@ -38,6 +40,9 @@ const IDLE_UNDER_PRESSURE: Duration = Duration::from_millis(200);
 /// ones, and lets open requests finish (for at most ten seconds).
 pub async fn serve(listener: LimitedListener, app: Router, stop: CancellationToken) {
     let graceful = GracefulShutdown::new();
+    // Ends connections still open after the grace period, so that no request is answered after
+    // `serve` returned (the caller drains the bus next and must see every accepted event).
+    let kill = CancellationToken::new();
     let http = hyper::server::conn::http1::Builder::new();
     loop {
         let stream = tokio::select! {
@@ -56,9 +61,13 @@ pub async fn serve(listener: LimitedListener, app: Router, stop: CancellationTok
             }
         });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let kill = kill.clone();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "connection ended with an error");
+            tokio::select! {
+                ended = connection => if let Err(error) = ended {
+                    tracing::debug!(%error, "connection ended with an error");
+                },
+                () = kill.cancelled() => {}
             }
         });
     }
@@ -68,6 +77,7 @@ pub async fn serve(listener: LimitedListener, app: Router, stop: CancellationTok
         .is_err()
     {
         tracing::warn!("requests still open after the shutdown grace period; dropping them");
+        kill.cancel();
     }
 }
 
@@ -126,6 +136,7 @@ impl LimitedListener {
             pressure: self.pressure.clone(),
             idle_timeout: self.idle_timeout,
             last_active: Instant::now(),
+            seen_done: 0,
             check: Box::pin(tokio::time::sleep(CHECK_EVERY)),
         }
     }
@@ -136,6 +147,8 @@ impl LimitedListener {
 struct ConnectionState {
     /// Requests being handled.
     busy: AtomicUsize,
+    /// Requests handled so far; a change counts as activity (a response was just produced).
+    done: AtomicUsize,
 }
 
 /// Marks a request in progress on its connection until dropped.
@@ -150,6 +163,7 @@ impl Busy {
 
 impl Drop for Busy {
     fn drop(&mut self) {
+        self.0.done.fetch_add(1, Ordering::Relaxed);
         self.0.busy.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -162,6 +176,8 @@ pub struct LimitedStream {
     pressure: Arc<AtomicBool>,
     idle_timeout: Duration,
     last_active: Instant,
+    /// `state.done` when last looked at.
+    seen_done: usize,
     check: Pin<Box<Sleep>>,
 }
 
@@ -174,15 +190,21 @@ impl LimitedStream {
         result
     }
 
-    /// Whether the connection should close: no request in progress, and idle for the timeout
-    /// (or briefly, while other clients wait for a slot). Otherwise arranges to ask again.
+    /// Whether the connection should close: no traffic for the idle timeout, or, while other
+    /// clients wait for a slot, no request in progress and briefly idle. Otherwise arranges to
+    /// ask again.
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
         while self.check.as_mut().poll(cx).is_ready() {
             let now = Instant::now();
+            let done = self.state.done.load(Ordering::Relaxed);
+            if done != self.seen_done {
+                self.seen_done = done;
+                self.last_active = now;
+            }
             let idle = now.saturating_duration_since(self.last_active);
-            if self.state.busy.load(Ordering::Relaxed) == 0
-                && (idle >= self.idle_timeout
-                    || (self.pressure.load(Ordering::Relaxed) && idle >= IDLE_UNDER_PRESSURE))
+            let busy = self.state.busy.load(Ordering::Relaxed) > 0;
+            if idle >= self.idle_timeout
+                || (!busy && self.pressure.load(Ordering::Relaxed) && idle >= IDLE_UNDER_PRESSURE)
             {
                 return true;
             }
@@ -302,6 +324,10 @@ mod tests {
         Router::new()
             .route("/", axum::routing::get(|| async { "hi" }))
             .route(
+                "/echo",
+                axum::routing::post(|body: String| async move { body }),
+            )
+            .route(
                 "/slow",
                 axum::routing::get(|| async {
                     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -310,12 +336,14 @@ mod tests {
             )
     }
 
+    /// Whether the server ends the connection within `within` (after whatever it still sends).
     async fn closed(client: &mut TcpStream, within: Duration) -> bool {
-        let mut buf = [0u8; 16];
-        matches!(
-            tokio::time::timeout(within, client.read(&mut buf)).await,
-            Ok(Ok(0) | Err(_))
-        )
+        let mut buf = [0u8; 256];
+        tokio::time::timeout(within, async {
+            while matches!(client.read(&mut buf).await, Ok(1..)) {}
+        })
+        .await
+        .is_ok()
     }
 
     #[tokio::test]
@@ -363,12 +391,12 @@ mod tests {
         // Not before the timeout, closed within a check period after it.
         assert!(!closed(&mut client, Duration::from_millis(250)).await);
         assert!(closed(&mut client, Duration::from_secs(3)).await);
-        // A request slower than the timeout is not cut either.
+        // A client that sent headers and part of a body, then went silent, loses its slot too.
         let mut client = TcpStream::connect(addr).await.expect("connect");
-        let slow = get(&mut client, "/slow").await;
-        assert!(
-            slow.starts_with("HTTP/1.1 200") && slow.ends_with("slow"),
-            "{slow}"
-        );
+        client
+            .write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+            .await
+            .expect("write");
+        assert!(closed(&mut client, Duration::from_secs(3)).await);
     }
 }

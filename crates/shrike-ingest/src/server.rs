@@ -2,7 +2,7 @@
 //! (like Relay's `limits.max_connections`), further clients wait to be served. A connection with
 //! no traffic for `idle_timeout` is closed, whether idle between requests or stalled in one (a
 //! client that sent headers and vanished must not keep its slot); while clients wait for a slot,
-//! so is every connection idle between requests for a second (as nginx reuses idle keep-alive
+//! so is every connection idle between requests for a moment (as nginx reuses idle keep-alive
 //! connections when it runs out), so that keep-alive clients cannot hold every slot. A request in
 //! progress, or whose response was just produced, is not cut for a waiting client.
 //!
@@ -33,10 +33,8 @@ use tower::ServiceExt;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How often an open connection checks whether it should close.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
-/// While clients wait for a slot, a connection idle between requests this long is closed. Long
-/// enough that a client's recently used connections, the ones it sends on next, are not the ones
-/// closed under it (a request sent onto a connection the server is closing fails).
-const IDLE_UNDER_PRESSURE: Duration = Duration::from_secs(1);
+/// While clients wait for a slot, a connection idle between requests this long is closed.
+const IDLE_UNDER_PRESSURE: Duration = Duration::from_millis(200);
 
 /// Serves `app` on `listener` until `stop` fires; then accepts no more connections, closes idle
 /// ones, and lets open requests finish (for at most ten seconds).

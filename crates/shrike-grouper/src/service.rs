@@ -21,7 +21,6 @@
 
 use crate::fingerprint::{fingerprint, issue_id_for_hash};
 use crate::rows::{EventKey, event_row, issue_row};
-use bytes::Bytes;
 use shrike_bus::messages::{self, pb};
 use shrike_bus::{BusError, FencedConsumer, Outgoing, Record, Topic};
 use shrike_store::{EventRow, IssueRow, IssueState, IssueStatusRow, Store, StoreError, now_ms};
@@ -95,9 +94,7 @@ pub struct Pending {
     pub hash: String,
     /// The message header, copied into activity.
     pub meta: pb::Meta,
-    /// The record's payload.
-    pub payload: Bytes,
-    /// Index of its record in the batch.
+    /// Index of its record in the batch: the row is decoded from that record's payload.
     pub record: usize,
 }
 
@@ -281,11 +278,8 @@ fn add(batch: &mut Batch, record: Record, config: &GrouperConfig) {
     batch
         .deadline
         .get_or_insert_with(|| Instant::now() + config.batch_wait);
-    match pending(&record.payload) {
-        Ok(pending) => batch.pending.push(Pending {
-            record: batch.records.len(),
-            ..pending
-        }),
+    match pending(&record.payload, batch.records.len()) {
+        Ok(pending) => batch.pending.push(pending),
         Err(error) => {
             tracing::warn!(partition = record.partition, offset = record.offset, %error, "dead-lettering normalized event");
             metrics::counter!("shrike_grouper_dead_letters_total").increment(1);
@@ -308,9 +302,9 @@ fn event_key(meta: Option<&pb::Meta>) -> Result<(EventKey, &pb::Meta), messages:
     Ok((key, meta))
 }
 
-/// Decodes what a batch keeps of a normalized-event record: its header and summary, skipping
-/// frames and tags.
-pub fn pending(payload: &Bytes) -> Result<Pending, messages::DecodeError> {
+/// Decodes what a batch keeps of a normalized-event record, the batch's `record`th: its header
+/// and summary, skipping frames and tags.
+pub fn pending(payload: &[u8], record: usize) -> Result<Pending, messages::DecodeError> {
     let mut message = messages::decode::<pb::NormalizedEventSummary>(payload)?;
     let (key, meta) = event_key(message.meta.as_ref())?;
     let meta = meta.clone();
@@ -327,8 +321,7 @@ pub fn pending(payload: &Bytes) -> Result<Pending, messages::DecodeError> {
         summary,
         hash,
         meta,
-        payload: payload.clone(),
-        record: 0,
+        record,
     })
 }
 
@@ -363,12 +356,13 @@ type Undecodable = std::sync::Mutex<std::collections::BTreeMap<usize, String>>;
 /// and recorded in `undecodable`, to be dead-lettered.
 fn event_rows<'a>(
     pending: &'a [Pending],
+    records: &'a [Record],
     undecodable: &'a Undecodable,
 ) -> impl Iterator<Item = EventRow> + Send + 'a {
     pending
         .iter()
         .enumerate()
-        .filter_map(move |(i, p)| match decode(&p.payload) {
+        .filter_map(move |(i, p)| match decode(&records[p.record].payload) {
             Ok(d) => Some(event_row(d.key, d.fields, &d.hash, &d.variant)),
             Err(error) => {
                 undecodable
@@ -426,7 +420,7 @@ async fn flush<C: FencedConsumer>(
         store.insert_issue_statuses(&plan.statuses).await?;
         store.upsert_issues(&plan.issues).await?;
         store
-            .insert_events(event_rows(&taken.pending, &undecodable))
+            .insert_events(event_rows(&taken.pending, &taken.records, &undecodable))
             .await
     })
     .await;
@@ -518,6 +512,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use shrike_store::{IssueStatus, StatusChange, lifecycle};
     use uuid::Uuid;
 
@@ -534,7 +529,6 @@ mod tests {
             summary: pb::EventSummary::default(),
             hash: hash.into(),
             meta: pb::Meta::default(),
-            payload: Bytes::new(),
             record: 0,
         }
     }
@@ -579,7 +573,7 @@ mod tests {
         assert_eq!(decoded.fields, messages::event_fields(event.clone()));
         // What a batch keeps: the header and the summary, and the payload to decode the row from.
         let payload = messages::encode(&current);
-        let kept = pending(&payload).expect("summary");
+        let kept = pending(&payload, 3).expect("summary");
         assert_eq!((kept.key, kept.hash.as_str()), (decoded.key, A));
         assert_eq!(kept.summary, messages::event_summary(&decoded.fields));
         assert_eq!(
@@ -589,7 +583,7 @@ mod tests {
             ),
             ("E: v", "E")
         );
-        assert_eq!(kept.payload, payload);
+        assert_eq!(kept.record, 3);
 
         // Version 1: the event as JSON; without a hash the grouper fingerprints it.
         let mut meta = messages::meta(4, event.event_id, event.received_ms);
@@ -602,7 +596,7 @@ mod tests {
         let decoded = decode(&messages::encode(&old)).expect("version 1");
         assert_eq!(decoded.hash, fingerprint(&event).hash);
         assert_eq!(decoded.fields.exception_type, "E");
-        let kept = pending(&messages::encode(&old)).expect("version 1 summary");
+        let kept = pending(&messages::encode(&old), 0).expect("version 1 summary");
         assert_eq!(kept.hash, decoded.hash);
         assert_eq!(kept.summary.title, "E: v");
 
@@ -629,7 +623,7 @@ mod tests {
         payload.extend([0x2a, fields.len() as u8]);
         payload.extend(&fields);
         let payload = Bytes::from(payload);
-        let kept = pending(&payload).expect("the summary decodes");
+        let kept = pending(&payload, 0).expect("the summary decodes");
         assert_eq!(kept.summary.title, "t");
         assert!(decode(&payload).is_err());
 
@@ -638,9 +632,21 @@ mod tests {
             B,
             "app",
         ));
-        let batch = vec![kept, pending(&good).expect("decodes")];
+        let batch = vec![kept, pending(&good, 1).expect("decodes")];
+        let records: Vec<Record> = [payload, good]
+            .into_iter()
+            .enumerate()
+            .map(|(offset, payload)| Record {
+                topic: Topic::NormalizedEvents,
+                partition: 0,
+                offset: offset as i64,
+                generation: 0,
+                key: Bytes::new(),
+                payload,
+            })
+            .collect();
         let undecodable = Undecodable::default();
-        let rows: Vec<EventRow> = event_rows(&batch, &undecodable).collect();
+        let rows: Vec<EventRow> = event_rows(&batch, &records, &undecodable).collect();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].primary_hash, B);
         let undecodable = undecodable.into_inner().expect("lock");

@@ -116,7 +116,7 @@ fn stages(c: &mut Criterion) {
     group.bench_function("grouper-batch-summary", |b| {
         b.iter(|| {
             i = (i + 1) % normalized.len();
-            let p = shrike_grouper::service::pending(&normalized[i]).expect("decodes");
+            let p = shrike_grouper::service::pending(&normalized[i], 0).expect("decodes");
             black_box(p.summary.title.len())
         })
     });

@@ -202,7 +202,7 @@ const PIPELINE: [Topic; 5] = [
 /// `shrike_bus_held_records` and `shrike_bus_held_bytes`.
 async fn report_held(bus: MemoryBus, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    while !shutdown.is_cancelled() {
+    loop {
         tokio::select! {
             _ = tick.tick() => {}
             () = shutdown.cancelled() => return,

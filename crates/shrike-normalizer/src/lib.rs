@@ -97,8 +97,8 @@ pub fn normalize(
         message,
         title,
         culprit,
-        exceptions: event.exception.into_iter().map(without_source).collect(),
-        stacktrace: event.stacktrace.map(strip_source),
+        exceptions: event.exception,
+        stacktrace: event.stacktrace,
         tags: Vec::new(),
         user_id: user.id.unwrap_or_default(),
         user_email: user.email.unwrap_or_default(),
@@ -112,22 +112,6 @@ pub fn normalize(
     };
     normalized.tags = tags(event.tags, &normalized);
     normalized
-}
-
-/// Source lines served grouping, which is done before normalization; nothing downstream stores
-/// them, so they are not carried on the bus (they are most of a frame's bytes).
-fn strip_source(mut stacktrace: Stacktrace) -> Stacktrace {
-    for frame in &mut stacktrace.frames {
-        frame.context_line = None;
-    }
-    stacktrace
-}
-
-fn without_source(
-    mut exception: shrike_protocol::event::Exception,
-) -> shrike_protocol::event::Exception {
-    exception.stacktrace = exception.stacktrace.map(strip_source);
-    exception
 }
 
 fn normalize_level(level: Option<&str>) -> String {

@@ -9,6 +9,7 @@
 //! No implementation may buffer without bound: a full producer refuses with
 //! [`BusError::QueueFull`] so ingest can answer 503.
 
+mod journal;
 pub mod kafka;
 pub mod memory;
 pub mod messages;

@@ -1,45 +1,90 @@
-//! The in-memory bus of `shrike up`: one single-partition log per topic, consumer groups with
-//! committed offsets.
+//! The bus of `shrike up`: one single-partition log per topic, consumer groups with committed
+//! offsets, in memory or — [`MemoryBus::durable`] — journaled to disk.
 //!
-//! Records stay in memory until every group subscribed to the topic has committed past them. A
-//! topic holds at most `capacity` records and `max_bytes` bytes of keys and payloads (a single
-//! record larger than that is still taken when the topic is empty): with subscribers, `send` then
-//! fails with [`BusError::QueueFull`] (back-pressure); without any, the oldest record is dropped
-//! (retention), as Kafka would eventually delete records nobody reads. A bus built
+//! Records stay until every group subscribed to the topic has committed past them. A topic holds
+//! at most `capacity` records and `max_bytes` bytes of keys and payloads (a single record larger
+//! than that is still taken when the topic is empty): with subscribers, `send` then fails with
+//! [`BusError::QueueFull`] (back-pressure); without any, the oldest record is dropped (retention),
+//! as Kafka would eventually delete records nobody reads. A bus built
 //! [`with_send_wait`](MemoryBus::with_send_wait) first waits that long for consumers to make room,
-//! like a Kafka producer whose queue is full. A consumer dropped without committing
-//! leaves its records to the next consumer of its group, like a Kafka consumer that crashed; a new
-//! member of a group takes the partition over from the previous one (one partition, one owner).
-//! This bus does not survive a process restart.
+//! like a Kafka producer whose queue is full. A consumer dropped without committing leaves its
+//! records to the next consumer of its group, like a Kafka consumer that crashed; a new member of a
+//! group takes the partition over from the previous one (one partition, one owner).
+//!
+//! A bus built with [`MemoryBus::new`] does not survive its process. A durable bus writes every
+//! record to its topic's journal (segment files in the bus directory) before `send` returns, keeps the payloads of at
+//! most `cache_bytes` per topic in memory (the rest are read back from the journal when consumed,
+//! so a backlog costs disk, not memory), and saves the groups' committed offsets to `offsets` in
+//! its directory every 100 ms and on [`flush`](crate::Consumer::flush). Reopened after a crash, it
+//! redelivers what was not committed — at most the last 100 ms of commits are repeated, which
+//! at-least-once consumers tolerate. A segment is deleted once saved offsets show every group past
+//! it. A group saved in `offsets` that no consumer has joined since the bus was opened keeps its
+//! records only until its topic is full.
 
+use crate::journal::{Journal, Location};
 use crate::{BusError, Consumer, FencedConsumer, Outgoing, Producer, Record, Topic};
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
 use tokio::sync::Notify;
+
+/// How often a durable bus saves its groups' committed offsets.
+const SAVE_EVERY: Duration = Duration::from_millis(100);
 
 #[derive(Default)]
 struct Group {
     /// Next offset to read after a restart.
     committed: i64,
-    /// Generation of the member that owns the partition.
+    /// Generation of the member that owns the partition (0: none since the bus was opened).
     owner: u64,
+}
+
+/// A record's key and payload: in memory, or only in the journal (about 40 bytes of memory).
+#[derive(Clone)]
+enum Payload {
+    Memory(Bytes, Bytes),
+    Journal(Location),
+}
+
+impl Payload {
+    /// The key and the payload.
+    fn load(self) -> Result<(Bytes, Bytes), BusError> {
+        match self {
+            Payload::Memory(key, payload) => Ok((key, payload)),
+            Payload::Journal(location) => location
+                .read()
+                .map_err(|e| BusError::Unavailable(format!("reading the bus journal: {e}"))),
+        }
+    }
+}
+
+struct Entry {
+    payload: Payload,
+    /// Bytes of key and payload.
+    size: usize,
 }
 
 #[derive(Default)]
 struct Log {
-    /// Offset of `records[0]`.
+    /// Offset of `entries[0]`.
     base: i64,
-    records: VecDeque<Record>,
-    /// Bytes of keys and payloads in `records`.
+    entries: VecDeque<Entry>,
+    /// Bytes of keys and payloads in `entries`.
     bytes: usize,
+    /// Bytes of the payloads held in memory.
+    cached: usize,
     groups: HashMap<String, Group>,
     generations: u64,
+    journal: Option<Journal>,
 }
 
 impl Log {
     fn end(&self) -> i64 {
-        self.base + self.records.len() as i64
+        self.base + self.entries.len() as i64
     }
 
     /// Drops records every group has committed.
@@ -51,25 +96,54 @@ impl Log {
     }
 
     fn pop_oldest(&mut self) -> bool {
-        let Some(record) = self.records.pop_front() else {
+        let Some(entry) = self.entries.pop_front() else {
             return false;
         };
         self.base += 1;
-        self.bytes -= record.key.len() + record.payload.len();
+        self.bytes -= entry.size;
+        if let Payload::Memory(_, payload) = &entry.payload {
+            self.cached -= payload.len();
+        }
         true
     }
 
-    fn append(&mut self, topic: Topic, key: Bytes, payload: Bytes) {
-        let offset = self.end();
-        self.bytes += key.len() + payload.len();
-        self.records.push_back(Record {
-            topic,
-            partition: 0,
-            offset,
-            generation: 0,
-            key,
-            payload,
-        });
+    /// Groups saved by an earlier process that no consumer has joined since.
+    fn drop_dormant_groups(&mut self) -> bool {
+        let before = self.groups.len();
+        self.groups.retain(|_, g| g.owner != 0);
+        self.groups.len() < before
+    }
+
+    /// Appends a record, first to the journal if there is one; its payload stays in memory while
+    /// the cached payloads are under `cache_bytes`.
+    fn append(&mut self, key: Bytes, payload: Bytes, cache_bytes: usize) -> Result<(), BusError> {
+        let size = key.len() + payload.len();
+        let payload = match &mut self.journal {
+            Some(journal) => {
+                let location = journal
+                    .append(&key, &payload)
+                    .map_err(|e| BusError::Unavailable(format!("writing the bus journal: {e}")))?;
+                if self.cached + payload.len() <= cache_bytes {
+                    self.cached += payload.len();
+                    Payload::Memory(key, payload)
+                } else {
+                    Payload::Journal(location)
+                }
+            }
+            None => {
+                self.cached += payload.len();
+                Payload::Memory(key, payload)
+            }
+        };
+        self.bytes += size;
+        self.entries.push_back(Entry { payload, size });
+        Ok(())
+    }
+
+    /// The record at `offset` (still to be loaded).
+    fn get(&self, offset: i64) -> Option<Payload> {
+        let index = usize::try_from(offset - self.base).ok()?;
+        Some(self.entries.get(index)?.payload.clone())
     }
 }
 
@@ -87,7 +161,18 @@ pub struct MemoryBus {
     topics: Arc<HashMap<Topic, TopicState>>,
     capacity: usize,
     max_bytes: usize,
-    send_wait: std::time::Duration,
+    cache_bytes: usize,
+    send_wait: Duration,
+    /// Where a durable bus keeps its journals and offsets.
+    durable: Option<Arc<Durable>>,
+}
+
+struct Durable {
+    dir: PathBuf,
+    /// Set when a committed offset changed since the last save.
+    dirty: AtomicBool,
+    /// Serializes saves.
+    saving: Mutex<()>,
 }
 
 fn lock(log: &Mutex<Log>) -> MutexGuard<'_, Log> {
@@ -95,16 +180,28 @@ fn lock(log: &Mutex<Log>) -> MutexGuard<'_, Log> {
     log.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+fn setup(what: &str, path: &Path, error: io::Error) -> BusError {
+    BusError::Setup(format!("{what} {}: {error}", path.display()))
+}
+
 impl MemoryBus {
     /// A bus whose topics each hold at most `capacity` uncommitted records (and no byte limit).
     pub fn new(capacity: usize) -> Self {
+        Self::with_logs(capacity, |_| Log::default(), None)
+    }
+
+    fn with_logs(
+        capacity: usize,
+        mut log: impl FnMut(Topic) -> Log,
+        durable: Option<Arc<Durable>>,
+    ) -> Self {
         let topics = Topic::ALL
             .iter()
             .map(|t| {
                 (
                     *t,
                     TopicState {
-                        log: Mutex::new(Log::default()),
+                        log: Mutex::new(log(*t)),
                         notify: Notify::new(),
                         room: Notify::new(),
                     },
@@ -115,12 +212,80 @@ impl MemoryBus {
             topics: Arc::new(topics),
             capacity: capacity.max(1),
             max_bytes: usize::MAX,
-            send_wait: std::time::Duration::ZERO,
+            cache_bytes: usize::MAX,
+            send_wait: Duration::ZERO,
+            durable,
         }
     }
 
+    /// A durable bus journaled under `dir` (created if missing), reopened with every record no
+    /// group had committed and the groups' saved offsets. Each topic's journal is split into
+    /// segments of about `segment_bytes`.
+    pub fn durable(dir: &Path, capacity: usize, segment_bytes: u64) -> Result<Self, BusError> {
+        std::fs::create_dir_all(dir).map_err(|e| setup("cannot create", dir, e))?;
+        let offsets_path = dir.join("offsets");
+        let saved = match std::fs::read_to_string(&offsets_path) {
+            Ok(text) => parse_offsets(&text).map_err(|line| {
+                BusError::Setup(format!(
+                    "{}: unreadable line {line:?}",
+                    offsets_path.display()
+                ))
+            })?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(setup("cannot read", &offsets_path, e)),
+        };
+        let mut logs = HashMap::new();
+        for topic in Topic::ALL {
+            let start = saved
+                .iter()
+                .filter(|(t, _, _)| t == topic.name())
+                .map(|(_, _, c)| *c)
+                .max()
+                .unwrap_or(0);
+            let topic_dir = dir.join(topic.name());
+            let (journal, recovered) = Journal::open(&topic_dir, start, segment_bytes)
+                .map_err(|e| setup("cannot open the bus journal", &topic_dir, e))?;
+            let mut log = Log {
+                base: recovered.first().map_or(journal.end(), |r| r.offset),
+                journal: Some(journal),
+                ..Log::default()
+            };
+            for (_, group, committed) in saved.iter().filter(|(t, _, _)| t == topic.name()) {
+                log.groups.insert(
+                    group.clone(),
+                    Group {
+                        committed: *committed,
+                        owner: 0,
+                    },
+                );
+            }
+            for record in recovered {
+                let size = record.location.len();
+                log.bytes += size;
+                log.entries.push_back(Entry {
+                    payload: Payload::Journal(record.location),
+                    size,
+                });
+            }
+            log.trim();
+            logs.insert(topic, log);
+        }
+        let durable = Arc::new(Durable {
+            dir: dir.to_owned(),
+            dirty: AtomicBool::new(false),
+            saving: Mutex::new(()),
+        });
+        let bus = Self::with_logs(
+            capacity,
+            |topic| logs.remove(&topic).unwrap_or_default(),
+            Some(durable),
+        );
+        bus.spawn_saver();
+        Ok(bus)
+    }
+
     /// The same bus with sends to a full topic waiting up to `wait` for room before failing.
-    pub fn with_send_wait(mut self, wait: std::time::Duration) -> Self {
+    pub fn with_send_wait(mut self, wait: Duration) -> Self {
         self.send_wait = wait;
         self
     }
@@ -129,6 +294,60 @@ impl MemoryBus {
     pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
         self.max_bytes = max_bytes.max(1);
         self
+    }
+
+    /// The same durable bus holding at most `cache_bytes` of payloads per topic in memory; the
+    /// others are read back from the journal. (A bus that is not durable holds them all.)
+    pub fn with_cache_bytes(mut self, cache_bytes: usize) -> Self {
+        self.cache_bytes = cache_bytes;
+        self
+    }
+
+    /// Saves the offsets every [`SAVE_EVERY`] while the bus is in use, on a thread of its own
+    /// (the save writes a file).
+    fn spawn_saver(&self) {
+        let topics: Weak<HashMap<Topic, TopicState>> = Arc::downgrade(&self.topics);
+        let durable = self.durable.clone();
+        let spawned = std::thread::Builder::new()
+            .name("bus-offsets".into())
+            .spawn(move || {
+                let Some(durable) = durable else { return };
+                loop {
+                    std::thread::sleep(SAVE_EVERY);
+                    let Some(topics) = topics.upgrade() else {
+                        return;
+                    };
+                    if !durable.dirty.swap(false, Ordering::AcqRel) {
+                        continue;
+                    }
+                    if let Err(error) = save(&topics, &durable) {
+                        durable.dirty.store(true, Ordering::Release);
+                        tracing::warn!(%error, "cannot save the bus offsets");
+                    }
+                }
+            });
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "cannot start the bus offsets saver; offsets are saved on flush only");
+        }
+    }
+
+    /// Saves the committed offsets and forces the journals to disk (a durable bus; otherwise
+    /// nothing to do).
+    pub fn sync(&self) -> Result<(), BusError> {
+        let Some(durable) = &self.durable else {
+            return Ok(());
+        };
+        durable.dirty.store(false, Ordering::Release);
+        save(&self.topics, durable)
+            .map_err(|e| BusError::Unavailable(format!("saving the bus offsets: {e}")))?;
+        for state in self.topics.values() {
+            if let Some(journal) = &lock(&state.log).journal {
+                journal
+                    .sync()
+                    .map_err(|e| BusError::Unavailable(format!("syncing the bus journal: {e}")))?;
+            }
+        }
+        Ok(())
     }
 
     fn state(&self, topic: Topic) -> &TopicState {
@@ -151,6 +370,7 @@ impl MemoryBus {
         entry.owner = generation;
         let position = entry.committed;
         drop(log);
+        self.changed();
         self.state(topic).notify.notify_waiters();
         MemoryConsumer {
             bus: self.clone(),
@@ -161,16 +381,24 @@ impl MemoryBus {
         }
     }
 
-    /// Records not yet committed by the slowest group of `topic`.
-    pub fn lag(&self, topic: Topic) -> usize {
-        lock(&self.state(topic).log).records.len()
+    /// Marks the offsets as changed, for the next save.
+    fn changed(&self) {
+        if let Some(durable) = &self.durable {
+            durable.dirty.store(true, Ordering::Release);
+        }
     }
 
-    /// Records `topic` holds and their bytes: those not yet committed by every subscribed group
-    /// (or, without subscribers, those retention keeps).
-    pub fn held(&self, topic: Topic) -> (usize, usize) {
+    /// Records not yet committed by the slowest group of `topic`.
+    pub fn lag(&self, topic: Topic) -> usize {
+        lock(&self.state(topic).log).entries.len()
+    }
+
+    /// What `topic` holds — the records not yet committed by every subscribed group (or, without
+    /// subscribers, those retention keeps) — as (records, bytes of keys and payloads, bytes of
+    /// payloads in memory).
+    pub fn held(&self, topic: Topic) -> (usize, usize, usize) {
         let log = lock(&self.state(topic).log);
-        (log.records.len(), log.bytes)
+        (log.entries.len(), log.bytes, log.cached)
     }
 
     /// Makes room for `extra` records of `extra_bytes`, or says the topic is full.
@@ -183,10 +411,13 @@ impl MemoryBus {
     ) -> Result<(), BusError> {
         let full = |log: &Log| {
             extra > 0
-                && (log.records.len() + extra > self.capacity
-                    || (!log.records.is_empty() && log.bytes + extra_bytes > self.max_bytes))
+                && (log.entries.len() + extra > self.capacity
+                    || (!log.entries.is_empty() && log.bytes + extra_bytes > self.max_bytes))
         };
         log.trim();
+        if full(log) && log.drop_dormant_groups() {
+            log.trim();
+        }
         if log.groups.is_empty() {
             while full(log) && log.pop_oldest() {}
         }
@@ -210,7 +441,7 @@ impl Producer for MemoryBus {
                 let mut log = lock(&state.log);
                 match self.check_room(&mut log, topic, 1, key.len() + payload.len()) {
                     Ok(()) => {
-                        log.append(topic, Bytes::copy_from_slice(key), payload);
+                        log.append(Bytes::copy_from_slice(key), payload, self.cache_bytes)?;
                         break;
                     }
                     Err(full) => full,
@@ -238,17 +469,29 @@ pub struct MemoryConsumer {
 }
 
 impl MemoryConsumer {
-    fn try_next(&mut self) -> Option<Record> {
-        let log = lock(&self.bus.state(self.topic).log);
-        if log.groups.get(&self.group).map(|g| g.owner) != Some(self.generation) {
-            return None; // another member owns the partition now
-        }
-        self.position = self.position.max(log.base);
-        let index = usize::try_from(self.position - log.base).ok()?;
-        let mut record = log.records.get(index)?.clone();
-        record.generation = self.generation;
-        self.position += 1;
-        Some(record)
+    fn try_next(&mut self) -> Result<Option<Record>, BusError> {
+        let (offset, held) = {
+            let log = lock(&self.bus.state(self.topic).log);
+            if log.groups.get(&self.group).map(|g| g.owner) != Some(self.generation) {
+                return Ok(None); // another member owns the partition now
+            }
+            self.position = self.position.max(log.base);
+            let Some(held) = log.get(self.position) else {
+                return Ok(None);
+            };
+            (self.position, held)
+        };
+        // Read from the journal (if it must be) without holding the topic.
+        let (key, payload) = held.load()?;
+        self.position = offset + 1;
+        Ok(Some(Record {
+            topic: self.topic,
+            partition: 0,
+            offset,
+            generation: self.generation,
+            key,
+            payload,
+        }))
     }
 
     fn commit_locked(&self, log: &mut Log, offset: i64) -> Result<(), BusError> {
@@ -258,6 +501,7 @@ impl MemoryConsumer {
         }
         group.committed = group.committed.max(offset + 1);
         log.trim();
+        self.bus.changed();
         Ok(())
     }
 }
@@ -270,7 +514,7 @@ impl Consumer for MemoryConsumer {
             let notified = state.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(record) = self.try_next() {
+            if let Some(record) = self.try_next()? {
                 return Ok(record);
             }
             notified.await;
@@ -287,7 +531,7 @@ impl Consumer for MemoryConsumer {
     }
 
     async fn flush(&mut self) -> Result<(), BusError> {
-        Ok(())
+        self.bus.sync()
     }
 
     fn generation(&self) -> u64 {
@@ -336,7 +580,7 @@ impl FencedConsumer for MemoryConsumer {
         }
         for record in records {
             if let Some((_, log)) = logs.iter_mut().find(|(t, _)| *t == record.topic) {
-                log.append(record.topic, record.key, record.payload);
+                log.append(record.key, record.payload, bus.cache_bytes)?;
             }
         }
         if let Some(last) = processed
@@ -357,10 +601,79 @@ impl FencedConsumer for MemoryConsumer {
     }
 
     async fn read_to_end(&mut self, topic: Topic) -> Result<Vec<Record>, BusError> {
-        Ok(lock(&self.bus.state(topic).log)
-            .records
-            .iter()
-            .cloned()
-            .collect())
+        let held: Vec<(i64, Payload)> = {
+            let log = lock(&self.bus.state(topic).log);
+            (log.base..log.end())
+                .filter_map(|offset| log.get(offset).map(|held| (offset, held)))
+                .collect()
+        };
+        held.into_iter()
+            .map(|(offset, held)| {
+                let (key, payload) = held.load()?;
+                Ok(Record {
+                    topic,
+                    partition: 0,
+                    offset,
+                    generation: 0,
+                    key,
+                    payload,
+                })
+            })
+            .collect()
     }
+}
+
+/// Parses `offsets`: one `topic<TAB>group<TAB>committed` line per group. Returns the bad line.
+fn parse_offsets(text: &str) -> Result<Vec<(String, String, i64)>, String> {
+    text.lines()
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let mut fields = line.split('\t');
+            match (fields.next(), fields.next(), fields.next(), fields.next()) {
+                (Some(topic), Some(group), Some(committed), None) => committed
+                    .parse()
+                    .map(|c| (topic.to_owned(), group.to_owned(), c))
+                    .map_err(|_| line.to_owned()),
+                _ => Err(line.to_owned()),
+            }
+        })
+        .collect()
+}
+
+/// Writes every group's committed offset to `offsets` (a new file renamed over the old one), as
+/// one snapshot taken with every topic locked, then deletes the journal segments the snapshot
+/// shows every group past.
+fn save(topics: &HashMap<Topic, TopicState>, durable: &Durable) -> io::Result<()> {
+    let _saving = durable
+        .saving
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut order: Vec<Topic> = topics.keys().copied().collect();
+    order.sort();
+    let mut text = String::new();
+    let mut bases = Vec::new();
+    {
+        // The same lock order as `produce_and_commit`: a snapshot in which a batch's output and
+        // its input's commit are both present or both absent.
+        let logs: Vec<(Topic, MutexGuard<'_, Log>)> =
+            order.iter().map(|t| (*t, lock(&topics[t].log))).collect();
+        for (topic, log) in &logs {
+            let mut groups: Vec<(&String, &Group)> = log.groups.iter().collect();
+            groups.sort_by(|a, b| a.0.cmp(b.0));
+            for (name, group) in groups {
+                text.push_str(&format!("{}\t{name}\t{}\n", topic.name(), group.committed));
+            }
+            bases.push((*topic, log.base));
+        }
+    }
+    let path = durable.dir.join("offsets");
+    let temporary = durable.dir.join("offsets.new");
+    std::fs::write(&temporary, text)?;
+    std::fs::rename(&temporary, &path)?;
+    for (topic, base) in bases {
+        if let Some(journal) = &mut lock(&topics[&topic].log).journal {
+            journal.remove_below(base);
+        }
+    }
+    Ok(())
 }

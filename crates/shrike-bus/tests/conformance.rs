@@ -1,5 +1,6 @@
-//! One conformance suite, run against both bus implementations: the in-memory bus and Kafka
-//! (librdkafka's mock cluster, a real Kafka-protocol broker). Same assertions, same semantics:
+//! One conformance suite, run against every bus implementation: the in-memory bus, the same bus
+//! journaled to disk (with a cache so small that payloads are read back from the journal), and
+//! Kafka (librdkafka's mock cluster, a real Kafka-protocol broker). Same assertions, same semantics:
 //! ordering per key, consumer groups, redelivery of uncommitted records after a crash, and
 //! atomic produce-and-commit.
 
@@ -48,6 +49,35 @@ impl Harness for Kafka {
 
 fn memory() -> Memory {
     Memory(MemoryBus::new(10_000))
+}
+
+/// A durable bus and the directory it lives in (deleted when dropped).
+struct Durable {
+    bus: MemoryBus,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness for Durable {
+    type P = MemoryBus;
+    type C = shrike_bus::memory::MemoryConsumer;
+    fn producer(&self) -> MemoryBus {
+        self.bus.clone()
+    }
+    fn consumer(&self, topic: Topic, group: &str) -> Self::C {
+        self.bus.consumer(topic, group)
+    }
+}
+
+fn open(dir: &std::path::Path) -> MemoryBus {
+    MemoryBus::durable(dir, 10_000, 256).expect("durable bus")
+}
+
+fn durable() -> Durable {
+    let dir = tempfile::tempdir().expect("temp dir");
+    Durable {
+        bus: open(dir.path()).with_cache_bytes(16),
+        _dir: dir,
+    }
 }
 
 fn kafka() -> Kafka {
@@ -197,6 +227,9 @@ macro_rules! conformance {
         mod on_memory {
             $(#[tokio::test] async fn $name() { super::$name(super::memory()).await })*
         }
+        mod on_durable_memory {
+            $(#[tokio::test] async fn $name() { super::$name(super::durable()).await })*
+        }
         mod on_kafka {
             $(#[tokio::test(flavor = "multi_thread")] async fn $name() {
                 tokio::time::timeout(std::time::Duration::from_secs(120), super::$name(super::kafka()))
@@ -244,7 +277,7 @@ async fn memory_bus_refuses_bytes_beyond_its_limit_but_takes_one_large_record() 
     let ten = || Bytes::from_static(b"0123456789");
     bus.send(Topic::RawEvents, b"k", ten()).await.expect("sent");
     bus.send(Topic::RawEvents, b"k", ten()).await.expect("sent");
-    assert_eq!(bus.held(Topic::RawEvents), (2, 22));
+    assert_eq!(bus.held(Topic::RawEvents), (2, 22, 20));
     assert!(matches!(
         bus.send(Topic::RawEvents, b"k", ten()).await,
         Err(shrike_bus::BusError::QueueFull(_))
@@ -259,7 +292,7 @@ async fn memory_bus_refuses_bytes_beyond_its_limit_but_takes_one_large_record() 
     bus.send(Topic::RawEvents, b"k", big)
         .await
         .expect("large record");
-    assert_eq!(bus.held(Topic::RawEvents), (1, 101));
+    assert_eq!(bus.held(Topic::RawEvents), (1, 101, 100));
     assert!(bus.send(Topic::RawEvents, b"k", ten()).await.is_err());
     let r = recv(&mut c).await;
     assert_eq!(r.payload.len(), 100);
@@ -267,7 +300,7 @@ async fn memory_bus_refuses_bytes_beyond_its_limit_but_takes_one_large_record() 
     bus.send(Topic::RawEvents, b"k", ten())
         .await
         .expect("room after commit");
-    assert_eq!(bus.held(Topic::RawEvents), (1, 11));
+    assert_eq!(bus.held(Topic::RawEvents), (1, 11, 10));
 }
 
 #[tokio::test]
@@ -346,4 +379,95 @@ async fn kafka_producer_reports_an_unavailable_broker() {
         recovered.is_ok(),
         "producer did not recover after the broker came back"
     );
+}
+
+fn segments(dir: &std::path::Path, topic: Topic) -> usize {
+    std::fs::read_dir(dir.join(topic.name()))
+        .expect("topic directory")
+        .count()
+}
+
+#[tokio::test]
+async fn a_durable_bus_reopens_with_uncommitted_records_and_saved_offsets() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bus = open(dir.path());
+    let mut c = bus.consumer(Topic::RawEvents, "g");
+    for seq in 0..5 {
+        bus.send(Topic::RawEvents, b"k", payload(0, seq))
+            .await
+            .expect("sent");
+    }
+    for _ in 0..2 {
+        let r = recv(&mut c).await;
+        c.commit(&r).expect("commit");
+    }
+    c.flush().await.expect("offsets saved");
+    // A crash: nothing else is saved, nothing shut down.
+    drop((c, bus));
+    let bus = open(dir.path());
+    let mut c = bus.consumer(Topic::RawEvents, "g");
+    for seq in 2..5 {
+        let r = recv(&mut c).await;
+        assert_eq!((r.offset, r.payload), (seq as i64, payload(0, seq)));
+    }
+    bus.send(Topic::RawEvents, b"k", payload(0, 5))
+        .await
+        .expect("sent");
+    let r = recv(&mut c).await;
+    assert_eq!((r.offset, &r.payload), (5, &payload(0, 5)));
+    // Without a flush, the saver thread saves the commit within its interval.
+    c.commit(&r).expect("commit");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop((c, bus));
+    let bus = open(dir.path());
+    let mut c = bus.consumer(Topic::RawEvents, "g");
+    nothing_within(&mut c, Duration::from_millis(200)).await;
+    assert_eq!(bus.held(Topic::RawEvents).0, 0);
+}
+
+#[tokio::test]
+async fn a_durable_bus_keeps_only_its_cache_in_memory_and_deletes_consumed_segments() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // 256-byte segments; room for one 10-byte payload in memory.
+    let bus = open(dir.path()).with_cache_bytes(15);
+    let mut c = bus.consumer(Topic::RawEvents, "g");
+    for seq in 0..40 {
+        bus.send(Topic::RawEvents, b"k", Bytes::from(format!("{seq:010}")))
+            .await
+            .expect("sent");
+    }
+    assert_eq!(bus.held(Topic::RawEvents), (40, 440, 10));
+    assert!(segments(dir.path(), Topic::RawEvents) > 1);
+    for seq in 0..40 {
+        let r = recv(&mut c).await;
+        assert_eq!(r.payload, Bytes::from(format!("{seq:010}")));
+        c.commit(&r).expect("commit");
+    }
+    assert_eq!(bus.held(Topic::RawEvents), (0, 0, 0));
+    bus.sync().expect("sync");
+    assert_eq!(segments(dir.path(), Topic::RawEvents), 1);
+}
+
+#[tokio::test]
+async fn a_group_no_consumer_rejoins_gives_way_when_its_topic_is_full() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ten = || Bytes::from_static(b"0123456789");
+    let bus = open(dir.path());
+    let _old = bus.consumer(Topic::Outcomes, "old");
+    for _ in 0..2 {
+        bus.send(Topic::Outcomes, b"k", ten()).await.expect("sent");
+    }
+    bus.sync().expect("sync");
+    drop((_old, bus));
+    // Reopened with room for two records; group "old" is saved but never joins again.
+    let bus = open(dir.path()).with_max_bytes(25);
+    let mut new = bus.consumer(Topic::Outcomes, "new");
+    for _ in 0..2 {
+        let r = recv(&mut new).await;
+        new.commit(&r).expect("commit");
+    }
+    bus.send(Topic::Outcomes, b"k", ten())
+        .await
+        .expect("the dormant group's records made room");
+    assert_eq!(bus.held(Topic::Outcomes).0, 1);
 }

@@ -1,0 +1,417 @@
+//! The on-disk journal behind a durable [`MemoryBus`](crate::MemoryBus): one directory per topic
+//! holding segment files, each named after the offset of its first record.
+//!
+//! A record is written with a single positioned write before the send that produced it returns,
+//! so it survives a crash of the process (the operating system holds the page; like a Kafka broker
+//! with its default settings, a power loss may lose what it had not yet written back unless
+//! [`Journal::sync`] ran). Framing, per record: CRC-32 of the rest, key length, payload length
+//! (little-endian `u32`s), key, payload. On open, a torn or corrupt tail of the newest segment —
+//! a write the crash interrupted, which no sender was told had succeeded — is cut off; damage
+//! anywhere else is an error, never silently skipped.
+
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Bytes before each record's key: CRC-32, key length, payload length.
+const HEADER: usize = 12;
+
+/// Where a record's key and payload lie in its segment. Holds the file open, so a segment removed
+/// from the directory stays readable while a record of it is still in use.
+#[derive(Clone)]
+pub(crate) struct Location {
+    file: Arc<File>,
+    /// Position of the key; the payload follows it.
+    pos: u64,
+    key_len: u32,
+    payload_len: u32,
+}
+
+impl Location {
+    /// Bytes of key and payload.
+    pub(crate) fn len(&self) -> usize {
+        self.key_len as usize + self.payload_len as usize
+    }
+
+    /// Reads the key and the payload back.
+    pub(crate) fn read(&self) -> io::Result<(Bytes, Bytes)> {
+        let mut buf = vec![0; self.len()];
+        self.file.read_exact_at(&mut buf, self.pos)?;
+        let mut key = Bytes::from(buf);
+        let payload = key.split_off(self.key_len as usize);
+        Ok((key, payload))
+    }
+}
+
+struct Segment {
+    /// Offset of its first record.
+    base: i64,
+    path: PathBuf,
+    file: Arc<File>,
+    /// Bytes written.
+    len: u64,
+    records: i64,
+}
+
+impl Segment {
+    fn end(&self) -> i64 {
+        self.base + self.records
+    }
+}
+
+/// A record found when the journal was opened.
+pub(crate) struct Recovered {
+    pub(crate) offset: i64,
+    pub(crate) location: Location,
+}
+
+/// One topic's segments, oldest first; records are appended to the newest.
+pub(crate) struct Journal {
+    dir: PathBuf,
+    segments: VecDeque<Segment>,
+    segment_bytes: u64,
+    scratch: Vec<u8>,
+}
+
+fn segment_path(dir: &Path, base: i64) -> PathBuf {
+    dir.join(format!("{base:020}.log"))
+}
+
+fn corrupt(path: &Path, pos: usize, what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "bus journal {} is damaged at byte {pos}: {what}",
+            path.display()
+        ),
+    )
+}
+
+fn u32_at(data: &[u8], pos: usize) -> u32 {
+    let mut word = [0; 4];
+    word.copy_from_slice(&data[pos..pos + 4]);
+    u32::from_le_bytes(word)
+}
+
+impl Journal {
+    /// Opens the journal in `dir` (created if missing) and returns the records it holds, oldest
+    /// first. An empty journal starts at offset `start`. A segment grows to about
+    /// `segment_bytes` before the next one begins.
+    pub(crate) fn open(
+        dir: &Path,
+        start: i64,
+        segment_bytes: u64,
+    ) -> io::Result<(Journal, Vec<Recovered>)> {
+        fs::create_dir_all(dir)?;
+        let mut bases = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let name = entry?.file_name();
+            let Some(base) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".log"))
+                .and_then(|n| n.parse::<i64>().ok())
+            else {
+                continue;
+            };
+            bases.push(base);
+        }
+        bases.sort_unstable();
+        let mut journal = Journal {
+            dir: dir.to_owned(),
+            segments: VecDeque::new(),
+            segment_bytes: segment_bytes.max(1),
+            scratch: Vec::new(),
+        };
+        let mut recovered = Vec::new();
+        let count = bases.len();
+        for (i, base) in bases.into_iter().enumerate() {
+            if let Some(previous) = journal
+                .segments
+                .back()
+                .filter(|previous| previous.end() != base)
+            {
+                return Err(corrupt(
+                    &previous.path,
+                    previous.len as usize,
+                    &format!(
+                        "the next segment starts at offset {base}, not {}",
+                        previous.end()
+                    ),
+                ));
+            }
+            let segment = Self::recover(dir, base, i + 1 == count, &mut recovered)?;
+            journal.segments.push_back(segment);
+        }
+        if journal.segments.is_empty() {
+            journal.create(start)?;
+        }
+        Ok((journal, recovered))
+    }
+
+    /// Reads one segment's records; a damaged tail of the newest segment is cut off.
+    fn recover(
+        dir: &Path,
+        base: i64,
+        newest: bool,
+        out: &mut Vec<Recovered>,
+    ) -> io::Result<Segment> {
+        let path = segment_path(dir, base);
+        let file = Arc::new(OpenOptions::new().read(true).write(true).open(&path)?);
+        let data = fs::read(&path)?;
+        let mut pos = 0;
+        let mut records = 0;
+        let damage = loop {
+            if pos == data.len() {
+                break None;
+            }
+            if data.len() - pos < HEADER {
+                break Some("a record header is cut short");
+            }
+            let key_len = u32_at(&data, pos + 4) as usize;
+            let payload_len = u32_at(&data, pos + 8) as usize;
+            let end = pos + HEADER + key_len + payload_len;
+            if end > data.len() {
+                break Some("a record is cut short");
+            }
+            if crc32fast::hash(&data[pos + 4..end]) != u32_at(&data, pos) {
+                break Some("a record's checksum does not match");
+            }
+            out.push(Recovered {
+                offset: base + records,
+                location: Location {
+                    file: file.clone(),
+                    pos: (pos + HEADER) as u64,
+                    key_len: key_len as u32,
+                    payload_len: payload_len as u32,
+                },
+            });
+            records += 1;
+            pos = end;
+        };
+        if let Some(what) = damage {
+            if !newest {
+                return Err(corrupt(&path, pos, what));
+            }
+            tracing::warn!(path = %path.display(), pos, what, "cutting off the torn end of the bus journal");
+            file.set_len(pos as u64)?;
+        }
+        Ok(Segment {
+            base,
+            path,
+            file,
+            len: pos as u64,
+            records,
+        })
+    }
+
+    fn create(&mut self, base: i64) -> io::Result<()> {
+        let path = segment_path(&self.dir, base);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)?;
+        self.segments.push_back(Segment {
+            base,
+            path,
+            file: Arc::new(file),
+            len: 0,
+            records: 0,
+        });
+        Ok(())
+    }
+
+    /// Appends a record (its offset is the journal's end) and says where its payload lies. On
+    /// failure nothing counts as written: the next append overwrites whatever part was.
+    pub(crate) fn append(&mut self, key: &[u8], payload: &[u8]) -> io::Result<Location> {
+        let too_long = |_| io::Error::new(io::ErrorKind::InvalidInput, "record over 4 GiB");
+        let key_len = u32::try_from(key.len()).map_err(too_long)?;
+        let payload_len = u32::try_from(payload.len()).map_err(too_long)?;
+        if self
+            .segments
+            .back()
+            .is_some_and(|s| s.records > 0 && s.len >= self.segment_bytes)
+        {
+            let end = self.end();
+            self.create(end)?;
+        }
+        let scratch = &mut self.scratch;
+        scratch.clear();
+        scratch.extend_from_slice(&[0; 4]);
+        scratch.extend_from_slice(&key_len.to_le_bytes());
+        scratch.extend_from_slice(&payload_len.to_le_bytes());
+        scratch.extend_from_slice(key);
+        scratch.extend_from_slice(payload);
+        let crc = crc32fast::hash(&scratch[4..]);
+        scratch[..4].copy_from_slice(&crc.to_le_bytes());
+        let segment = self.segments.back_mut().expect("a journal has a segment");
+        segment.file.write_all_at(scratch, segment.len)?;
+        let location = Location {
+            file: segment.file.clone(),
+            pos: segment.len + HEADER as u64,
+            key_len,
+            payload_len,
+        };
+        segment.len += scratch.len() as u64;
+        segment.records += 1;
+        Ok(location)
+    }
+
+    /// The offset the next record gets.
+    pub(crate) fn end(&self) -> i64 {
+        self.segments.back().map_or(0, Segment::end)
+    }
+
+    /// Deletes the segments whose every record lies below `offset` (never the newest one).
+    pub(crate) fn remove_below(&mut self, offset: i64) {
+        while self.segments.len() > 1 && self.segments[0].end() <= offset {
+            let Some(segment) = self.segments.pop_front() else {
+                return;
+            };
+            if let Err(error) = fs::remove_file(&segment.path) {
+                tracing::warn!(path = %segment.path.display(), %error, "cannot delete a bus journal segment");
+            }
+        }
+    }
+
+    /// Segment files, oldest first.
+    #[cfg(test)]
+    pub(crate) fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Forces what was written to disk.
+    pub(crate) fn sync(&self) -> io::Result<()> {
+        for segment in &self.segments {
+            segment.file.sync_data()?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "shrike-journal-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4()
+        ));
+        fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    }
+
+    #[test]
+    fn records_come_back_after_reopening_across_segments() {
+        let dir = dir();
+        let (mut journal, recovered) = Journal::open(&dir, 7, 100).expect("open");
+        assert!(recovered.is_empty());
+        for i in 0..10 {
+            let location = journal
+                .append(format!("k{i}").as_bytes(), &[i as u8; 40])
+                .expect("append");
+            let (key, payload) = location.read().expect("read");
+            assert_eq!(
+                (&key[..], &payload[..]),
+                (format!("k{i}").as_bytes(), &[i as u8; 40][..])
+            );
+        }
+        assert!(
+            journal.segment_count() > 1,
+            "segments roll at the size limit"
+        );
+        assert_eq!(journal.end(), 17);
+        drop(journal);
+        let (journal, recovered) = Journal::open(&dir, 0, 100).expect("reopen");
+        assert_eq!(journal.end(), 17);
+        let offsets: Vec<i64> = recovered.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, (7..17).collect::<Vec<_>>());
+        for (i, record) in recovered.iter().enumerate() {
+            let (key, payload) = record.location.read().expect("read");
+            assert_eq!(
+                (&key[..], &payload[..]),
+                (format!("k{i}").as_bytes(), &[i as u8; 40][..])
+            );
+        }
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_off_and_overwritten() {
+        let dir = dir();
+        let (mut journal, _) = Journal::open(&dir, 0, 1 << 20).expect("open");
+        journal.append(b"a", b"first").expect("append");
+        journal.append(b"b", b"second").expect("append");
+        drop(journal);
+        let path = segment_path(&dir, 0);
+        let len = fs::metadata(&path).expect("segment").len();
+        // A crash in the middle of the second write.
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("segment")
+            .set_len(len - 3)
+            .expect("truncate");
+        let (mut journal, recovered) = Journal::open(&dir, 0, 1 << 20).expect("reopen");
+        assert_eq!(recovered.len(), 1);
+        assert_eq!(recovered[0].location.read().expect("read").1, "first");
+        assert_eq!(journal.end(), 1);
+        journal.append(b"c", b"third").expect("append");
+        drop(journal);
+        let (_, recovered) = Journal::open(&dir, 0, 1 << 20).expect("reopen");
+        let payloads: Vec<Bytes> = recovered
+            .iter()
+            .map(|r| r.location.read().expect("read").1)
+            .collect();
+        assert_eq!(payloads, vec![Bytes::from("first"), Bytes::from("third")]);
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn damage_before_the_newest_segment_is_an_error() {
+        let dir = dir();
+        let (mut journal, _) = Journal::open(&dir, 0, 10).expect("open");
+        for _ in 0..3 {
+            journal.append(b"k", b"payload").expect("append");
+        }
+        drop(journal);
+        let path = segment_path(&dir, 0);
+        let mut data = fs::read(&path).expect("segment");
+        let last = data.len() - 1;
+        data[last] ^= 0xff;
+        fs::write(&path, data).expect("write");
+        let error = Journal::open(&dir, 0, 10)
+            .err()
+            .expect("damage is reported");
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        assert!(error.to_string().contains("checksum"), "{error}");
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn consumed_segments_are_deleted_but_never_the_newest() {
+        let dir = dir();
+        let (mut journal, _) = Journal::open(&dir, 0, 10).expect("open");
+        for _ in 0..4 {
+            journal.append(b"k", b"payload").expect("append");
+        }
+        assert_eq!(journal.segment_count(), 4);
+        journal.remove_below(2);
+        assert_eq!(journal.segment_count(), 2);
+        journal.remove_below(100);
+        assert_eq!(journal.segment_count(), 1);
+        assert_eq!(fs::read_dir(&dir).expect("dir").count(), 1);
+        let (journal, recovered) = Journal::open(&dir, 0, 10).expect("reopen");
+        assert_eq!(journal.end(), 4);
+        assert_eq!(recovered.len(), 1);
+        assert_eq!(recovered[0].offset, 3);
+        fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -148,28 +148,46 @@ impl Default for IngestSection {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BusSection {
-    /// Most uncommitted records per topic in the in-memory bus; beyond it ingest answers 503.
+    /// Journal the bus of `shrike up` to disk under `data_dir/bus`, so that what ingest accepted
+    /// survives a crash and a backlog costs disk rather than memory.
+    pub durable: bool,
+    /// Most uncommitted records per topic in the bus of `shrike up`; beyond it ingest answers 503.
     pub memory_capacity: usize,
-    /// Most bytes of uncommitted records per topic in the in-memory bus, MiB; beyond it ingest
-    /// answers 503.
+    /// MiB of payloads per topic the bus of `shrike up` holds in memory. Without `durable`, the
+    /// most bytes of uncommitted records per topic (beyond it ingest answers 503); with it, a cache
+    /// of the newest records, the others being read back from the journal.
     pub memory_max_mib: usize,
-    /// How long a send to a full topic of the in-memory bus waits for room before ingest answers
-    /// 503, milliseconds.
+    /// With `durable`: most MiB of uncommitted records per topic in the journal; beyond it ingest
+    /// answers 503.
+    pub disk_max_mib: usize,
+    /// How long a send to a full topic of the bus of `shrike up` waits for room before ingest
+    /// answers 503, milliseconds.
     pub memory_send_wait_ms: u64,
 }
 
 impl BusSection {
-    /// Bytes each topic of the in-memory bus may hold.
+    /// Bytes of payloads each topic of the bus of `shrike up` may hold in memory.
     pub fn memory_topic_bytes(&self) -> usize {
         self.memory_max_mib.saturating_mul(1 << 20)
+    }
+
+    /// Bytes of uncommitted records each topic of the bus of `shrike up` may hold.
+    pub fn topic_bytes(&self) -> usize {
+        if self.durable {
+            self.disk_max_mib.saturating_mul(1 << 20)
+        } else {
+            self.memory_topic_bytes()
+        }
     }
 }
 
 impl Default for BusSection {
     fn default() -> Self {
         BusSection {
-            memory_capacity: 20_000,
+            durable: true,
+            memory_capacity: 1_000_000,
             memory_max_mib: 32,
+            disk_max_mib: 4096,
             memory_send_wait_ms: 1000,
         }
     }
@@ -310,6 +328,9 @@ impl Config {
         }
         if self.bus.memory_max_mib == 0 {
             bail!("bus.memory_max_mib must be at least 1");
+        }
+        if self.bus.disk_max_mib == 0 {
+            bail!("bus.disk_max_mib must be at least 1");
         }
         if self.default_project.trim().is_empty() {
             bail!("default_project must not be empty");

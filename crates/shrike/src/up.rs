@@ -82,9 +82,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let metrics = services::metrics()?;
 
-    let bus = MemoryBus::new(config.bus.memory_capacity)
-        .with_max_bytes(config.bus.memory_topic_bytes())
-        .with_send_wait(Duration::from_millis(config.bus.memory_send_wait_ms));
+    let bus = open_bus(&config)?;
     let shutdown = CancellationToken::new();
     // Subscribe before ingest opens, so no record is produced to a topic without its group.
     let raw_consumer = bus.consumer(Topic::RawEvents, shrike_normalizer::service::GROUP);
@@ -149,9 +147,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     stop_http.cancel();
     let _ = server.await;
     if !drain(&bus, Duration::from_secs(15)).await {
-        tracing::warn!(
-            "bus not drained in time; undelivered events are lost with the in-memory bus"
-        );
+        if config.bus.durable {
+            tracing::warn!("bus not drained in time; the rest is processed on the next start");
+        } else {
+            tracing::warn!(
+                "bus not drained in time; undelivered events are lost with the in-memory bus"
+            );
+        }
     }
     shutdown.cancel();
     let _ = normalizer.await;
@@ -162,9 +164,40 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(alerter) = alerter {
         let _ = alerter.await;
     }
+    if let Err(error) = bus.sync() {
+        tracing::warn!(%error, "cannot save the bus offsets; the next start repeats a little work");
+    }
     tracing::info!("stopped");
     Ok(())
 }
+
+/// The bus of `shrike up`: journaled under `data_dir/bus` (reopened with whatever a previous run
+/// left unprocessed) unless `bus.durable` is off.
+fn open_bus(config: &Config) -> anyhow::Result<MemoryBus> {
+    let b = &config.bus;
+    let bus = if b.durable {
+        let dir = config.data_dir.join("bus");
+        MemoryBus::durable(&dir, b.memory_capacity, SEGMENT_BYTES)
+            .with_context(|| format!("opening the bus journal in {}", dir.display()))?
+            .with_cache_bytes(b.memory_topic_bytes())
+    } else {
+        MemoryBus::new(b.memory_capacity)
+    };
+    let bus = bus
+        .with_max_bytes(b.topic_bytes())
+        .with_send_wait(Duration::from_millis(b.memory_send_wait_ms));
+    let left: usize = PIPELINE.iter().map(|t| bus.lag(*t)).sum();
+    if left > 0 {
+        tracing::info!(
+            records = left,
+            "resuming the records the last run left in the bus journal"
+        );
+    }
+    Ok(bus)
+}
+
+/// Size of a segment of the bus journal: a consumed segment's disk space is freed whole.
+const SEGMENT_BYTES: u64 = 64 << 20;
 
 /// Subscribes a table writer to `topic` now (so nothing produced later is missed) and runs it.
 fn spawn_writer<W: TableWriter>(
@@ -198,8 +231,8 @@ const PIPELINE: [Topic; 5] = [
     Topic::Attachments,
 ];
 
-/// Publishes what the in-memory bus holds per topic, every second, as the gauges
-/// `shrike_bus_held_records` and `shrike_bus_held_bytes`.
+/// Publishes what the bus holds per topic, every second, as the gauges `shrike_bus_held_records`,
+/// `shrike_bus_held_bytes` and `shrike_bus_cached_bytes` (payloads in memory).
 async fn report_held(bus: MemoryBus, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -208,9 +241,10 @@ async fn report_held(bus: MemoryBus, shutdown: CancellationToken) {
             () = shutdown.cancelled() => return,
         }
         for topic in PIPELINE {
-            let (records, bytes) = bus.held(topic);
+            let (records, bytes, cached) = bus.held(topic);
             metrics::gauge!("shrike_bus_held_records", "topic" => topic.name()).set(records as f64);
             metrics::gauge!("shrike_bus_held_bytes", "topic" => topic.name()).set(bytes as f64);
+            metrics::gauge!("shrike_bus_cached_bytes", "topic" => topic.name()).set(cached as f64);
         }
     }
 }

@@ -4,9 +4,15 @@
 //! A record is written with a single positioned write before the send that produced it returns,
 //! so it survives a crash of the process (the operating system holds the page; like a Kafka broker
 //! with its default settings, a power loss may lose what it had not yet written back unless
-//! [`Journal::sync`] ran). Framing, per record: CRC-32 of the rest, key length, payload length
-//! (little-endian `u32`s), key, payload. On open, a torn or corrupt tail of the newest segment —
-//! a write the crash interrupted, which no sender was told had succeeded — is cut off; damage
+//! [`Journal::sync`] ran). Framing, per record: CRC-32 of the rest (`u32`), the record's offset
+//! (`i64`), key length and payload length (`u32`s), all little-endian, then key and payload.
+//!
+//! Consumed segments are kept as spares (up to [`SPARES`]) and written over by the next segments:
+//! overwriting pages the operating system already caches costs much less than allocating new
+//! ones. So a segment may hold, after its last record, bytes from an earlier use; the offsets in
+//! the headers tell them apart, and a segment is truncated to its records when the next one
+//! begins. On open, the end of the newest segment — a write the crash interrupted, which no
+//! sender was told had succeeded, or an earlier use's bytes — is ignored and written over; damage
 //! anywhere else is an error, never silently skipped.
 
 use bytes::Bytes;
@@ -17,8 +23,11 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Bytes before each record's key: CRC-32, key length, payload length.
-const HEADER: usize = 12;
+/// Bytes before each record's key: CRC-32, offset, key length, payload length.
+const HEADER: usize = 20;
+
+/// Consumed segments kept per topic for reuse.
+const SPARES: usize = 2;
 
 /// Where a record's key and payload lie in its segment. Holds the file open, so a segment removed
 /// from the directory stays readable while a record of it is still in use.
@@ -73,6 +82,8 @@ pub(crate) struct Recovered {
 pub(crate) struct Journal {
     dir: PathBuf,
     segments: VecDeque<Segment>,
+    /// Consumed segment files, renamed `spare-*`, to be written over.
+    spares: Vec<(PathBuf, Arc<File>)>,
     segment_bytes: u64,
     scratch: Vec<u8>,
 }
@@ -97,6 +108,12 @@ fn u32_at(data: &[u8], pos: usize) -> u32 {
     u32::from_le_bytes(word)
 }
 
+fn i64_at(data: &[u8], pos: usize) -> i64 {
+    let mut word = [0; 8];
+    word.copy_from_slice(&data[pos..pos + 8]);
+    i64::from_le_bytes(word)
+}
+
 impl Journal {
     /// Opens the journal in `dir` (created if missing) and returns the records it holds, oldest
     /// first. An empty journal starts at offset `start`. A segment grows to about
@@ -108,8 +125,15 @@ impl Journal {
     ) -> io::Result<(Journal, Vec<Recovered>)> {
         fs::create_dir_all(dir)?;
         let mut bases = Vec::new();
+        let mut spares = Vec::new();
         for entry in fs::read_dir(dir)? {
             let name = entry?.file_name();
+            if name.to_str().is_some_and(|n| n.starts_with("spare-")) {
+                let path = dir.join(&name);
+                let file = OpenOptions::new().read(true).write(true).open(&path)?;
+                spares.push((path, Arc::new(file)));
+                continue;
+            }
             let Some(base) = name
                 .to_str()
                 .and_then(|n| n.strip_suffix(".log"))
@@ -123,6 +147,7 @@ impl Journal {
         let mut journal = Journal {
             dir: dir.to_owned(),
             segments: VecDeque::new(),
+            spares,
             segment_bytes: segment_bytes.max(1),
             scratch: Vec::new(),
         };
@@ -171,14 +196,17 @@ impl Journal {
             if data.len() - pos < HEADER {
                 break Some("a record header is cut short");
             }
-            let key_len = u32_at(&data, pos + 4) as usize;
-            let payload_len = u32_at(&data, pos + 8) as usize;
+            let key_len = u32_at(&data, pos + 12) as usize;
+            let payload_len = u32_at(&data, pos + 16) as usize;
             let end = pos + HEADER + key_len + payload_len;
             if end > data.len() {
                 break Some("a record is cut short");
             }
             if crc32fast::hash(&data[pos + 4..end]) != u32_at(&data, pos) {
                 break Some("a record's checksum does not match");
+            }
+            if i64_at(&data, pos + 4) != base + records {
+                break Some("an earlier use's record follows");
             }
             out.push(Recovered {
                 offset: base + records,
@@ -196,8 +224,7 @@ impl Journal {
             if !newest {
                 return Err(corrupt(&path, pos, what));
             }
-            tracing::warn!(path = %path.display(), pos, what, "cutting off the torn end of the bus journal");
-            file.set_len(pos as u64)?;
+            tracing::info!(path = %path.display(), pos, what, "the newest bus journal segment ends here; the rest is written over");
         }
         Ok(Segment {
             base,
@@ -208,18 +235,27 @@ impl Journal {
         })
     }
 
+    /// Starts the segment of offset `base`, in a spare file if there is one.
     fn create(&mut self, base: i64) -> io::Result<()> {
         let path = segment_path(&self.dir, base);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)?;
+        let file = match self.spares.pop() {
+            Some((spare, file)) => {
+                fs::rename(&spare, &path)?;
+                file
+            }
+            None => Arc::new(
+                OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&path)?,
+            ),
+        };
         self.segments.push_back(Segment {
             base,
             path,
-            file: Arc::new(file),
+            file,
             len: 0,
             records: 0,
         });
@@ -237,12 +273,18 @@ impl Journal {
             .back()
             .is_some_and(|s| s.records > 0 && s.len >= self.segment_bytes)
         {
+            // What lies beyond the last record, from a spare's earlier use, is cut off first.
+            if let Some(full) = self.segments.back() {
+                full.file.set_len(full.len)?;
+            }
             let end = self.end();
             self.create(end)?;
         }
+        let offset = self.end();
         let scratch = &mut self.scratch;
         scratch.clear();
         scratch.extend_from_slice(&[0; 4]);
+        scratch.extend_from_slice(&offset.to_le_bytes());
         scratch.extend_from_slice(&key_len.to_le_bytes());
         scratch.extend_from_slice(&payload_len.to_le_bytes());
         scratch.extend_from_slice(key);
@@ -267,12 +309,26 @@ impl Journal {
         self.segments.back().map_or(0, Segment::end)
     }
 
-    /// Deletes the segments whose every record lies below `offset` (never the newest one).
+    /// Retires the segments whose every record lies below `offset` (never the newest one): kept
+    /// as spares while fewer than [`SPARES`] are, deleted otherwise.
     pub(crate) fn remove_below(&mut self, offset: i64) {
         while self.segments.len() > 1 && self.segments[0].end() <= offset {
             let Some(segment) = self.segments.pop_front() else {
                 return;
             };
+            // A record still being read holds the file too: never write over it.
+            if self.spares.len() < SPARES && Arc::strong_count(&segment.file) == 1 {
+                let spare = self.dir.join(format!("spare-{:020}", segment.base));
+                match fs::rename(&segment.path, &spare) {
+                    Ok(()) => {
+                        self.spares.push((spare, segment.file));
+                        continue;
+                    }
+                    Err(error) => {
+                        tracing::warn!(path = %segment.path.display(), %error, "cannot keep a bus journal segment as a spare");
+                    }
+                }
+            }
             if let Err(error) = fs::remove_file(&segment.path) {
                 tracing::warn!(path = %segment.path.display(), %error, "cannot delete a bus journal segment");
             }
@@ -396,7 +452,7 @@ mod tests {
     }
 
     #[test]
-    fn consumed_segments_are_deleted_but_never_the_newest() {
+    fn consumed_segments_become_spares_or_are_deleted_but_never_the_newest() {
         let dir = dir();
         let (mut journal, _) = Journal::open(&dir, 0, 10).expect("open");
         for _ in 0..4 {
@@ -407,11 +463,52 @@ mod tests {
         assert_eq!(journal.segment_count(), 2);
         journal.remove_below(100);
         assert_eq!(journal.segment_count(), 1);
-        assert_eq!(fs::read_dir(&dir).expect("dir").count(), 1);
+        // The newest segment, two spares; the third consumed segment was deleted.
+        assert_eq!(fs::read_dir(&dir).expect("dir").count(), 1 + SPARES);
         let (journal, recovered) = Journal::open(&dir, 0, 10).expect("reopen");
         assert_eq!(journal.end(), 4);
         assert_eq!(recovered.len(), 1);
         assert_eq!(recovered[0].offset, 3);
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_spare_is_written_over_and_its_earlier_records_never_come_back() {
+        let dir = dir();
+        let payloads = |recovered: &[Recovered]| -> Vec<(i64, Bytes)> {
+            recovered
+                .iter()
+                .map(|r| (r.offset, r.location.read().expect("read").1))
+                .collect()
+        };
+        // 22-byte records, two per 40-byte segment.
+        let (mut journal, _) = Journal::open(&dir, 0, 40).expect("open");
+        for payload in [b"a", b"b", b"c", b"d"] {
+            journal.append(b"k", payload).expect("append");
+        }
+        journal.remove_below(2);
+        // "e" begins the next segment in the spare that held "a" and "b": "b" is still there,
+        // intact, right after "e".
+        journal.append(b"k", b"e").expect("append");
+        drop(journal);
+        let (mut journal, recovered) = Journal::open(&dir, 0, 40).expect("reopen");
+        assert_eq!(
+            payloads(&recovered),
+            vec![(2, "c".into()), (3, "d".into()), (4, "e".into())]
+        );
+        assert_eq!(journal.end(), 5);
+        journal.append(b"k", b"f").expect("append");
+        drop(journal);
+        let (_, recovered) = Journal::open(&dir, 0, 40).expect("reopen");
+        assert_eq!(
+            payloads(&recovered),
+            vec![
+                (2, "c".into()),
+                (3, "d".into()),
+                (4, "e".into()),
+                (5, "f".into())
+            ]
+        );
         fs::remove_dir_all(&dir).ok();
     }
 }

@@ -35,6 +35,10 @@ pub struct Config {
     /// Where the normalizer, grouper and alerter processes serve `/healthz`, `/readyz` and
     /// `/metrics` (empty: not served; ingest serves them on its own port).
     pub ops_listen: String,
+    /// `shrike up`: the nice value of the pipeline's threads (normalizer, grouper, writers,
+    /// alerter) relative to ingest's, 0–19. When the machine is short of CPU, ingest keeps
+    /// answering SDKs and the backlog waits in the bus; 0 shares the CPU equally.
+    pub pipeline_nice: i32,
 }
 
 /// `[clickhouse]`.
@@ -153,10 +157,12 @@ pub struct BusSection {
     pub durable: bool,
     /// Most uncommitted records per topic in the bus of `shrike up`; beyond it ingest answers 503.
     pub memory_capacity: usize,
-    /// MiB of payloads per topic the bus of `shrike up` holds in memory. Without `durable`, the
-    /// most bytes of uncommitted records per topic (beyond it ingest answers 503); with it, a cache
-    /// of the newest records, the others being read back from the journal.
+    /// Without `durable`: most MiB of uncommitted records per topic in the bus of `shrike up`;
+    /// beyond it ingest answers 503.
     pub memory_max_mib: usize,
+    /// With `durable`: MiB of payloads per topic the bus keeps in memory (the newest records);
+    /// the others are read back from the journal.
+    pub cache_mib: usize,
     /// With `durable`: most MiB of uncommitted records per topic in the journal; beyond it ingest
     /// answers 503.
     pub disk_max_mib: usize,
@@ -168,7 +174,11 @@ pub struct BusSection {
 impl BusSection {
     /// Bytes of payloads each topic of the bus of `shrike up` may hold in memory.
     pub fn memory_topic_bytes(&self) -> usize {
-        self.memory_max_mib.saturating_mul(1 << 20)
+        if self.durable {
+            self.cache_mib.saturating_mul(1 << 20)
+        } else {
+            self.memory_max_mib.saturating_mul(1 << 20)
+        }
     }
 
     /// Bytes of uncommitted records each topic of the bus of `shrike up` may hold.
@@ -187,6 +197,7 @@ impl Default for BusSection {
             durable: true,
             memory_capacity: 1_000_000,
             memory_max_mib: 32,
+            cache_mib: 16,
             disk_max_mib: 4096,
             memory_send_wait_ms: 1000,
         }
@@ -299,6 +310,7 @@ impl Config {
         let defaults = Config {
             data_dir: ".shrike".into(),
             default_project: "default".into(),
+            pipeline_nice: 10,
             ..Default::default()
         };
         let config: Config = Figment::from(Serialized::defaults(defaults))
@@ -328,6 +340,12 @@ impl Config {
         }
         if self.bus.memory_max_mib == 0 {
             bail!("bus.memory_max_mib must be at least 1");
+        }
+        if self.bus.cache_mib == 0 {
+            bail!("bus.cache_mib must be at least 1");
+        }
+        if !(0..=19).contains(&self.pipeline_nice) {
+            bail!("pipeline_nice must be between 0 and 19");
         }
         if self.bus.disk_max_mib == 0 {
             bail!("bus.disk_max_mib must be at least 1");
@@ -377,13 +395,18 @@ impl Config {
         })
     }
 
-    /// The grouper's config in `shrike up`. A batch's records stay in the normalized topic until
-    /// the batch is written, so a batch is kept to a quarter of a topic's bytes: the normalizer is
-    /// then not blocked on a full topic while the grouper fills and writes one (at 10,000 events/s
-    /// that blocking stalled the pipeline every batch).
+    /// The grouper's config in `shrike up`. A batch's records are held in memory until the batch
+    /// is written, so a batch is kept to 8 MiB; without `bus.durable` they also stay in the
+    /// normalized topic, so it is kept to a quarter of a topic's bytes too: the normalizer is then
+    /// not blocked on a full topic while the grouper fills and writes one (at 10,000 events/s that
+    /// blocking stalled the pipeline every batch).
     pub fn grouper_on_memory_bus(&self) -> shrike_grouper::service::GrouperConfig {
         let mut config = self.grouper(true);
-        config.batch_bytes = config.batch_bytes.min(self.bus.memory_topic_bytes() / 4);
+        let mut cap = 8 << 20;
+        if !self.bus.durable {
+            cap = self.bus.memory_topic_bytes() / 4;
+        }
+        config.batch_bytes = config.batch_bytes.min(cap);
         config
     }
 
@@ -465,14 +488,19 @@ mod tests {
     }
 
     #[test]
-    fn shrike_up_keeps_a_grouper_batch_to_a_quarter_of_a_topic() {
+    fn shrike_up_keeps_a_grouper_batch_to_8_mib_and_a_quarter_of_a_memory_topic() {
         let mut config = Config::default();
+        assert!(config.bus.durable);
         assert_eq!(config.grouper_on_memory_bus().batch_bytes, 8 << 20);
         config.grouper.batch_bytes = 1 << 20;
         assert_eq!(config.grouper_on_memory_bus().batch_bytes, 1 << 20);
         config.bus.memory_max_mib = 128;
         config.grouper.batch_bytes = 64 << 20;
+        assert_eq!(config.grouper_on_memory_bus().batch_bytes, 8 << 20);
+        config.bus.durable = false;
         assert_eq!(config.grouper_on_memory_bus().batch_bytes, 32 << 20);
+        config.bus.memory_max_mib = 8;
+        assert_eq!(config.grouper_on_memory_bus().batch_bytes, 2 << 20);
         assert_eq!(config.grouper(true).batch_bytes, 64 << 20);
     }
 

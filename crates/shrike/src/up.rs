@@ -83,6 +83,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let metrics = services::metrics()?;
 
     let bus = open_bus(&config)?;
+    let pipeline = Pipeline::start(config.pipeline_nice)?;
     let shutdown = CancellationToken::new();
     // Subscribe before ingest opens, so no record is produced to a topic without its group.
     let raw_consumer = bus.consumer(Topic::RawEvents, shrike_normalizer::service::GROUP);
@@ -95,7 +96,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }))
         };
         let grouping = std::sync::Arc::new(config.grouping()?);
-        tokio::spawn(services::normalizer(
+        pipeline.spawn(services::normalizer(
             make,
             bus.clone(),
             grouping,
@@ -109,7 +110,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 bus.consumer(Topic::NormalizedEvents, shrike_grouper::service::GROUP)
             }))
         };
-        tokio::spawn(services::grouper(
+        pipeline.spawn(services::grouper(
             make,
             store.clone(),
             config.grouper_on_memory_bus(),
@@ -117,12 +118,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ))
     };
     let wait = Duration::from_millis(config.grouper.batch_wait_ms);
-    let check_ins = spawn_writer::<CheckIns>(&bus, Topic::CheckIns, &store, wait, &shutdown);
-    let outcomes = spawn_writer::<OutcomeWriter>(&bus, Topic::Outcomes, &store, wait, &shutdown);
-    let attachments =
-        spawn_writer::<Attachments>(&bus, Topic::Attachments, &store, wait, &shutdown);
-    let alerter = alerter.map(|a| tokio::spawn(a.run(shutdown.clone())));
-    tokio::spawn(report_held(bus.clone(), shutdown.clone()));
+    let (p, s) = (&pipeline, &shutdown);
+    let check_ins = spawn_writer::<CheckIns>(p, &bus, Topic::CheckIns, &store, wait, s);
+    let outcomes = spawn_writer::<OutcomeWriter>(p, &bus, Topic::Outcomes, &store, wait, s);
+    let attachments = spawn_writer::<Attachments>(p, &bus, Topic::Attachments, &store, wait, s);
+    let alerter = alerter.map(|a| pipeline.spawn(a.run(shutdown.clone())));
+    pipeline.spawn(report_held(bus.clone(), shutdown.clone()));
 
     let stop_http = CancellationToken::new();
     let server = services::serve_ingest(
@@ -199,8 +200,65 @@ fn open_bus(config: &Config) -> anyhow::Result<MemoryBus> {
 /// Size of a segment of the bus journal: a consumed segment's disk space is freed whole.
 const SEGMENT_BYTES: u64 = 64 << 20;
 
-/// Subscribes a table writer to `topic` now (so nothing produced later is missed) and runs it.
+/// The runtime the pipeline of `shrike up` runs on (everything but ingest): worker threads of its
+/// own at a lower priority, so that when the CPU is short ingest keeps answering SDKs while the
+/// backlog waits in the bus. Shut down without blocking when dropped.
+struct Pipeline(Option<tokio::runtime::Runtime>);
+
+impl Pipeline {
+    fn start(nice: i32) -> anyhow::Result<Pipeline> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .thread_name("pipeline")
+            .on_thread_start(move || lower_priority(nice))
+            .enable_all()
+            .build()
+            .context("starting the pipeline's runtime")?;
+        Ok(Pipeline(Some(runtime)))
+    }
+
+    fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match &self.0 {
+            Some(runtime) => runtime.spawn(task),
+            None => tokio::spawn(task),
+        }
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which async code must not.
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Raises the calling thread's nice value by `nice` (Linux keeps it per thread).
+fn lower_priority(nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: both calls take and return plain integers and touch no memory.
+    let result = unsafe {
+        let thread = libc::gettid() as libc::id_t;
+        let current = libc::getpriority(libc::PRIO_PROCESS, thread);
+        libc::setpriority(libc::PRIO_PROCESS, thread, current.saturating_add(nice))
+    };
+    if result != 0 {
+        let error = std::io::Error::last_os_error();
+        tracing::warn!(%error, "cannot lower the pipeline threads' priority");
+    }
+}
+
+/// Subscribes a table writer to `topic` now (so nothing produced later is missed) and runs it on
+/// the pipeline.
 fn spawn_writer<W: TableWriter>(
+    pipeline: &Pipeline,
     bus: &MemoryBus,
     topic: Topic,
     store: &Store,
@@ -213,7 +271,7 @@ fn spawn_writer<W: TableWriter>(
             .take()
             .unwrap_or_else(|| source.consumer(topic, W::GROUP)))
     };
-    tokio::spawn(services::table_writer::<W, _, _>(
+    pipeline.spawn(services::table_writer::<W, _, _>(
         make,
         bus.clone(),
         store.clone(),

@@ -49,7 +49,19 @@ dsn="$(grep '^DSN:' "$bench_dir/up.log" | awk '{print $2}')"
 ch_pid="$(pgrep -f "clickhouse-server --config-file=$bench_dir" | head -1)"
 echo "shrike up: pid $up_pid, clickhouse pid $ch_pid, $dsn"
 
+# Waits until the bus holds nothing: a closed-loop run can leave a backlog in the bus journal (the
+# pipeline runs at a lower priority than ingest), which must not eat into the next run's CPU.
+drained() {
+    for _ in $(seq 600); do
+        held="$(curl -s "http://$ingest/metrics" | awk '/^shrike_bus_held_records/ {s += $2} END {print s + 0}')"
+        [ "$held" = 0 ] && return
+        sleep 1
+    done
+    echo "the bus still holds $held records after 10 minutes" >&2
+}
+
 run() {
+    drained
     RUST_BACKTRACE=0 "$load" run "$@" --dsn "$dsn" --no-progress --out-dir "$bench_dir/results" \
         --process-pid "$up_pid" --process-pid "$ch_pid"
 }

@@ -27,7 +27,9 @@ pub struct ClickHouseCheck {
     pub password: String,
     /// Give up waiting after this long (counted from the end of sending).
     pub timeout: Duration,
-    /// Pause between polls.
+    /// Pause between polls, or 2% of the wait so far once that is longer: each poll scans the
+    /// run's events, which costs the server CPU that a long wait for a backlog should not pay for
+    /// hundreds of times. `all_stored_after_secs` is exact to within the pause.
     pub poll_interval: Duration,
     /// At most this many events are sampled for the send-to-queryable latency.
     pub latency_sample: u64,
@@ -180,7 +182,8 @@ impl Verifier {
         first_send_unix_ms: u64,
     ) -> Result<EndToEnd, LoadError> {
         let expected = accepted.len() as u64;
-        let deadline = Instant::now() + self.check.timeout;
+        let waiting = Instant::now();
+        let deadline = waiting + self.check.timeout;
         let first_send_secs = first_send_unix_ms as f64 / 1000.0;
         let now_unix = || {
             std::time::SystemTime::now()
@@ -195,7 +198,7 @@ impl Verifier {
             if Instant::now() >= deadline {
                 break (counts, None);
             }
-            tokio::time::sleep(self.check.poll_interval).await;
+            tokio::time::sleep(poll_pause(self.check.poll_interval, waiting.elapsed())).await;
         };
         let pairs: Vec<TagIssue> = self
             .client
@@ -290,5 +293,25 @@ impl Verifier {
             p99_ms: at(0.99),
             max_ms: at(1.0),
         }))
+    }
+}
+
+/// The pause before the next poll after waiting `waited`: `interval`, or 2% of the wait so far.
+fn poll_pause(interval: Duration, waited: Duration) -> Duration {
+    interval.max(waited.mul_f64(0.02))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polls_slow_down_to_2_percent_of_a_long_wait() {
+        let interval = Duration::from_millis(250);
+        assert_eq!(poll_pause(interval, Duration::from_secs(1)), interval);
+        assert_eq!(
+            poll_pause(interval, Duration::from_secs(100)),
+            Duration::from_secs(2)
+        );
     }
 }

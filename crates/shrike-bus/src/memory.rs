@@ -43,10 +43,11 @@ struct Group {
     owner: u64,
 }
 
-/// A record's key and payload: in memory, or only in the journal (about 40 bytes of memory).
+/// A record's key and payload: in memory, or only in the journal. 32 bytes, so that a backlog of a
+/// million records held on disk costs 32 MB of memory.
 #[derive(Clone)]
 enum Payload {
-    Memory(Bytes, Bytes),
+    Memory(Box<(Bytes, Bytes)>),
     Journal(Location),
 }
 
@@ -54,25 +55,29 @@ impl Payload {
     /// The key and the payload.
     fn load(self) -> Result<(Bytes, Bytes), BusError> {
         match self {
-            Payload::Memory(key, payload) => Ok((key, payload)),
+            Payload::Memory(held) => Ok(*held),
             Payload::Journal(location) => location
                 .read()
                 .map_err(|e| BusError::Unavailable(format!("reading the bus journal: {e}"))),
         }
     }
+
+    /// Bytes of key and payload.
+    fn size(&self) -> usize {
+        match self {
+            Payload::Memory(held) => held.0.len() + held.1.len(),
+            Payload::Journal(location) => location.len(),
+        }
+    }
 }
 
-struct Entry {
-    payload: Payload,
-    /// Bytes of key and payload.
-    size: usize,
-}
+const _: () = assert!(std::mem::size_of::<Payload>() <= 32);
 
 #[derive(Default)]
 struct Log {
     /// Offset of `entries[0]`.
     base: i64,
-    entries: VecDeque<Entry>,
+    entries: VecDeque<Payload>,
     /// Bytes of keys and payloads in `entries`.
     bytes: usize,
     /// Bytes of the payloads held in memory.
@@ -100,9 +105,13 @@ impl Log {
             return false;
         };
         self.base += 1;
-        self.bytes -= entry.size;
-        if let Payload::Memory(_, payload) = &entry.payload {
-            self.cached -= payload.len();
+        self.bytes -= entry.size();
+        if let Payload::Memory(held) = &entry {
+            self.cached -= held.1.len();
+        }
+        // Give back what a backlog grew the queue to once it has drained.
+        if self.entries.capacity() > 4096 && self.entries.len() < self.entries.capacity() / 8 {
+            self.entries.shrink_to(self.entries.capacity() / 2);
         }
         true
     }
@@ -125,25 +134,25 @@ impl Log {
                     .map_err(|e| BusError::Unavailable(format!("writing the bus journal: {e}")))?;
                 if self.cached + payload.len() <= cache_bytes {
                     self.cached += payload.len();
-                    Payload::Memory(key, payload)
+                    Payload::Memory(Box::new((key, payload)))
                 } else {
                     Payload::Journal(location)
                 }
             }
             None => {
                 self.cached += payload.len();
-                Payload::Memory(key, payload)
+                Payload::Memory(Box::new((key, payload)))
             }
         };
         self.bytes += size;
-        self.entries.push_back(Entry { payload, size });
+        self.entries.push_back(payload);
         Ok(())
     }
 
     /// The record at `offset` (still to be loaded).
     fn get(&self, offset: i64) -> Option<Payload> {
         let index = usize::try_from(offset - self.base).ok()?;
-        Some(self.entries.get(index)?.payload.clone())
+        self.entries.get(index).cloned()
     }
 }
 
@@ -260,12 +269,8 @@ impl MemoryBus {
                 );
             }
             for record in recovered {
-                let size = record.location.len();
-                log.bytes += size;
-                log.entries.push_back(Entry {
-                    payload: Payload::Journal(record.location),
-                    size,
-                });
+                log.bytes += record.location.len();
+                log.entries.push_back(Payload::Journal(record.location));
             }
             log.trim();
             logs.insert(topic, log);

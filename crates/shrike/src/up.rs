@@ -237,18 +237,25 @@ impl Drop for Pipeline {
     }
 }
 
-/// Raises the calling thread's nice value by `nice` (Linux keeps it per thread).
+/// The calling thread's nice value (Linux keeps it per thread).
+fn thread_nice() -> i32 {
+    #[allow(unsafe_code)]
+    // SAFETY: both calls take and return plain integers and touch no memory.
+    unsafe {
+        libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t)
+    }
+}
+
+/// Raises the calling thread's nice value by `nice`.
 fn lower_priority(nice: i32) {
     if nice == 0 {
         return;
     }
+    let lower = thread_nice().saturating_add(nice);
     #[allow(unsafe_code)]
     // SAFETY: both calls take and return plain integers and touch no memory.
-    let result = unsafe {
-        let thread = libc::gettid() as libc::id_t;
-        let current = libc::getpriority(libc::PRIO_PROCESS, thread);
-        libc::setpriority(libc::PRIO_PROCESS, thread, current.saturating_add(nice))
-    };
+    let result =
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, lower) };
     if result != 0 {
         let error = std::io::Error::last_os_error();
         tracing::warn!(%error, "cannot lower the pipeline threads' priority");
@@ -331,5 +338,29 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pipeline_runs_at_a_lower_priority_than_its_caller() {
+        let own = thread_nice();
+        let pipeline = Pipeline::start(3).expect("pipeline runtime");
+        let runtime = pipeline.0.as_ref().expect("runtime");
+        let theirs = runtime
+            .block_on(pipeline.spawn(async { thread_nice() }))
+            .expect("task ran");
+        assert_eq!(theirs, (own + 3).min(19));
+        assert_eq!(thread_nice(), own, "the caller's priority is unchanged");
+        drop(pipeline);
+        let equal = Pipeline::start(0).expect("pipeline runtime");
+        let runtime = equal.0.as_ref().expect("runtime");
+        let theirs = runtime
+            .block_on(equal.spawn(async { thread_nice() }))
+            .expect("task ran");
+        assert_eq!(theirs, own);
     }
 }

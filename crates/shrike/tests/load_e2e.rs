@@ -75,18 +75,7 @@ fn smoke_scenario_is_accepted_stored_and_grouped() {
         "{e2e:?}"
     );
     // The same counts straight from ClickHouse.
-    let counted = clickhouse(
-        ch_tcp,
-        &format!(
-            "SELECT uniqExact(event_id), uniqExact(issue_id) FROM shrike.events \
-             WHERE tags.value[indexOf(tags.key, 'shrike_load_run')] = '{}'",
-            report.run_id
-        ),
-    );
-    assert_eq!(
-        counted.trim(),
-        format!("{planned}\t{}", scenario.mix.issues)
-    );
+    assert_run_stored(ch_tcp, &report.run_id, planned, scenario.mix.issues);
     let issues = shrike_cli(&config, &["issues", "list", "--json"]);
     assert_eq!(issues.lines().count(), scenario.mix.issues as usize);
 

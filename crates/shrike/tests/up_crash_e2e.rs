@@ -80,18 +80,7 @@ fn events_accepted_before_a_kill_9_are_stored_after_the_restart() {
         Duration::from_secs(60),
         || (stored() >= planned).then_some(()),
     );
-    let counted = clickhouse(
-        ch_tcp,
-        &format!(
-            "SELECT uniqExact(event_id), uniqExact(issue_id) FROM shrike.events \
-             WHERE tags.value[indexOf(tags.key, 'shrike_load_run')] = '{}'",
-            report.run_id
-        ),
-    );
-    assert_eq!(
-        counted.trim(),
-        format!("{planned}\t{}", scenario.mix.issues)
-    );
+    assert_run_stored(ch_tcp, &report.run_id, planned, scenario.mix.issues);
     let issues = shrike_cli(&config, &["issues", "list", "--json"]);
     assert_eq!(issues.lines().count(), scenario.mix.issues as usize);
     let log_text = std::fs::read_to_string(&log).unwrap_or_default();

@@ -131,6 +131,19 @@ pub fn clickhouse(tcp_port: u16, sql: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Checks, straight from ClickHouse, that the events of load-harness run `run_id` are exactly
+/// `events` distinct events in `issues` distinct issues.
+pub fn assert_run_stored(ch_tcp: u16, run_id: &str, events: u64, issues: u32) {
+    let counted = clickhouse(
+        ch_tcp,
+        &format!(
+            "SELECT uniqExact(event_id), uniqExact(issue_id) FROM shrike.events \
+             WHERE tags.value[indexOf(tags.key, 'shrike_load_run')] = '{run_id}'"
+        ),
+    );
+    assert_eq!(counted.trim(), format!("{events}\t{issues}"));
+}
+
 /// A minimal HTTP/1.0 request; returns the status code (0 when nothing listens) and body.
 pub fn http(
     port: u16,

@@ -170,6 +170,7 @@ pub struct MemoryBus {
     topics: Arc<HashMap<Topic, TopicState>>,
     capacity: usize,
     max_bytes: usize,
+    retention_bytes: usize,
     cache_bytes: usize,
     send_wait: Duration,
     /// Where a durable bus keeps its journals and offsets.
@@ -182,6 +183,8 @@ struct Durable {
     dirty: AtomicBool,
     /// Serializes saves.
     saving: Mutex<()>,
+    /// Holds the directory's lock while the bus lives.
+    _lock: std::fs::File,
 }
 
 fn lock(log: &Mutex<Log>) -> MutexGuard<'_, Log> {
@@ -221,6 +224,7 @@ impl MemoryBus {
             topics: Arc::new(topics),
             capacity: capacity.max(1),
             max_bytes: usize::MAX,
+            retention_bytes: usize::MAX,
             cache_bytes: usize::MAX,
             send_wait: Duration::ZERO,
             durable,
@@ -230,8 +234,29 @@ impl MemoryBus {
     /// A durable bus journaled under `dir` (created if missing), reopened with every record no
     /// group had committed and the groups' saved offsets. Each topic's journal is split into
     /// segments of about `segment_bytes`.
+    /// Fails when another bus (in this or another process) has the directory open.
     pub fn durable(dir: &Path, capacity: usize, segment_bytes: u64) -> Result<Self, BusError> {
         std::fs::create_dir_all(dir).map_err(|e| setup("cannot create", dir, e))?;
+        let lock_path = dir.join("lock");
+        let lock_file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| setup("cannot open", &lock_path, e))?;
+        // Two writers would write over each other's records. A bus just dropped in this process
+        // may hold the lock for a moment longer (its offsets saver finishing a save).
+        let mut attempts = 0;
+        while lock_file.try_lock().is_err() {
+            attempts += 1;
+            if attempts == 50 {
+                return Err(BusError::Setup(format!(
+                    "the bus journal in {} is in use by another shrike process",
+                    dir.display()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let offsets_path = dir.join("offsets");
         let saved = match std::fs::read_to_string(&offsets_path) {
             Ok(text) => parse_offsets(&text).map_err(|line| {
@@ -259,11 +284,14 @@ impl MemoryBus {
                 journal: Some(journal),
                 ..Log::default()
             };
+            let end = log.journal.as_ref().map_or(0, Journal::end);
             for (_, group, committed) in saved.iter().filter(|(t, _, _)| t == topic.name()) {
+                // An offset past the journal's end (the system lost the journal's last pages but
+                // kept `offsets`) would make the group skip the records sent from now on.
                 log.groups.insert(
                     group.clone(),
                     Group {
-                        committed: *committed,
+                        committed: (*committed).min(end),
                         owner: 0,
                     },
                 );
@@ -279,6 +307,7 @@ impl MemoryBus {
             dir: dir.to_owned(),
             dirty: AtomicBool::new(false),
             saving: Mutex::new(()),
+            _lock: lock_file,
         });
         let bus = Self::with_logs(
             capacity,
@@ -292,6 +321,13 @@ impl MemoryBus {
     /// The same bus with sends to a full topic waiting up to `wait` for room before failing.
     pub fn with_send_wait(mut self, wait: Duration) -> Self {
         self.send_wait = wait;
+        self
+    }
+
+    /// The same bus keeping at most `retention_bytes` of a topic no group subscribes to (the
+    /// oldest records are dropped first).
+    pub fn with_retention_bytes(mut self, retention_bytes: usize) -> Self {
+        self.retention_bytes = retention_bytes;
         self
     }
 
@@ -312,14 +348,17 @@ impl MemoryBus {
     /// (the save writes a file).
     fn spawn_saver(&self) {
         let topics: Weak<HashMap<Topic, TopicState>> = Arc::downgrade(&self.topics);
-        let durable = self.durable.clone();
+        // Weak too: the directory's lock is released as soon as the bus is dropped.
+        let Some(durable) = self.durable.as_ref().map(Arc::downgrade) else {
+            return;
+        };
         let spawned = std::thread::Builder::new()
             .name("bus-offsets".into())
             .spawn(move || {
-                let Some(durable) = durable else { return };
                 loop {
                     std::thread::sleep(SAVE_EVERY);
-                    let Some(topics) = topics.upgrade() else {
+                    let (Some(topics), Some(durable)) = (topics.upgrade(), durable.upgrade())
+                    else {
                         return;
                     };
                     if !durable.dirty.swap(false, Ordering::AcqRel) {
@@ -343,8 +382,10 @@ impl MemoryBus {
             return Ok(());
         };
         durable.dirty.store(false, Ordering::Release);
-        save(&self.topics, durable)
-            .map_err(|e| BusError::Unavailable(format!("saving the bus offsets: {e}")))?;
+        save(&self.topics, durable).map_err(|e| {
+            durable.dirty.store(true, Ordering::Release);
+            BusError::Unavailable(format!("saving the bus offsets: {e}"))
+        })?;
         for state in self.topics.values() {
             if let Some(journal) = &lock(&state.log).journal {
                 journal
@@ -393,9 +434,17 @@ impl MemoryBus {
         }
     }
 
-    /// Records not yet committed by the slowest group of `topic`.
+    /// Records of `topic` not yet committed by the slowest group that has a consumer (a group
+    /// only saved by an earlier process does not count; without consumers, 0).
     pub fn lag(&self, topic: Topic) -> usize {
-        lock(&self.state(topic).log).entries.len()
+        let log = lock(&self.state(topic).log);
+        let end = log.end();
+        log.groups
+            .values()
+            .filter(|g| g.owner != 0)
+            .map(|g| usize::try_from(end - g.committed.max(log.base)).unwrap_or(0))
+            .max()
+            .unwrap_or(0)
     }
 
     /// What `topic` holds — the records not yet committed by every subscribed group (or, without
@@ -424,7 +473,8 @@ impl MemoryBus {
             log.trim();
         }
         if log.groups.is_empty() {
-            while full(log) && log.pop_oldest() {}
+            let over = |log: &Log| full(log) || log.bytes + extra_bytes > self.retention_bytes;
+            while over(log) && log.pop_oldest() {}
         }
         if full(log) {
             return Err(BusError::QueueFull(topic.name()));

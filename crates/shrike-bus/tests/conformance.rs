@@ -476,3 +476,46 @@ async fn a_group_no_consumer_rejoins_gives_way_when_its_topic_is_full() {
         .expect("the dormant group's records made room");
     assert_eq!(bus.held(Topic::Outcomes).0, 1);
 }
+
+#[tokio::test]
+async fn one_durable_bus_at_a_time_per_directory() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bus = open(dir.path());
+    let second = MemoryBus::durable(dir.path(), 10, 256)
+        .err()
+        .expect("refused");
+    assert!(second.to_string().contains("in use"), "{second}");
+    drop(bus);
+    open(dir.path());
+}
+
+#[tokio::test]
+async fn a_saved_offset_past_the_journal_end_does_not_skip_new_records() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    drop(open(dir.path()));
+    // `offsets` survived a system crash that the journal's last pages did not.
+    std::fs::write(dir.path().join("offsets"), "events-raw\tg\t1000\n").expect("offsets");
+    let bus = open(dir.path());
+    let mut c = bus.consumer(Topic::RawEvents, "g");
+    bus.send(Topic::RawEvents, b"k", payload(0, 0))
+        .await
+        .expect("sent");
+    assert_eq!(recv(&mut c).await.payload, payload(0, 0));
+}
+
+#[tokio::test]
+async fn a_topic_nobody_consumes_keeps_only_its_retention() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bus = open(dir.path()).with_retention_bytes(25);
+    for seq in 0..5 {
+        bus.send(Topic::DeadLetter, b"k", Bytes::from(format!("{seq:010}")))
+            .await
+            .expect("sent");
+    }
+    assert_eq!(bus.held(Topic::DeadLetter).0, 2);
+    assert_eq!(
+        bus.lag(Topic::DeadLetter),
+        0,
+        "no consumer, nothing to wait for"
+    );
+}

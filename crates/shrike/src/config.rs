@@ -158,10 +158,10 @@ pub struct BusSection {
     /// Most uncommitted records per topic in the bus of `shrike up`; beyond it ingest answers 503.
     pub memory_capacity: usize,
     /// Without `durable`: most MiB of uncommitted records per topic in the bus of `shrike up`;
-    /// beyond it ingest answers 503.
+    /// beyond it ingest answers 503. Either way, what a topic nobody consumes keeps.
     pub memory_max_mib: usize,
-    /// With `durable`: MiB of payloads per topic the bus keeps in memory (the newest records);
-    /// the others are read back from the journal.
+    /// With `durable`: MiB of payloads per topic the bus keeps in memory; records that arrive
+    /// while they fill it are read back from the journal when consumed.
     pub cache_mib: usize,
     /// With `durable`: most MiB of uncommitted records per topic in the journal; beyond it ingest
     /// answers 503.

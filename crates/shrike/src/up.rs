@@ -184,10 +184,12 @@ fn open_bus(config: &Config) -> anyhow::Result<MemoryBus> {
     } else {
         MemoryBus::new(b.memory_capacity)
     };
+    // A topic nobody consumes (dead letters, issue activity) keeps what the in-memory bus would.
     let bus = bus
         .with_max_bytes(b.topic_bytes())
+        .with_retention_bytes(b.memory_max_mib.saturating_mul(1 << 20))
         .with_send_wait(Duration::from_millis(b.memory_send_wait_ms));
-    let left: usize = PIPELINE.iter().map(|t| bus.lag(*t)).sum();
+    let left: usize = PIPELINE.iter().map(|t| bus.held(*t).0).sum();
     if left > 0 {
         tracing::info!(
             records = left,

@@ -62,6 +62,19 @@ impl Payload {
         }
     }
 
+    /// The record at `offset` of `topic`, as read by a member of `generation`.
+    fn into_record(self, topic: Topic, offset: i64, generation: u64) -> Result<Record, BusError> {
+        let (key, payload) = self.load()?;
+        Ok(Record {
+            topic,
+            partition: 0,
+            offset,
+            generation,
+            key,
+            payload,
+        })
+    }
+
     /// Bytes of key and payload.
     fn size(&self) -> usize {
         match self {
@@ -279,12 +292,12 @@ impl MemoryBus {
             let topic_dir = dir.join(topic.name());
             let (journal, recovered) = Journal::open(&topic_dir, start, segment_bytes)
                 .map_err(|e| setup("cannot open the bus journal", &topic_dir, e))?;
+            let end = journal.end();
             let mut log = Log {
-                base: recovered.first().map_or(journal.end(), |r| r.offset),
+                base: recovered.first().map_or(end, |r| r.offset),
                 journal: Some(journal),
                 ..Log::default()
             };
-            let end = log.journal.as_ref().map_or(0, Journal::end);
             for (_, group, committed) in saved.iter().filter(|(t, _, _)| t == topic.name()) {
                 // An offset past the journal's end (the system lost the journal's last pages but
                 // kept `offsets`) would make the group skip the records sent from now on.
@@ -537,16 +550,9 @@ impl MemoryConsumer {
             (self.position, held)
         };
         // Read from the journal (if it must be) without holding the topic.
-        let (key, payload) = held.load()?;
+        let record = held.into_record(self.topic, offset, self.generation)?;
         self.position = offset + 1;
-        Ok(Some(Record {
-            topic: self.topic,
-            partition: 0,
-            offset,
-            generation: self.generation,
-            key,
-            payload,
-        }))
+        Ok(Some(record))
     }
 
     fn commit_locked(&self, log: &mut Log, offset: i64) -> Result<(), BusError> {
@@ -663,17 +669,7 @@ impl FencedConsumer for MemoryConsumer {
                 .collect()
         };
         held.into_iter()
-            .map(|(offset, held)| {
-                let (key, payload) = held.load()?;
-                Ok(Record {
-                    topic,
-                    partition: 0,
-                    offset,
-                    generation: 0,
-                    key,
-                    payload,
-                })
-            })
+            .map(|(offset, held)| held.into_record(topic, offset, 0))
             .collect()
     }
 }

@@ -18,7 +18,7 @@
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
-use std::io;
+use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -177,7 +177,8 @@ impl Journal {
         Ok((journal, recovered))
     }
 
-    /// Reads one segment's records; a damaged tail of the newest segment is cut off.
+    /// Reads one segment's records; the newest segment ends at its first damaged or stale record
+    /// (later appends write over the rest), any other segment's damage is an error.
     fn recover(
         dir: &Path,
         base: i64,
@@ -186,7 +187,8 @@ impl Journal {
     ) -> io::Result<Segment> {
         let path = segment_path(dir, base);
         let file = Arc::new(OpenOptions::new().read(true).write(true).open(&path)?);
-        let data = fs::read(&path)?;
+        let mut data = Vec::new();
+        (&*file).read_to_end(&mut data)?;
         let mut pos = 0;
         let mut records = 0;
         let damage = loop {
@@ -268,16 +270,14 @@ impl Journal {
         let too_long = |_| io::Error::new(io::ErrorKind::InvalidInput, "record over 4 GiB");
         let key_len = u32::try_from(key.len()).map_err(too_long)?;
         let payload_len = u32::try_from(payload.len()).map_err(too_long)?;
-        if self
+        if let Some(full) = self
             .segments
             .back()
-            .is_some_and(|s| s.records > 0 && s.len >= self.segment_bytes)
+            .filter(|s| s.records > 0 && s.len >= self.segment_bytes)
         {
             // What lies beyond the last record, from a spare's earlier use, is cut off first.
-            if let Some(full) = self.segments.back() {
-                full.file.set_len(full.len)?;
-            }
-            let end = self.end();
+            full.file.set_len(full.len)?;
+            let end = full.end();
             self.create(end)?;
         }
         let offset = self.end();

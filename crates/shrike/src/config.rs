@@ -172,13 +172,14 @@ pub struct BusSection {
 }
 
 impl BusSection {
-    /// Bytes of payloads each topic of the bus of `shrike up` may hold in memory.
+    /// `memory_max_mib` in bytes.
     pub fn memory_topic_bytes(&self) -> usize {
-        if self.durable {
-            self.cache_mib.saturating_mul(1 << 20)
-        } else {
-            self.memory_max_mib.saturating_mul(1 << 20)
-        }
+        self.memory_max_mib.saturating_mul(1 << 20)
+    }
+
+    /// `cache_mib` in bytes.
+    pub fn cache_bytes(&self) -> usize {
+        self.cache_mib.saturating_mul(1 << 20)
     }
 
     /// Bytes of uncommitted records each topic of the bus of `shrike up` may hold.

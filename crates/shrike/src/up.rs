@@ -180,14 +180,14 @@ fn open_bus(config: &Config) -> anyhow::Result<MemoryBus> {
         let dir = config.data_dir.join("bus");
         MemoryBus::durable(&dir, b.memory_capacity, SEGMENT_BYTES)
             .with_context(|| format!("opening the bus journal in {}", dir.display()))?
-            .with_cache_bytes(b.memory_topic_bytes())
+            .with_cache_bytes(b.cache_bytes())
     } else {
         MemoryBus::new(b.memory_capacity)
     };
     // A topic nobody consumes (dead letters, issue activity) keeps what the in-memory bus would.
     let bus = bus
         .with_max_bytes(b.topic_bytes())
-        .with_retention_bytes(b.memory_max_mib.saturating_mul(1 << 20))
+        .with_retention_bytes(b.memory_topic_bytes())
         .with_send_wait(Duration::from_millis(b.memory_send_wait_ms));
     let left: usize = PIPELINE.iter().map(|t| bus.held(*t).0).sum();
     if left > 0 {
@@ -205,7 +205,11 @@ const SEGMENT_BYTES: u64 = 64 << 20;
 /// The runtime the pipeline of `shrike up` runs on (everything but ingest): worker threads of its
 /// own at a lower priority, so that when the CPU is short ingest keeps answering SDKs while the
 /// backlog waits in the bus. Shut down without blocking when dropped.
-struct Pipeline(Option<tokio::runtime::Runtime>);
+struct Pipeline {
+    handle: tokio::runtime::Handle,
+    /// Taken only when dropped.
+    runtime: Option<tokio::runtime::Runtime>,
+}
 
 impl Pipeline {
     fn start(nice: i32) -> anyhow::Result<Pipeline> {
@@ -215,7 +219,10 @@ impl Pipeline {
             .enable_all()
             .build()
             .context("starting the pipeline's runtime")?;
-        Ok(Pipeline(Some(runtime)))
+        Ok(Pipeline {
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
+        })
     }
 
     fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
@@ -223,17 +230,14 @@ impl Pipeline {
         F: std::future::Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        match &self.0 {
-            Some(runtime) => runtime.spawn(task),
-            None => tokio::spawn(task),
-        }
+        self.handle.spawn(task)
     }
 }
 
 impl Drop for Pipeline {
     fn drop(&mut self) {
         // Dropping a runtime blocks, which async code must not.
-        if let Some(runtime) = self.0.take() {
+        if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
     }
@@ -255,7 +259,7 @@ fn lower_priority(nice: i32) {
     }
     let lower = thread_nice().saturating_add(nice);
     #[allow(unsafe_code)]
-    // SAFETY: both calls take and return plain integers and touch no memory.
+    // SAFETY: gettid and setpriority take and return plain integers and touch no memory.
     let result =
         unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, lower) };
     if result != 0 {
@@ -351,16 +355,16 @@ mod tests {
     fn the_pipeline_runs_at_a_lower_priority_than_its_caller() {
         let own = thread_nice();
         let pipeline = Pipeline::start(3).expect("pipeline runtime");
-        let runtime = pipeline.0.as_ref().expect("runtime");
-        let theirs = runtime
+        let theirs = pipeline
+            .handle
             .block_on(pipeline.spawn(async { thread_nice() }))
             .expect("task ran");
         assert_eq!(theirs, (own + 3).min(19));
         assert_eq!(thread_nice(), own, "the caller's priority is unchanged");
         drop(pipeline);
         let equal = Pipeline::start(0).expect("pipeline runtime");
-        let runtime = equal.0.as_ref().expect("runtime");
-        let theirs = runtime
+        let theirs = equal
+            .handle
             .block_on(equal.spawn(async { thread_nice() }))
             .expect("task ran");
         assert_eq!(theirs, own);

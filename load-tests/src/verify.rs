@@ -27,9 +27,9 @@ pub struct ClickHouseCheck {
     pub password: String,
     /// Give up waiting after this long (counted from the end of sending).
     pub timeout: Duration,
-    /// Pause between polls, or 2% of the wait so far once that is longer: each poll scans the
-    /// run's events, which costs the server CPU that a long wait for a backlog should not pay for
-    /// hundreds of times. `all_stored_after_secs` is exact to within the pause.
+    /// Pause between polls, or 2% of the wait so far once that is longer: a long wait for a
+    /// backlog should not cost the server it measures hundreds of queries. `all_stored_after_secs`
+    /// is exact to within the pause.
     pub poll_interval: Duration,
     /// At most this many events are sampled for the send-to-queryable latency.
     pub latency_sample: u64,
@@ -150,15 +150,16 @@ impl Verifier {
             .with_password(&check.password)
             .with_validation(false);
         // Only numbers and the run id we generated (reduced to [0-9a-zA-Z-]) are formatted in.
+        let project = format!("FROM {db}.events WHERE project_id = {project_id}");
         let filter = format!(
-            "FROM {db}.events WHERE project_id = {project_id} AND tags.value[indexOf(tags.key, '{RUN_TAG}')] = '{run}'",
+            "{project} AND tags.value[indexOf(tags.key, '{RUN_TAG}')] = '{run}'",
             run = run_id.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "")
         );
         Ok(Verifier {
             client,
             check: check.clone(),
             filter,
-            project: format!("FROM {db}.events WHERE project_id = {project_id}"),
+            project,
         })
     }
 

@@ -1,25 +1,43 @@
-//! HTTP routes: `POST /api/{project_id}/envelope/` and `POST /api/{project_id}/store/`.
+//! HTTP routes: `POST /api/{project_id}/envelope/`, `POST /api/{project_id}/store/` and the
+//! cron check-in URL.
+//!
+//! Every request is authenticated before its body is read, and before it takes one of the
+//! `max_concurrent_requests` slots: a request with bad credentials costs a cache lookup and a
+//! small answer, never a slot that valid traffic needs, nor memory for its body. Only an envelope
+//! without header or query credentials has a few KiB of its body read first, for the `dsn` in its
+//! header.
 
-use crate::body::{self, BodyError};
+use crate::auth::{self, FailureBudget};
+use crate::body::{self, MemoryBudget};
+use crate::error::{add_rate_limit_headers, detail};
+use crate::keys::Lookup;
 use crate::quotas::Limited;
-use crate::{IngestConfig, KeyCache, Outcomes, RateLimiter};
+use crate::{IngestConfig, IngestError, KeyCache, Outcomes, RateLimiter, publish};
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::http::{HeaderName, Method};
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{HeaderName, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
-use shrike_bus::messages::{self, pb};
-use shrike_bus::{BusError, Producer, Topic};
+use shrike_bus::Producer;
 use shrike_protocol::category;
-use shrike_protocol::checkin::{CheckIn, CheckInError};
-use shrike_protocol::envelope::{Envelope, EnvelopeError};
-use shrike_protocol::{AuthError, ClientAuth, Dsn};
+use shrike_protocol::checkin::CheckIn;
+use shrike_protocol::encoding::Decoder;
+use shrike_protocol::envelope::Envelope;
+use shrike_protocol::{AuthError, ClientAuth};
 use shrike_store::ProjectKey;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower_http::cors::{Any, CorsLayer};
 use uuid::Uuid;
+
+/// What a pre-authentication peek at envelope headers may hold in memory, all requests together.
+const PEEK_BUDGET_BYTES: usize = 20 << 20;
+
+/// The address of the client a request came from (set by [`crate::serve`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub IpAddr);
 
 /// What ingest needs to serve requests.
 pub struct IngestState<P> {
@@ -32,19 +50,31 @@ pub struct IngestState<P> {
     /// Outcome counters (flushed by [`Outcomes::spawn_flusher`]).
     pub outcomes: Outcomes,
     limiter: RateLimiter,
+    failures: FailureBudget,
+    slots: Arc<Semaphore>,
+    memory: MemoryBudget,
+    peek_memory: MemoryBudget,
 }
 
 impl<P> IngestState<P> {
     /// Everything ingest needs; the rate limiter is built from `config.quotas`.
     pub fn new(producer: P, keys: KeyCache, config: IngestConfig, outcomes: Outcomes) -> Self {
-        let limiter = RateLimiter::new(config.quotas.clone());
         IngestState {
             producer,
             keys,
+            limiter: RateLimiter::new(config.quotas.clone()),
+            failures: FailureBudget::new(config.auth_failure_burst, config.auth_failures_per_sec),
+            slots: Arc::new(Semaphore::new(config.max_concurrent_requests.max(1))),
+            memory: MemoryBudget::new(config.request_memory_bytes),
+            peek_memory: MemoryBudget::new(PEEK_BUDGET_BYTES),
             config,
             outcomes,
-            limiter,
         }
+    }
+
+    /// The budget request bodies are read and decoded within.
+    pub fn memory(&self) -> &MemoryBudget {
+        &self.memory
     }
 
     fn admit(&self, project_id: u64, key: &str, category: &str) -> Result<(), Limited> {
@@ -56,144 +86,67 @@ impl<P> IngestState<P> {
                     .record(project_id, category, "rate_limited", &limited.reason, 1);
             })
     }
-}
 
-/// Why a request was refused; each maps to the status Relay answers with.
-#[derive(Debug, thiserror::Error)]
-pub enum IngestError {
-    /// The project id in the path is not a number.
-    #[error("invalid project id")]
-    BadProjectId,
-    /// Credentials missing, malformed or conflicting.
-    #[error("{0}")]
-    Auth(#[from] AuthError),
-    /// The key is unknown or disabled.
-    #[error("unknown or disabled project key")]
-    UnknownKey,
-    /// The key belongs to another project.
-    #[error("project key does not belong to project {0}")]
-    ProjectMismatch(u64),
-    /// The body could not be decompressed.
-    #[error("{0}")]
-    Body(#[from] BodyError),
-    /// The envelope is malformed.
-    #[error("invalid envelope: {0}")]
-    Envelope(#[from] EnvelopeError),
-    /// An event payload is not a JSON object.
-    #[error("invalid event payload: {0}")]
-    Event(String),
-    /// An envelope carries more than one event (Sentry allows one per envelope).
-    #[error("envelope contains more than one event item")]
-    DuplicateEvent,
-    /// A check-in is malformed.
-    #[error("{0}")]
-    CheckIn(#[from] CheckInError),
-    /// An attachment is larger than allowed.
-    #[error("attachment exceeds {0} bytes")]
-    AttachmentTooLarge(usize),
-    /// Attachments without an event id in the envelope header cannot be stored.
-    #[error("attachments need the envelope header's event_id")]
-    AttachmentWithoutEvent,
-    /// A check-in payload is larger than allowed.
-    #[error("check-in exceeds {0} bytes")]
-    CheckInTooLarge(usize),
-    /// An event payload is larger than allowed.
-    #[error("event exceeds {0} bytes")]
-    EventTooLarge(usize),
-    /// Every item of the request exceeded a quota.
-    #[error("rate limited")]
-    RateLimited(Vec<Limited>),
-    /// The bus did not accept the event.
-    #[error("temporarily unable to accept events")]
-    Unavailable(#[from] BusError),
-}
+    /// The key named by `auth`, when it is known, active and belongs to `project_id`. An address
+    /// over its failure budget gets cached answers only.
+    async fn authorize(
+        &self,
+        project_id: u64,
+        auth: &ClientAuth,
+        client: IpAddr,
+    ) -> Result<ProjectKey, IngestError> {
+        let lookup = if self.failures.exhausted(client) {
+            self.keys.lookup_cached(&auth.public_key)
+        } else {
+            self.keys.lookup(&auth.public_key).await
+        };
+        let key = match lookup {
+            Lookup::Found(key) if key.active => key,
+            Lookup::Found(_) | Lookup::Unknown => return Err(IngestError::UnknownKey),
+            Lookup::Unavailable => return Err(IngestError::KeysUnavailable),
+        };
+        if key.project_id != project_id {
+            return Err(IngestError::ProjectMismatch(project_id));
+        }
+        Ok(key)
+    }
 
-impl IngestError {
-    fn status(&self) -> StatusCode {
-        match self {
-            IngestError::BadProjectId
-            | IngestError::Envelope(_)
-            | IngestError::Event(_)
-            | IngestError::DuplicateEvent
-            | IngestError::CheckIn(_) => StatusCode::BAD_REQUEST,
-            IngestError::CheckInTooLarge(_) | IngestError::AttachmentTooLarge(_) => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
-            IngestError::AttachmentWithoutEvent => StatusCode::BAD_REQUEST,
-            IngestError::Auth(AuthError::BadKey) => StatusCode::BAD_REQUEST,
-            IngestError::Auth(_) => StatusCode::UNAUTHORIZED,
-            IngestError::UnknownKey | IngestError::ProjectMismatch(_) => StatusCode::FORBIDDEN,
-            IngestError::Body(BodyError::TooLarge(_)) | IngestError::EventTooLarge(_) => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
-            IngestError::Body(BodyError::UnsupportedEncoding(_)) => {
-                StatusCode::UNSUPPORTED_MEDIA_TYPE
-            }
-            IngestError::Body(BodyError::Corrupt) => StatusCode::BAD_REQUEST,
-            IngestError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            IngestError::Unavailable(BusError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
-            IngestError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+    /// Counts a refused authentication: an outcome of the project when it exists, and a failure
+    /// of the client's address (beyond its budget, the answer is 429 and a closed connection).
+    fn auth_failed(
+        &self,
+        project_id: u64,
+        category: &str,
+        client: IpAddr,
+        error: IngestError,
+    ) -> IngestError {
+        if !error.is_auth_failure() {
+            return error;
+        }
+        if let Some(reason) = error.outcome_reason()
+            && self.keys.knows_project(project_id)
+        {
+            self.outcomes
+                .record(project_id, category, "invalid", reason, 1);
+        }
+        if self.failures.fail(client) {
+            metrics::counter!("shrike_ingest_auth_budget_exceeded_total").increment(1);
+            return IngestError::TooManyAuthFailures;
+        }
+        error
+    }
+
+    /// Counts a refused request as an `invalid` outcome (when the refusal is about its content).
+    fn record_invalid(&self, project_id: u64, category: &str, error: &IngestError) {
+        if let Some(reason) = error.outcome_reason() {
+            self.outcomes
+                .record(project_id, category, "invalid", reason, 1);
         }
     }
-}
-
-impl IntoResponse for IngestError {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        metrics::counter!("shrike_ingest_rejected_total", "status" => status.as_str().to_owned())
-            .increment(1);
-        let body = serde_json::json!({ "detail": self.to_string() });
-        let mut response = (status, axum::Json(body)).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        if let IngestError::RateLimited(limits) = &self {
-            add_rate_limit_headers(&mut response, limits);
-        }
-        response
-    }
-}
-
-impl IngestError {
-    /// The reason recorded in the `invalid` outcome of a refused request.
-    fn outcome_reason(&self) -> Option<&'static str> {
-        Some(match self {
-            IngestError::Body(BodyError::TooLarge(_))
-            | IngestError::EventTooLarge(_)
-            | IngestError::CheckInTooLarge(_) => "too_large",
-            IngestError::Body(_) => "invalid_compression",
-            IngestError::Envelope(_) => "invalid_envelope",
-            IngestError::Event(_) => "invalid_json",
-            IngestError::DuplicateEvent => "duplicate_item",
-            IngestError::AttachmentTooLarge(_) => "too_large",
-            IngestError::AttachmentWithoutEvent => "missing_event_id",
-            IngestError::CheckIn(_) => "invalid_check_in",
-            _ => return None,
-        })
-    }
-}
-
-fn add_rate_limit_headers(response: &mut Response, limits: &[Limited]) {
-    let retry_after = limits.iter().map(|l| l.retry_after).max().unwrap_or(1);
-    let header_value = limits
-        .iter()
-        .map(Limited::header_entry)
-        .collect::<Vec<_>>()
-        .join(", ");
-    if let Ok(value) = HeaderValue::from_str(&header_value) {
-        response.headers_mut().insert("x-sentry-rate-limits", value);
-    }
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
 }
 
 /// The ingest routes.
 pub fn router<P: Producer>(state: IngestState<P>) -> Router {
-    let limit = state.config.max_body_bytes;
-    let concurrency = state.config.max_concurrent_requests.max(1);
     let state = Arc::new(state);
     // Browser SDKs send cross-origin requests; Relay allows any origin on these endpoints.
     let cors = CorsLayer::new()
@@ -232,155 +185,115 @@ pub fn router<P: Producer>(state: IngestState<P>) -> Router {
             "/api/{project_id}/cron/{monitor_slug}/{sentry_key}",
             get(cron::<P>).post(cron::<P>),
         )
-        .layer(DefaultBodyLimit::max(limit))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(|| async { detail(StatusCode::NOT_FOUND, "not found") })
         .layer(cors)
-        // One limit shared by every route (a per-route limit would multiply it).
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(concurrency))
+        .layer(axum::middleware::map_response(detail_bodies))
         .with_state(state)
 }
 
-/// Everything the two endpoints share: project id, auth, decompression.
-async fn prepare<P: Producer>(
+/// Which endpoint a request is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Envelope,
+    Store,
+}
+
+impl Endpoint {
+    /// The data category its refusals are counted in.
+    fn category(self) -> &'static str {
+        match self {
+            Endpoint::Envelope => "default",
+            Endpoint::Store => "error",
+        }
+    }
+}
+
+/// A request that passed authentication and holds a request slot.
+struct Admitted {
+    project_id: u64,
+    key: ProjectKey,
+    /// The body as received (not yet decoded).
+    body: Bytes,
+    encoding: Option<String>,
+    share: body::Share,
+    _slot: OwnedSemaphorePermit,
+}
+
+/// Authenticates a request, takes a request slot and reads its body within the memory budget.
+async fn accept<P: Producer>(
     state: &IngestState<P>,
     project: &str,
     query: Option<&str>,
-    headers: &HeaderMap,
-    body: Bytes,
-    envelope_dsn: impl FnOnce(&Bytes) -> Option<String>,
-) -> Result<(u64, String, Bytes), IngestError> {
+    request: Request,
+    endpoint: Endpoint,
+) -> Result<Admitted, IngestError> {
     let project_id: u64 = project.parse().map_err(|_| IngestError::BadProjectId)?;
-    let encoding = headers
+    let client = request
+        .extensions()
+        .get::<ClientAddr>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0);
+    let (parts, mut body) = request.into_parts();
+    let encoding = parts
+        .headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let limit = state.config.max_decompressed_bytes;
-    let body = if encoding.is_none() && body.len() < 64 * 1024 {
-        body::decode(None, body, limit)?
-    } else {
-        // Decompressing up to `limit` bytes must not stall the async runtime.
-        tokio::task::spawn_blocking(move || body::decode(encoding.as_deref(), body, limit))
-            .await
-            .map_err(|_| BodyError::Corrupt)??
+    let category = endpoint.category();
+    let mut start = Vec::new();
+    let auth = match auth::from_headers(&parts.headers, query) {
+        Ok(Some(auth)) => Ok(auth),
+        Ok(None) if endpoint == Endpoint::Envelope => {
+            let (read, dsn) =
+                body::peek_envelope_dsn(&mut body, encoding.as_deref(), &state.peek_memory).await?;
+            start = read;
+            auth::from_dsn(dsn.as_deref())
+        }
+        Ok(None) => Err(AuthError::Missing),
+        Err(error) => Err(error),
     };
-    let mut candidates = Vec::new();
-    for name in ["x-sentry-auth", "authorization"] {
-        for value in headers.get_all(name) {
-            let value = value.to_str().map_err(|_| AuthError::Malformed)?;
-            if name == "authorization"
-                && !value
-                    .trim_start()
-                    .to_ascii_lowercase()
-                    .starts_with("sentry ")
-            {
-                continue;
-            }
-            candidates.push(ClientAuth::from_header(value));
-        }
+    let key = match auth {
+        Ok(auth) => state.authorize(project_id, &auth, client).await,
+        Err(error) => Err(error.into()),
     }
-    if let Some(query) = query {
-        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
-            .into_owned()
-            .collect();
-        if let Some(auth) =
-            ClientAuth::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        {
-            candidates.push(Ok(auth));
-        }
-    }
-    if let Some(dsn) = envelope_dsn(&body).and_then(|d| d.parse::<Dsn>().ok()) {
-        candidates.push(Ok(ClientAuth {
-            public_key: dsn.public_key,
-            ..Default::default()
-        }));
-    }
-    let auth = ClientAuth::resolve(candidates)?;
-    let key = authorize(state, project_id, &auth.public_key).await?;
-    Ok((project_id, key.public_key, body))
-}
-
-/// The key, when it is known, active and belongs to `project_id`.
-async fn authorize<P>(
-    state: &IngestState<P>,
-    project_id: u64,
-    public_key: &str,
-) -> Result<ProjectKey, IngestError> {
-    let key = state
-        .keys
-        .get(public_key)
+    .map_err(|error| state.auth_failed(project_id, category, client, error))?;
+    let slot = state
+        .slots
+        .clone()
+        .acquire_owned()
         .await
-        .filter(|k| k.active)
-        .ok_or(IngestError::UnknownKey)?;
-    if key.project_id != project_id {
-        return Err(IngestError::ProjectMismatch(project_id));
-    }
-    Ok(key)
+        .map_err(|_| IngestError::Busy)?;
+    let content_length = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    let mut share = state.memory.share();
+    let raw = body::read(
+        start,
+        body,
+        content_length,
+        state.config.max_body_bytes,
+        &mut share,
+    )
+    .await
+    .inspect_err(|error| state.record_invalid(project_id, category, error))?;
+    Ok(Admitted {
+        project_id,
+        key,
+        body: raw,
+        encoding,
+        share,
+        _slot: slot,
+    })
 }
 
-/// Attachments travel in chunks of this size, well under Kafka's default 1 MB message limit.
-const ATTACHMENT_CHUNK_BYTES: usize = 512 * 1024;
-
-async fn publish_attachment<P: Producer>(
-    state: &IngestState<P>,
-    project_id: u64,
-    event_id: Uuid,
-    item: &shrike_protocol::Item,
-) -> Result<(), IngestError> {
-    let attachment_id = Uuid::new_v4();
-    let received_ms = chrono::Utc::now().timestamp_millis();
-    let chunks: Vec<&[u8]> = if item.payload.is_empty() {
-        vec![&[][..]]
-    } else {
-        item.payload.chunks(ATTACHMENT_CHUNK_BYTES).collect()
-    };
-    let chunk_count = u32::try_from(chunks.len()).unwrap_or(u32::MAX);
-    for (index, data) in chunks.into_iter().enumerate() {
-        let message = pb::AttachmentChunk {
-            meta: Some(messages::meta(project_id, event_id, received_ms)),
-            attachment_id: attachment_id.as_bytes().to_vec(),
-            filename: item.filename.clone().unwrap_or_default(),
-            content_type: item.content_type.clone().unwrap_or_default(),
-            attachment_type: item
-                .attachment_type
-                .clone()
-                .unwrap_or_else(|| "event.attachment".into()),
-            chunk_index: u32::try_from(index).unwrap_or(u32::MAX),
-            chunk_count,
-            size: item.payload.len() as u64,
-            data: data.to_vec(),
-        };
-        let key = event_id.as_bytes();
-        state
-            .producer
-            .send(Topic::Attachments, key, messages::encode(&message))
-            .await?;
+impl Admitted {
+    /// The body decoded by its `Content-Encoding`, up to `limit` bytes.
+    async fn decode(&mut self, limit: usize) -> Result<Bytes, IngestError> {
+        let raw = std::mem::take(&mut self.body);
+        let decoder = Decoder::new(self.encoding.as_deref(), raw)?;
+        body::decode(decoder, limit, &mut self.share).await
     }
-    Ok(())
-}
-
-async fn publish_check_in<P: Producer>(
-    state: &IngestState<P>,
-    project_id: u64,
-    check_in: &CheckIn,
-    payload: Bytes,
-) -> Result<(), IngestError> {
-    let id = check_in.check_in_id.unwrap_or_else(Uuid::new_v4);
-    let message = pb::CheckIn {
-        meta: Some(messages::meta(
-            project_id,
-            id,
-            chrono::Utc::now().timestamp_millis(),
-        )),
-        monitor_slug: check_in.monitor_slug.clone(),
-        status: check_in.status.clone(),
-        payload: payload.to_vec(),
-    };
-    let key = format!("{project_id}:{}", check_in.monitor_slug);
-    state
-        .producer
-        .send(Topic::CheckIns, key.as_bytes(), messages::encode(&message))
-        .await?;
-    metrics::counter!("shrike_ingest_check_ins_total").increment(1);
-    Ok(())
 }
 
 /// `GET|POST /api/{project_id}/cron/{monitor_slug}/{sentry_key}/?status=ok`: a check-in without an
@@ -389,13 +302,21 @@ async fn cron<P: Producer>(
     State(state): State<Arc<IngestState<P>>>,
     Path((project, slug, key)): Path<(String, String, String)>,
     RawQuery(query): RawQuery,
+    request: Request,
 ) -> Result<Response, IngestError> {
     let project_id: u64 = project.parse().map_err(|_| IngestError::BadProjectId)?;
-    let auth = ClientAuth::resolve([Ok(ClientAuth {
+    let client = request
+        .extensions()
+        .get::<ClientAddr>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0);
+    let key = match ClientAuth::resolve([Ok(ClientAuth {
         public_key: key,
         ..Default::default()
-    })])?;
-    let key = authorize(&state, project_id, &auth.public_key).await?;
+    })]) {
+        Ok(auth) => state.authorize(project_id, &auth, client).await,
+        Err(error) => Err(error.into()),
+    }
+    .map_err(|error| state.auth_failed(project_id, "monitor", client, error))?;
     let params: std::collections::HashMap<String, String> =
         url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
             .into_owned()
@@ -413,11 +334,13 @@ async fn cron<P: Producer>(
         payload["duration"] = serde_json::json!(duration);
     }
     let bytes = Bytes::from(serde_json::to_vec(&payload).unwrap_or_default());
-    let check_in = CheckIn::parse(&bytes)?;
+    let check_in = CheckIn::parse(&bytes)
+        .map_err(IngestError::from)
+        .inspect_err(|error| state.record_invalid(project_id, "monitor", error))?;
     state
         .admit(project_id, &key.public_key, "monitor")
         .map_err(|limited| IngestError::RateLimited(vec![limited]))?;
-    publish_check_in(&state, project_id, &check_in, bytes).await?;
+    publish::check_in(&state, project_id, &check_in, bytes).await?;
     state
         .outcomes
         .record(project_id, "monitor", "accepted", "", 1);
@@ -446,32 +369,6 @@ fn check_event(payload: &[u8], limit: usize) -> Result<Option<Uuid>, IngestError
         .and_then(|v| v.as_str().and_then(|s| Uuid::parse_str(s).ok())))
 }
 
-async fn publish<P: Producer>(
-    state: &IngestState<P>,
-    project_id: u64,
-    event_id: Uuid,
-    payload: Bytes,
-) -> Result<(), IngestError> {
-    let message = pb::RawEvent {
-        meta: Some(messages::meta(
-            project_id,
-            event_id,
-            chrono::Utc::now().timestamp_millis(),
-        )),
-        payload,
-    };
-    state
-        .producer
-        .send(
-            Topic::RawEvents,
-            event_id.as_bytes(),
-            messages::encode(&message),
-        )
-        .await?;
-    metrics::counter!("shrike_ingest_events_total").increment(1);
-    Ok(())
-}
-
 fn id_response(event_id: Option<Uuid>) -> Response {
     let body = match event_id {
         Some(id) => serde_json::json!({ "id": id.simple().to_string() }),
@@ -484,43 +381,17 @@ async fn envelope<P: Producer>(
     State(state): State<Arc<IngestState<P>>>,
     Path(project): Path<String>,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Request,
 ) -> Result<Response, IngestError> {
-    let header_dsn = |body: &Bytes| {
-        let line = body.split(|b| *b == b'\n').next()?;
-        serde_json::from_slice::<shrike_protocol::envelope::EnvelopeHeader>(line)
-            .ok()?
-            .dsn
-    };
-    let (project_id, key, body) = prepare(
-        &state,
-        &project,
-        query.as_deref(),
-        &headers,
-        body,
-        header_dsn,
-    )
-    .await?;
-    let result = envelope_items(&state, project_id, &key, body).await;
-    record_invalid(&state, project_id, "default", result)
-}
-
-/// Counts a refused request as an `invalid` outcome (when the refusal is about its content).
-fn record_invalid<P>(
-    state: &IngestState<P>,
-    project_id: u64,
-    category: &str,
-    result: Result<Response, IngestError>,
-) -> Result<Response, IngestError> {
-    if let Err(error) = &result
-        && let Some(reason) = error.outcome_reason()
-    {
-        state
-            .outcomes
-            .record(project_id, category, "invalid", reason, 1);
+    let endpoint = Endpoint::Envelope;
+    let mut admitted = accept(&state, &project, query.as_deref(), request, endpoint).await?;
+    let project_id = admitted.project_id;
+    let result = async {
+        let body = admitted.decode(state.config.max_decompressed_bytes).await?;
+        envelope_items(&state, project_id, &admitted.key.public_key, body).await
     }
-    result
+    .await;
+    result.inspect_err(|error| state.record_invalid(project_id, endpoint.category(), error))
 }
 
 /// Client reports: what the SDK dropped itself (rate limit back-off, full queues, sampling).
@@ -629,20 +500,20 @@ async fn envelope_items<P: Producer>(
     }
 
     for (event_id, payload) in events {
-        publish(state, project_id, event_id, payload).await?;
+        publish::event(state, project_id, event_id, payload).await?;
         state
             .outcomes
             .record(project_id, "error", "accepted", "", 1);
     }
     for (check_in, payload) in check_ins {
-        publish_check_in(state, project_id, &check_in, payload).await?;
+        publish::check_in(state, project_id, &check_in, payload).await?;
         state
             .outcomes
             .record(project_id, "monitor", "accepted", "", 1);
     }
     if let Some(event_id) = attachment_event {
         for item in attachments {
-            publish_attachment(state, project_id, event_id, item).await?;
+            publish::attachment(state, project_id, event_id, item).await?;
             let bytes = item.payload.len() as u64;
             state
                 .outcomes
@@ -666,25 +537,46 @@ async fn store<P: Producer>(
     State(state): State<Arc<IngestState<P>>>,
     Path(project): Path<String>,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Request,
 ) -> Result<Response, IngestError> {
-    let (project_id, key, body) =
-        prepare(&state, &project, query.as_deref(), &headers, body, |_| None).await?;
+    let endpoint = Endpoint::Store;
+    let mut admitted = accept(&state, &project, query.as_deref(), request, endpoint).await?;
+    let project_id = admitted.project_id;
     let result = async {
+        let body = admitted.decode(state.config.max_decompressed_bytes).await?;
         // Old SDKs send base64 of zlib-compressed JSON.
-        let body = body::decode_legacy_store(body, state.config.max_event_bytes)?;
+        let limit = state.config.max_event_bytes;
+        let body = body::decode(Decoder::legacy_store(body)?, limit, &mut admitted.share).await?;
         let event_id =
             check_event(&body, state.config.max_event_bytes)?.unwrap_or_else(Uuid::new_v4);
         state
-            .admit(project_id, &key, "error")
+            .admit(project_id, &admitted.key.public_key, "error")
             .map_err(|limited| IngestError::RateLimited(vec![limited]))?;
-        publish(&state, project_id, event_id, body).await?;
+        publish::event(&state, project_id, event_id, body).await?;
         state
             .outcomes
             .record(project_id, "error", "accepted", "", 1);
         Ok::<_, IngestError>(id_response(Some(event_id)))
     }
     .await;
-    record_invalid(&state, project_id, "error", result)
+    result.inspect_err(|error| state.record_invalid(project_id, endpoint.category(), error))
+}
+
+/// Gives every error response without a body of its own (404 for an unknown path, 405 for a
+/// wrong method) the `{"detail": ...}` body every refusal has.
+pub async fn detail_bodies(response: Response) -> Response {
+    let status = response.status();
+    let bare = (status.is_client_error() || status.is_server_error())
+        && !response.headers().contains_key(header::CONTENT_TYPE);
+    if !bare {
+        return response;
+    }
+    let mut refusal = detail(status, status.canonical_reason().unwrap_or("error"));
+    let (parts, _) = response.into_parts();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_LENGTH {
+            refusal.headers_mut().insert(name, value.clone());
+        }
+    }
+    refusal
 }

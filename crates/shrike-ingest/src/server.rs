@@ -6,13 +6,23 @@
 //! connections when it runs out), so that keep-alive clients cannot hold every slot. A request in
 //! progress, or whose response was just produced, is not cut for a waiting client.
 //!
+//! A connection whose request failed authentication is closed after its answer while clients wait
+//! for a slot, so clients with bad credentials cannot keep valid ones out.
+//!
 //! Under overload the number of open connections, not the queued events, decides ingest's resident
-//! memory, so each is kept small: HTTP/1.1 only (no protocol sniffing buffer), and the router is
-//! shared rather than rebuilt per connection (heaptrack on `shrike up`, 1,000 connections that had
-//! each carried a request: about 13 KiB per connection, down from 49 KiB with `axum::serve`).
+//! memory, so each is kept small: HTTP/1.1 only (no protocol sniffing buffer), request heads of at
+//! most [`MAX_HEAD_BYTES`], and the router is shared rather than rebuilt per connection (heaptrack
+//! on `shrike up`, 1,000 connections that had each carried a request: about 13 KiB per
+//! connection, down from 49 KiB with `axum::serve`).
+//!
+//! hyper answers a request it cannot parse (431 for a head over the limit, 400, 414) by itself,
+//! with an empty body; the stream gives those answers the `{"detail": ...}` body of every other
+//! refusal.
 
+use crate::{AuthRejected, ClientAddr};
 use axum::Router;
 use axum::extract::Request;
+use axum::http::{HeaderValue, header};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -35,6 +45,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// While clients wait for a slot, a connection idle between requests this long is closed.
 const IDLE_UNDER_PRESSURE: Duration = Duration::from_millis(200);
+/// The most bytes of a request's line and headers (hyper's read buffer, per connection).
+pub const MAX_HEAD_BYTES: usize = 32 << 10;
 
 /// Serves `app` on `listener` until `stop` fires; then accepts no more connections, closes idle
 /// ones, and lets open requests finish (for at most ten seconds).
@@ -43,19 +55,32 @@ pub async fn serve(listener: LimitedListener, app: Router, stop: CancellationTok
     // Ends connections still open after the grace period, so that no request is answered after
     // `serve` returned (the caller drains the bus next and must see every accepted event).
     let kill = CancellationToken::new();
-    let http = hyper::server::conn::http1::Builder::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.max_buf_size(MAX_HEAD_BYTES);
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => accepted,
             () = stop.cancelled() => break,
         };
         let state = stream.state.clone();
+        let pressure = stream.pressure.clone();
+        let client = ClientAddr(stream.peer.ip());
         let app = app.clone();
-        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
             let busy = Busy::enter(&state);
             let app = app.clone();
+            let pressure = pressure.clone();
+            request.extensions_mut().insert(client);
             async move {
-                let response = app.oneshot(request).await;
+                let mut response = app.oneshot(request).await;
+                if let Ok(response) = &mut response
+                    && response.extensions().get::<AuthRejected>().is_some()
+                    && pressure.load(Ordering::Relaxed)
+                {
+                    response
+                        .headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
                 drop(busy);
                 response
             }
@@ -109,9 +134,9 @@ impl LimitedListener {
 
     /// The next connection, once it has a slot.
     pub async fn accept(&self) -> LimitedStream {
-        let stream = loop {
+        let (stream, peer) = loop {
             match self.inner.accept().await {
-                Ok((stream, _)) => break stream,
+                Ok(accepted) => break accepted,
                 Err(error) => {
                     // Out of file descriptors and the like: wait instead of spinning.
                     tracing::warn!(%error, "cannot accept a connection");
@@ -131,6 +156,8 @@ impl LimitedListener {
         };
         LimitedStream {
             inner: stream,
+            peer,
+            rewritten: None,
             _slot: slot,
             state: Arc::new(ConnectionState::default()),
             pressure: self.pressure.clone(),
@@ -171,6 +198,9 @@ impl Drop for Busy {
 /// An accepted connection; frees its slot when dropped.
 pub struct LimitedStream {
     inner: TcpStream,
+    peer: std::net::SocketAddr,
+    /// A rewritten automatic answer of hyper's, and how much of it is written.
+    rewritten: Option<(Vec<u8>, usize)>,
     _slot: OwnedSemaphorePermit,
     state: Arc<ConnectionState>,
     pressure: Arc<AtomicBool>,
@@ -235,6 +265,68 @@ impl AsyncRead for LimitedStream {
     }
 }
 
+impl LimitedStream {
+    /// Writes what is left of a rewritten answer.
+    fn poll_rewritten(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while let Some((bytes, written)) = &mut self.rewritten {
+            if *written == bytes.len() {
+                self.rewritten = None;
+                break;
+            }
+            match Pin::new(&mut self.inner).poll_write(cx, &bytes[*written..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => *written += n,
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// hyper's automatic answer to a request it could not parse, given a `{"detail": ...}` body:
+/// `None` for anything else. Such an answer is an error status with `content-length: 0` and no
+/// content type; every answer of Shrike's own routes to an error has a JSON body.
+fn with_detail_body(head: &[u8]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(head).ok()?;
+    let rest = text.strip_prefix("HTTP/1.1 ")?;
+    let (code, _) = rest.split_once(' ')?;
+    if !matches!(code.as_bytes().first(), Some(b'4' | b'5')) {
+        return None;
+    }
+    let head = text.strip_suffix("\r\n\r\n")?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next()?;
+    let mut kept = Vec::new();
+    let mut empty = false;
+    for line in lines {
+        let (name, value) = line.split_once(':')?;
+        if name.eq_ignore_ascii_case("content-type") {
+            return None;
+        }
+        if name.eq_ignore_ascii_case("content-length") {
+            empty = value.trim() == "0";
+            continue;
+        }
+        kept.push(line);
+    }
+    if !empty {
+        return None;
+    }
+    let reason = status_line.splitn(3, ' ').nth(2).unwrap_or("error");
+    let body = serde_json::json!({ "detail": reason.to_ascii_lowercase() }).to_string();
+    let mut out = format!("{status_line}\r\n");
+    for line in kept {
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    out.push_str(&format!(
+        "content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    Some(out.into_bytes())
+}
+
 impl AsyncWrite for LimitedStream {
     fn poll_write(
         self: Pin<&mut Self>,
@@ -242,6 +334,18 @@ impl AsyncWrite for LimitedStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if let Poll::Ready(Err(error)) = this.poll_rewritten(cx) {
+            return Poll::Ready(Err(error));
+        }
+        if this.rewritten.is_some() {
+            return Poll::Pending;
+        }
+        if let Some(answer) = with_detail_body(buf) {
+            this.rewritten = Some((answer, 0));
+            // The whole of hyper's answer is taken; its replacement is written from here on.
+            let _ = this.poll_rewritten(cx);
+            return this.wrote(Poll::Ready(Ok(buf.len())));
+        }
         let result = Pin::new(&mut this.inner).poll_write(cx, buf);
         this.wrote(result)
     }
@@ -252,6 +356,17 @@ impl AsyncWrite for LimitedStream {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if let [only] = bufs
+            && with_detail_body(only).is_some()
+        {
+            return Pin::new(this).poll_write(cx, only);
+        }
+        if let Poll::Ready(Err(error)) = this.poll_rewritten(cx) {
+            return Poll::Ready(Err(error));
+        }
+        if this.rewritten.is_some() {
+            return Poll::Pending;
+        }
         let result = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
         this.wrote(result)
     }
@@ -261,11 +376,19 @@ impl AsyncWrite for LimitedStream {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        match this.poll_rewritten(cx) {
+            Poll::Ready(Ok(())) => Pin::new(&mut this.inner).poll_flush(cx),
+            other => other,
+        }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        match this.poll_rewritten(cx) {
+            Poll::Ready(Ok(())) => Pin::new(&mut this.inner).poll_shutdown(cx),
+            other => other,
+        }
     }
 }
 
@@ -398,5 +521,63 @@ mod tests {
             .await
             .expect("write");
         assert!(closed(&mut client, Duration::from_secs(3)).await);
+    }
+
+    #[tokio::test]
+    async fn requests_hyper_cannot_parse_get_a_detail_body() {
+        let (listener, addr) = listener(8, Duration::from_secs(60)).await;
+        tokio::spawn(serve(listener, app(), CancellationToken::new()));
+        let answer = |request: Vec<u8>| async move {
+            let mut client = TcpStream::connect(addr).await.expect("connect");
+            client.write_all(&request).await.expect("write");
+            let mut response = Vec::new();
+            let _ = client.read_to_end(&mut response).await;
+            String::from_utf8_lossy(&response).into_owned()
+        };
+        // A head over the limit.
+        let mut huge = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+        huge.extend(std::iter::repeat_n(b'a', 4 * MAX_HEAD_BYTES));
+        huge.extend_from_slice(b"\r\n\r\n");
+        let response = answer(huge).await;
+        assert!(response.starts_with("HTTP/1.1 431 "), "{response}");
+        assert!(
+            response.contains("content-type: application/json")
+                && response.ends_with("{\"detail\":\"request header fields too large\"}"),
+            "{response}"
+        );
+        // A request line of another protocol.
+        let response = answer(b"GET / FOO/1.1\r\n\r\n".to_vec()).await;
+        assert!(response.starts_with("HTTP/1.1 400 "), "{response}");
+        assert!(
+            response.ends_with("{\"detail\":\"bad request\"}"),
+            "{response}"
+        );
+        // An ordinary request on the same server is untouched.
+        let mut client = TcpStream::connect(addr).await.expect("connect");
+        assert!(get(&mut client, "/").await.ends_with("hi"));
+    }
+
+    #[test]
+    fn only_bare_error_answers_are_rewritten() {
+        let bare =
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\ndate: x\r\n\r\n";
+        let rewritten =
+            String::from_utf8(with_detail_body(bare).expect("rewritten")).expect("utf8");
+        assert!(
+            rewritten.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\ndate: x\r\n")
+        );
+        let body = "{\"detail\":\"request header fields too large\"}";
+        assert!(
+            rewritten.ends_with(&format!("content-length: {}\r\n\r\n{body}", body.len())),
+            "{rewritten}"
+        );
+        for kept in [
+            &b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"[..],
+            b"HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: 0\r\n\r\n",
+            b"HTTP/1.1 400 Bad Request\r\ncontent-length: 12\r\n\r\n",
+            b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\nextra",
+        ] {
+            assert!(with_detail_body(kept).is_none(), "{}", String::from_utf8_lossy(kept));
+        }
     }
 }

@@ -255,6 +255,43 @@ async fn accepts_events_by_every_auth_route_and_encoding() {
     );
     assert_eq!(next_raw(&mut consumer).await.payload, event.to_vec());
 
+    // `Authorization: Sentry ...` (any case of the scheme) authenticates like X-Sentry-Auth.
+    let headers = vec![(
+        "Authorization".into(),
+        format!("sentry sentry_key={}, sentry_version=7", env.key),
+    )];
+    assert_eq!(
+        post(env.port, "/api/1/envelope/", headers, envelope())
+            .await
+            .0,
+        200
+    );
+    assert_eq!(next_raw(&mut consumer).await.project_id, 1);
+
+    // A gzip envelope authenticated only by the DSN in its (compressed) header.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(
+        format!(
+            "{{\"dsn\":\"http://{}@h/1\"}}\n{{\"type\":\"event\"}}\n{{\"message\":\"tunnel\"}}\n",
+            env.key
+        )
+        .as_bytes(),
+    )
+    .expect("gzip");
+    let headers = vec![("Content-Encoding".into(), "gzip".into())];
+    let (status, answer) = post(
+        env.port,
+        "/api/1/envelope/",
+        headers,
+        gz.finish().expect("gzip"),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        next_raw(&mut consumer).await.payload,
+        b"{\"message\":\"tunnel\"}"
+    );
+
     // Items other than events are accepted without an event.
     let body = b"{}\n{\"type\":\"session\"}\n{\"sid\":\"x\"}\n".to_vec();
     assert_eq!(
@@ -340,6 +377,13 @@ async fn answers_bad_requests_like_relay() {
             400,
         ),
         (
+            "a number as the event",
+            "/api/1/store/",
+            auth(&env.key),
+            b"1".to_vec(),
+            400,
+        ),
+        (
             "oversized event",
             "/api/1/store/",
             auth(&env.key),
@@ -395,9 +439,24 @@ async fn answers_bad_requests_like_relay() {
         assert_eq!(status, expected, "{name}: {body}");
         assert!(body.contains("\"detail\""), "{name}: {body}");
     }
-    // Wrong method: Sentry's endpoints take POST only.
+    // Wrong method: Sentry's endpoints take POST only. Like every refusal, with a detail body.
     let get = send(env.port, "GET", "/api/1/envelope/", vec![], vec![]).await;
     assert!(get.starts_with("HTTP/1.0 405"), "{get}");
+    assert!(
+        get.to_ascii_lowercase().contains("allow: post")
+            && get.ends_with("{\"detail\":\"Method Not Allowed\"}"),
+        "{get}"
+    );
+    let unknown = send(env.port, "GET", "/nowhere", vec![], vec![]).await;
+    assert!(unknown.starts_with("HTTP/1.0 404"), "{unknown}");
+    assert!(unknown.ends_with("{\"detail\":\"not found\"}"), "{unknown}");
+    // Operational endpoints are not on the SDKs' port; only the liveness check is.
+    for path in ["/metrics", "/readyz"] {
+        let response = send(env.port, "GET", path, vec![], vec![]).await;
+        assert!(response.starts_with("HTTP/1.0 404"), "{path}: {response}");
+    }
+    let health = send(env.port, "GET", "/healthz", vec![], vec![]).await;
+    assert!(health.starts_with("HTTP/1.0 200"), "{health}");
     // The service is still up.
     assert_eq!(
         post(env.port, "/api/1/envelope/", auth(&env.key), envelope())
@@ -449,16 +508,31 @@ async fn requests_beyond_the_concurrency_limit_wait_for_a_turn() {
     let waiting =
         tokio::spawn(async move { post(port, "/api/1/envelope/", auth(&sent), envelope()).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    // A bad project id is answered at once without touching the bus, but only in its turn.
+    // A second valid request waits for its turn...
+    let sent = key.clone();
     let queued =
-        tokio::spawn(async move { post(port, "/api/x/envelope/", auth(&key), envelope()).await });
+        tokio::spawn(async move { post(port, "/api/1/envelope/", auth(&sent), envelope()).await });
+    // ...while requests refused before they need a slot are answered at once.
+    let at_once = Duration::from_secs(2);
+    let bad_project = post(port, "/api/x/envelope/", auth(&key), envelope());
+    let (status, body) = tokio::time::timeout(at_once, bad_project)
+        .await
+        .expect("answered without a slot");
+    assert_eq!(status, 400, "{body}");
+    let bad_key = post(port, "/api/1/envelope/", auth("0000beef"), envelope());
+    let (status, body) = tokio::time::timeout(at_once, bad_key)
+        .await
+        .expect("answered without a slot");
+    assert_eq!(status, 403, "{body}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!waiting.is_finished() && !queued.is_finished());
 
-    let first = consumer.recv().await.expect("record");
-    consumer.commit(&first).expect("commit");
+    for _ in 0..2 {
+        let record = consumer.recv().await.expect("record");
+        consumer.commit(&record).expect("commit");
+    }
     assert_eq!(waiting.await.expect("joins").0, 200);
-    assert_eq!(queued.await.expect("joins").0, 400);
+    assert_eq!(queued.await.expect("joins").0, 200);
 }
 
 #[tokio::test]
@@ -620,5 +694,162 @@ async fn disabled_keys_get_403() {
             .set_key_active("nosuchkey", false)
             .await
             .expect("lookup")
+    );
+}
+
+/// The outcomes counted so far, as (project, category, outcome, reason, quantity), sorted.
+async fn outcomes(env: &Env) -> Vec<(u64, String, String, String, u64)> {
+    let mut consumer = env.bus.consumer(Topic::Outcomes, "outcomes-test");
+    env.outcomes.flush(&env.bus).await;
+    let mut seen = Vec::new();
+    while let Ok(Ok(record)) =
+        tokio::time::timeout(Duration::from_millis(200), consumer.recv()).await
+    {
+        let o: pb::Outcome = messages::decode(&record.payload).expect("outcome");
+        seen.push((o.project_id, o.category, o.outcome, o.reason, o.quantity));
+    }
+    seen.sort();
+    seen
+}
+
+#[tokio::test]
+async fn refusals_are_counted_as_invalid_outcomes_of_known_projects() {
+    let config = IngestConfig {
+        max_body_bytes: 10_000,
+        max_event_bytes: 1000,
+        max_attachment_bytes: 100,
+        ..IngestConfig::default()
+    };
+    let env = start_custom(MemoryBus::new(100), config).await;
+    let key = env.key.clone();
+    let gzip = |extra: Vec<(String, String)>| {
+        [extra, vec![("Content-Encoding".into(), "gzip".into())]].concat()
+    };
+    let attachment = format!(
+        "{{\"event_id\":\"{EVENT_ID}\"}}\n{{\"type\":\"attachment\",\"length\":200}}\n{}\n",
+        "a".repeat(200)
+    );
+    type Case = (
+        &'static str,
+        &'static str,
+        Vec<(String, String)>,
+        Vec<u8>,
+        u16,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "body over the limit",
+            "/api/1/envelope/",
+            auth(&key),
+            vec![b'x'; 20_000],
+            413,
+        ),
+        (
+            "unsupported encoding",
+            "/api/1/store/",
+            [auth(&key), vec![("Content-Encoding".into(), "lzma".into())]].concat(),
+            b"{}".to_vec(),
+            415,
+        ),
+        (
+            "corrupt gzip",
+            "/api/1/store/",
+            gzip(auth(&key)),
+            b"not gzip".to_vec(),
+            400,
+        ),
+        (
+            "zip bomb",
+            "/api/1/store/",
+            gzip(auth(&key)),
+            gzip_bomb(),
+            413,
+        ),
+        (
+            "no credentials",
+            "/api/1/store/",
+            vec![],
+            b"{}".to_vec(),
+            401,
+        ),
+        (
+            "unknown key",
+            "/api/1/envelope/",
+            auth("ffffffffffffffffffffffffffffffff"),
+            envelope(),
+            403,
+        ),
+        (
+            "unknown key, unknown project",
+            "/api/999/envelope/",
+            auth("ffffffffffffffffffffffffffffffff"),
+            envelope(),
+            403,
+        ),
+        (
+            "a number as the event",
+            "/api/1/store/",
+            auth(&key),
+            b"1".to_vec(),
+            400,
+        ),
+        (
+            "an array as the event",
+            "/api/1/store/",
+            auth(&key),
+            b"[]".to_vec(),
+            400,
+        ),
+        (
+            "attachment over the limit",
+            "/api/1/envelope/",
+            auth(&key),
+            attachment.into_bytes(),
+            413,
+        ),
+    ];
+    for (name, path, headers, body, expected) in cases {
+        let (status, answer) = post(env.port, path, headers, body).await;
+        assert_eq!(status, expected, "{name}: {answer}");
+        assert!(answer.starts_with("{\"detail\":"), "{name}: {answer}");
+    }
+    let invalid = |category: &str, reason: &str, n: u64| {
+        (
+            1,
+            category.to_owned(),
+            "invalid".to_owned(),
+            reason.to_owned(),
+            n,
+        )
+    };
+    let mut expected = vec![
+        invalid("default", "too_large", 2),
+        invalid("error", "invalid_compression", 2),
+        invalid("error", "too_large", 1),
+        invalid("error", "auth_client", 1),
+        invalid("default", "project_id", 1),
+        invalid("error", "invalid_json", 2),
+    ];
+    expected.sort();
+    assert_eq!(outcomes(&env).await, expected, "nothing for project 999");
+}
+
+#[tokio::test]
+async fn cors_headers_are_on_the_actual_response_too() {
+    let env = start(100).await;
+    let path = format!("/api/1/envelope/?sentry_key={}&sentry_version=7", env.key);
+    let headers = vec![("Origin".into(), "https://app.example.com".into())];
+    let response = send(env.port, "POST", &path, headers, envelope()).await;
+    let lower = response.to_ascii_lowercase();
+    assert!(lower.starts_with("http/1.0 200"), "{response}");
+    assert!(
+        lower.contains("access-control-allow-origin: *"),
+        "{response}"
+    );
+    assert!(
+        lower.contains("access-control-expose-headers: ")
+            && lower.contains("x-sentry-rate-limits")
+            && lower.contains("retry-after"),
+        "{response}"
     );
 }

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod dsn;
+pub mod encoding;
 pub mod envelope;
 pub mod event;
 

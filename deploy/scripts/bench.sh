@@ -20,6 +20,7 @@ bench_dir="${BENCH_DIR:-/tmp/shrike-bench}"
 what="${1:-all}"
 http_port=28123
 ingest="127.0.0.1:8400"
+ops="127.0.0.1:8401"
 
 cargo build --release --locked -p shrike -p shrike-load --manifest-path "$repo/Cargo.toml"
 shrike="$target/release/shrike"
@@ -30,6 +31,7 @@ rm -rf "$bench_dir/data"
 mkdir -p "$bench_dir/results"
 cat > "$bench_dir/shrike.toml" <<TOML
 data_dir = "$bench_dir/data"
+ops_listen = "$ops"
 [clickhouse]
 local_http_port = $http_port
 local_tcp_port = 29000
@@ -59,7 +61,7 @@ echo "shrike up: pid $up_pid, clickhouse pid $ch_pid, $dsn"
 # pipeline runs at a lower priority than ingest), which must not eat into the next run's CPU.
 drained() {
     for _ in $(seq 600); do
-        held="$(curl -s "http://$ingest/metrics" | awk '/^shrike_bus_held_records/ {s += $2} END {print s + 0}')"
+        held="$(curl -s "http://$ops/metrics" | awk '/^shrike_bus_held_records/ {s += $2} END {print s + 0}')"
         [ "$held" = 0 ] && return
         sleep 1
     done
@@ -72,6 +74,9 @@ run() {
         --process-pid "$up_pid" --process-pid "$ch_pid"
 }
 e2e=(--clickhouse-url "http://127.0.0.1:$http_port" --clickhouse-database shrike)
+# The password of the ClickHouse `shrike up` runs, for the harness's end-to-end check.
+SHRIKE_LOAD_CLICKHOUSE_PASSWORD="$(cat "$bench_dir/data/clickhouse/password")"
+export SHRIKE_LOAD_CLICKHOUSE_PASSWORD
 
 case "$what" in
     ingest | all) run python-5k-max --duration 30 ;;&
@@ -83,7 +88,7 @@ case "$what" in
 esac
 
 echo "ClickHouse disk per stored event (table events, active parts):"
-clickhouse-client --port 29000 --query "
+clickhouse-client --port 29000 --user shrike --password "$SHRIKE_LOAD_CLICKHOUSE_PASSWORD" --query "
     SELECT sum(rows) AS events, sum(bytes_on_disk) AS bytes,
            round(sum(bytes_on_disk) / sum(rows), 1) AS bytes_per_event
     FROM system.parts WHERE database = 'shrike' AND table = 'events' AND active"

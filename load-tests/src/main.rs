@@ -78,11 +78,17 @@ struct RunArgs {
     /// ClickHouse database.
     #[arg(long, default_value = "shrike")]
     clickhouse_database: String,
-    /// ClickHouse user.
-    #[arg(long, default_value = "default")]
+    /// ClickHouse user (the server `shrike up` runs has one, `shrike`).
+    #[arg(long, default_value = "shrike")]
     clickhouse_user: String,
-    /// ClickHouse password.
-    #[arg(long, env = "SHRIKE_LOAD_CLICKHOUSE_PASSWORD", default_value = "")]
+    /// ClickHouse password (for the server `shrike up` runs: the file
+    /// `DATA_DIR/clickhouse/password`). From the environment, so it is not shown in `ps`.
+    #[arg(
+        long,
+        env = "SHRIKE_LOAD_CLICKHOUSE_PASSWORD",
+        default_value = "",
+        hide_env_values = true
+    )]
     clickhouse_password: String,
     /// How long to wait for the events in ClickHouse after sending, seconds.
     #[arg(long, default_value_t = 120.0)]

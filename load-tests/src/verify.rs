@@ -41,7 +41,8 @@ impl ClickHouseCheck {
         ClickHouseCheck {
             url: url.to_owned(),
             database: "shrike".to_owned(),
-            user: "default".to_owned(),
+            // The one user of the ClickHouse server `shrike up` runs.
+            user: "shrike".to_owned(),
             password: String::new(),
             timeout: Duration::from_secs(120),
             poll_interval: Duration::from_millis(250),

@@ -20,6 +20,7 @@ use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -88,6 +89,27 @@ pub(crate) struct Journal {
     scratch: Vec<u8>,
 }
 
+/// Creates `dir` (and its parents) readable by this user only: the journal holds raw payloads.
+pub(crate) fn private_dir(dir: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+}
+
+/// Writes `contents` to a new file at `path`, readable by this user only.
+pub(crate) fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(contents)
+}
+
 fn segment_path(dir: &Path, base: i64) -> PathBuf {
     dir.join(format!("{base:020}.log"))
 }
@@ -123,7 +145,7 @@ impl Journal {
         start: i64,
         segment_bytes: u64,
     ) -> io::Result<(Journal, Vec<Recovered>)> {
-        fs::create_dir_all(dir)?;
+        private_dir(dir)?;
         let mut bases = Vec::new();
         let mut spares = Vec::new();
         for entry in fs::read_dir(dir)? {
@@ -251,6 +273,7 @@ impl Journal {
                     .write(true)
                     .create(true)
                     .truncate(true)
+                    .mode(0o600)
                     .open(&path)?,
             ),
         };

@@ -26,6 +26,7 @@ use crate::{BusError, Consumer, FencedConsumer, Outgoing, Producer, Record, Topi
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -249,12 +250,13 @@ impl MemoryBus {
     /// segments of about `segment_bytes`.
     /// Fails when another bus (in this or another process) has the directory open.
     pub fn durable(dir: &Path, capacity: usize, segment_bytes: u64) -> Result<Self, BusError> {
-        std::fs::create_dir_all(dir).map_err(|e| setup("cannot create", dir, e))?;
+        crate::journal::private_dir(dir).map_err(|e| setup("cannot create", dir, e))?;
         let lock_path = dir.join("lock");
         let lock_file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(&lock_path)
             .map_err(|e| setup("cannot open", &lock_path, e))?;
         // Two writers would write over each other's records. A bus just dropped in this process
@@ -719,7 +721,7 @@ fn save(topics: &HashMap<Topic, TopicState>, durable: &Durable) -> io::Result<()
     }
     let path = durable.dir.join("offsets");
     let temporary = durable.dir.join("offsets.new");
-    std::fs::write(&temporary, text)?;
+    crate::journal::write_private(&temporary, text.as_bytes())?;
     std::fs::rename(&temporary, &path)?;
     for (topic, base) in bases {
         if let Some(journal) = &mut lock(&topics[&topic].log).journal {

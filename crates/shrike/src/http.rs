@@ -1,4 +1,5 @@
-//! Operational HTTP routes served next to ingest: `/healthz`, `/readyz` and Prometheus `/metrics`.
+//! Operational HTTP routes on a listener of their own (`ops_listen`, loopback by default), apart
+//! from the port SDKs reach: `/healthz`, `/readyz` and Prometheus `/metrics`.
 
 use axum::Router;
 use axum::extract::State;
@@ -6,6 +7,10 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use shrike_store::Store;
+use std::time::Duration;
+
+/// How long `/readyz` waits for ClickHouse before answering "not ready".
+const READY_TIMEOUT: Duration = Duration::from_millis(500);
 
 #[derive(Clone)]
 struct Ops {
@@ -29,19 +34,26 @@ async fn ready(State(ops): State<Ops>) -> (StatusCode, &'static str) {
     let Some(store) = ops.store else {
         return (StatusCode::OK, "ready");
     };
-    match store.server_now().await {
-        Ok(_) => (StatusCode::OK, "ready"),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "clickhouse unreachable"),
+    match tokio::time::timeout(READY_TIMEOUT, store.server_now()).await {
+        Ok(Ok(_)) => (StatusCode::OK, "ready"),
+        Ok(Err(_)) => (StatusCode::SERVICE_UNAVAILABLE, "clickhouse unreachable"),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "clickhouse does not answer",
+        ),
     }
 }
 
-/// Serves the operational routes alone on `listen` (for services without an HTTP port of their own).
+/// Serves the operational routes on `listen` (nothing when it is empty) until the process ends.
 pub async fn serve(
     listen: &str,
     store: Option<Store>,
     metrics: PrometheusHandle,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
+    if listen.is_empty() {
+        return Ok(());
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("ops_listen: binding {listen}"))?;

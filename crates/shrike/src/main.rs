@@ -269,12 +269,13 @@ async fn set_key(config: &Config, key: &str, active: bool) -> anyhow::Result<()>
 /// Connects to the configured ClickHouse, or to the local one `shrike up` runs, and applies
 /// pending migrations: for admin commands and the per-service commands.
 pub async fn existing_store(config: &Config) -> anyhow::Result<Store> {
-    let url = config.clickhouse.effective_url();
-    let store = config.clickhouse.store()?;
-    store
-        .server_version()
-        .await
-        .with_context(|| format!("cannot reach clickhouse at {url} (is `shrike up` running?)"))?;
+    let store = config.store()?;
+    store.server_version().await.with_context(|| {
+        format!(
+            "cannot reach clickhouse at {} (is `shrike up` running?)",
+            config.clickhouse.display_url()
+        )
+    })?;
     store.migrate().await.context("migrating the schema")?;
     Ok(store)
 }

@@ -36,12 +36,11 @@ pub fn metrics() -> anyhow::Result<PrometheusHandle> {
         .context("installing the metrics recorder")
 }
 
-/// Binds ingest (with the operational routes) and serves until `stop` fires.
+/// Binds ingest and serves until `stop` fires.
 pub async fn serve_ingest<P: Producer>(
     config: &Config,
     store: Store,
     producer: P,
-    metrics: PrometheusHandle,
     stop: CancellationToken,
 ) -> anyhow::Result<JoinHandle<()>> {
     let listen = config.listen_addr()?;
@@ -58,7 +57,7 @@ pub async fn serve_ingest<P: Producer>(
     let listener =
         shrike_ingest::LimitedListener::new(listener, ingest.max_connections, ingest.idle_timeout);
     let state = IngestState::new(producer, keys, ingest, outcomes);
-    let app = shrike_ingest::router(state).merge(crate::http::router(Some(store), metrics));
+    let app = shrike_ingest::router(state);
     tracing::info!(%listen, "ingest listening");
     Ok(tokio::spawn(async move {
         shrike_ingest::serve(listener, app, stop).await;
@@ -166,16 +165,16 @@ pub async fn run(config: Config, service: Service) -> anyhow::Result<()> {
         });
     }
     let metrics = metrics()?;
-    if service != Service::Ingest && !config.ops_listen.is_empty() {
-        let store = if service == Service::Normalizer {
-            None
-        } else {
-            Some(crate::existing_store(&config).await?)
-        };
-        crate::http::serve(&config.ops_listen, store, metrics.clone()).await?;
-    }
+    let store = if service == Service::Normalizer {
+        None
+    } else {
+        Some(crate::existing_store(&config).await?)
+    };
+    crate::http::serve(&config.ops_listen, store.clone(), metrics).await?;
+    // Every service but the normalizer has connected to ClickHouse above.
+    let store = || store.clone().expect("connected above");
     if service == Service::Alerter {
-        let store = crate::existing_store(&config).await?;
+        let store = store();
         let alerter = shrike_alerter::Alerter::new(store, config.alerter.clone())
             .context("alerter config")?;
         alerter.run(shutdown).await;
@@ -190,10 +189,9 @@ pub async fn run(config: Config, service: Service) -> anyhow::Result<()> {
     let producer = KafkaProducer::new(&kafka)?;
     match service {
         Service::Ingest => {
-            let store = crate::existing_store(&config).await?;
+            let store = store();
             let stop = CancellationToken::new();
-            let server =
-                serve_ingest(&config, store, producer.clone(), metrics, stop.clone()).await?;
+            let server = serve_ingest(&config, store, producer.clone(), stop.clone()).await?;
             shutdown.cancelled().await;
             stop.cancel();
             let _ = server.await;
@@ -213,7 +211,7 @@ pub async fn run(config: Config, service: Service) -> anyhow::Result<()> {
             normalizer(make, producer.clone(), grouping, shutdown).await;
         }
         Service::Grouper => {
-            let store = crate::existing_store(&config).await?;
+            let store = store();
             let make = || {
                 Ok(KafkaConsumer::new(
                     &kafka,

@@ -11,43 +11,42 @@ use shrike_bus::{MemoryBus, Topic};
 use shrike_grouper::writers::{Attachments, CheckIns, Outcomes as OutcomeWriter, TableWriter};
 use shrike_protocol::Dsn;
 use shrike_store::Store;
-use shrike_store::local::LocalClickHouse;
+use shrike_store::local::{LocalClickHouse, LocalServerError};
 use std::io::Write;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Connects to ClickHouse, starting the local server when no URL is configured (or reusing one a
-/// previous run left on the same port), and applies migrations.
+/// Connects to ClickHouse, starting the local server when no URL is configured (or adopting the
+/// one a killed run left; or, while another `shrike` process owns it, using it as it is), and
+/// applies migrations.
 pub async fn connect(config: &Config) -> anyhow::Result<(Store, Option<LocalClickHouse>)> {
     let c = &config.clickhouse;
-    let url = c.effective_url();
-    let store = c.store()?;
-    let local = if !c.url.is_empty() {
-        None
-    } else if answers(&store).await {
-        tracing::info!(%url, "using the clickhouse server already running on the local port");
-        None
+    let local = if c.url.is_empty() {
+        let dir = config.local_clickhouse_dir();
+        match LocalClickHouse::start(&dir, c.local_http_port, c.local_tcp_port).await {
+            Ok(server) => {
+                tracing::info!(url = server.url, dir = %dir.display(), pid = server.pid(), "local clickhouse running");
+                Some(server)
+            }
+            Err(LocalServerError::Owned(_)) => {
+                tracing::info!(
+                    "the local clickhouse server is run by another shrike process; using it"
+                );
+                None
+            }
+            Err(error) => return Err(error).context("starting the local clickhouse server"),
+        }
     } else {
-        let dir = config.data_dir.join("clickhouse");
-        let server = LocalClickHouse::start(&dir, c.local_http_port, c.local_tcp_port)
-            .await
-            .context("starting the local clickhouse server")?;
-        tracing::info!(url = server.url, dir = %dir.display(), "started local clickhouse");
-        Some(server)
+        None
     };
+    let store = config.store()?;
     let version = store
         .server_version()
         .await
-        .with_context(|| format!("cannot reach clickhouse at {url}"))?;
+        .with_context(|| format!("cannot reach clickhouse at {}", c.display_url()))?;
     tracing::info!(?version, "connected to clickhouse");
     store.migrate().await.context("migrating the schema")?;
     Ok((store, local))
-}
-
-async fn answers(store: &Store) -> bool {
-    tokio::time::timeout(Duration::from_secs(2), store.server_version())
-        .await
-        .is_ok_and(|r| r.is_ok())
 }
 
 /// The DSN of a key.
@@ -57,6 +56,9 @@ pub fn dsn(config: &Config, public_key: &str, project_id: u64) -> anyhow::Result
 
 /// Runs everything until Ctrl-C or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    // The data dir holds the bus journal (raw payloads) and the database's password.
+    shrike_store::local::create_private_dir(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let (store, _local) = connect(&config).await?;
     let alerter = if config.alerter.enabled {
         Some(
@@ -81,6 +83,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         None => store.create_key(project.id).await?,
     };
     let metrics = services::metrics()?;
+    crate::http::serve(&config.ops_listen, Some(store.clone()), metrics).await?;
 
     let bus = open_bus(&config)?;
     let pipeline = Pipeline::start(config.pipeline_nice)?;
@@ -126,14 +129,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     pipeline.spawn(report_held(bus.clone(), shutdown.clone()));
 
     let stop_http = CancellationToken::new();
-    let server = services::serve_ingest(
-        &config,
-        store.clone(),
-        bus.clone(),
-        metrics,
-        stop_http.clone(),
-    )
-    .await?;
+    let server =
+        services::serve_ingest(&config, store.clone(), bus.clone(), stop_http.clone()).await?;
     let dsn = dsn(&config, &key.public_key, project.id)?;
     println!(
         "Shrike is up: ingest on http://{}, ClickHouse database {:?}",

@@ -55,6 +55,7 @@ fn django_errors_are_stored_grouped_and_emailed() {
     let _smtp = start_smtp(&python, smtp_port, &maildir);
     let log = dir.join("shrike.log");
     let shrike = start_shrike(&config, &log);
+    let ch = Ch::of_up(&dir.join("data"), ch_tcp);
     assert!(shrike.dsn.starts_with("http://"), "{}", shrike.dsn);
     assert!(
         shrike.dsn.ends_with(&format!("@127.0.0.1:{ingest_port}/1")),
@@ -103,7 +104,7 @@ fn django_errors_are_stored_grouped_and_emailed() {
     assert_eq!(http(django_port, "GET", "/boom/", &[], b"").0, 500);
     let row = wait_for("the first event in clickhouse", MINUTE, || {
         let out = clickhouse(
-            ch_tcp,
+            &ch,
             "SELECT exception_type, exception_value, platform, level, toUInt32(timestamp), toUInt32(received), \
              sdk_name, request_url, frame_functions, frame_in_app, tags.key, tags.value, primary_hash, issue_id \
              FROM shrike.events FORMAT JSONEachRow",

@@ -81,7 +81,7 @@ fn issues_are_listed_shown_resolved_ignored_merged_and_unmerged() {
         .block_on(LocalClickHouse::start(&dir.path().join("ch"), 0, 0))
         .expect("clickhouse-server starts");
     let config = dir.path().join("shrike.toml");
-    std::fs::write(&config, format!("[clickhouse]\nurl = \"{}\"\n", server.url)).expect("config");
+    std::fs::write(&config, clickhouse_section(&server)).expect("config");
     let store = server.store("shrike").expect("store");
     let (zero, key, value) = (
         issue_id_for_hash(ZERO),

@@ -22,7 +22,7 @@ struct Cluster {
     dir: tempfile::TempDir,
     _clickhouse: LocalClickHouse,
     _runtime: tokio::runtime::Runtime,
-    ch_tcp: u16,
+    ch: Ch,
     config: PathBuf,
     kafka: DevKafka,
     ingest_port: u16,
@@ -37,18 +37,17 @@ impl Cluster {
     }
 
     fn service(&self, name: &str) -> Proc {
-        // Only the grouper gets an ops port here (one port, one process).
-        if name == "grouper" {
-            let config = self.dir.path().join("grouper.toml");
-            let base = std::fs::read_to_string(&self.config).expect("config");
-            std::fs::write(
-                &config,
-                format!("ops_listen = \"127.0.0.1:{}\"\n{base}", self.ops_port),
-            )
+        // Each process its own ops port; the grouper's is known to the test.
+        let ops = if name == "grouper" {
+            self.ops_port
+        } else {
+            free_port()
+        };
+        let config = self.dir.path().join(format!("{name}-{ops}.toml"));
+        let base = std::fs::read_to_string(&self.config).expect("config");
+        std::fs::write(&config, format!("ops_listen = \"127.0.0.1:{ops}\"\n{base}"))
             .expect("write");
-            return start_service(name, &config, &self.kafka.bootstrap, &self.log(name));
-        }
-        start_service(name, &self.config, &self.kafka.bootstrap, &self.log(name))
+        start_service(name, &config, &self.kafka.bootstrap, &self.log(name))
     }
 
     fn kafka_config(&self) -> KafkaConfig {
@@ -62,7 +61,7 @@ impl Cluster {
     }
 
     fn count(&self, sql: &str) -> u64 {
-        clickhouse(self.ch_tcp, sql).trim().parse().unwrap_or(0)
+        clickhouse(&self.ch, sql).trim().parse().unwrap_or(0)
     }
 }
 
@@ -82,9 +81,9 @@ fn start_cluster(extra_config: &str) -> Cluster {
     std::fs::write(
         &config,
         format!(
-            "[clickhouse]\nurl = \"{}\"\n[ingest]\nlisten = \"127.0.0.1:{ingest_port}\"\n\
+            "{}[ingest]\nlisten = \"127.0.0.1:{ingest_port}\"\n\
              [grouper]\nbatch_wait_ms = 200\n[kafka]\nsend_timeout_ms = 1500\n{extra_config}",
-            clickhouse.url
+            clickhouse_section(&clickhouse)
         ),
     )
     .expect("config");
@@ -100,9 +99,9 @@ fn start_cluster(extra_config: &str) -> Cluster {
         .to_owned();
     Cluster {
         dir,
+        ch: Ch::of(&clickhouse),
         _clickhouse: clickhouse,
         _runtime: runtime,
-        ch_tcp,
         config,
         kafka,
         ingest_port,
@@ -129,8 +128,8 @@ fn post_event(cluster_port: u16, key: &str, body: &[u8]) -> u16 {
 }
 
 fn wait_ready(port: u16) {
-    wait_for("ingest to be ready", MINUTE, || {
-        (http(port, "GET", "/readyz", &[], b"").0 == 200).then_some(())
+    wait_for("ingest to be up", MINUTE, || {
+        (http(port, "GET", "/healthz", &[], b"").0 == 200).then_some(())
     });
 }
 
@@ -164,7 +163,7 @@ fn services_over_kafka_store_group_and_alert_and_survive_an_outage() {
         (cluster.count("SELECT uniqExact(event_id) FROM shrike.events") == 3).then_some(())
     });
     let rows = clickhouse(
-        cluster.ch_tcp,
+        &cluster.ch,
         "SELECT exception_type, release, environment, user_id, sdk_name, tags.value[indexOf(tags.key, 'mode')] \
          FROM shrike.events ORDER BY exception_type FORMAT TSV",
     );

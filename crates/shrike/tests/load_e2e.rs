@@ -22,6 +22,7 @@ fn smoke_scenario_is_accepted_stored_and_grouped() {
         "[grouper]\nbatch_wait_ms = 200\n[alerter]\nenabled = false\n",
     );
     let shrike = start_shrike(&config, &dir.join("shrike.log"));
+    let ch = Ch::of_up(&dir.join("data"), ch_tcp);
 
     let scenario = Scenario::shipped("smoke").expect("smoke scenario");
     let out = dir.join("report");
@@ -75,7 +76,7 @@ fn smoke_scenario_is_accepted_stored_and_grouped() {
         "{e2e:?}"
     );
     // The same counts straight from ClickHouse.
-    assert_run_stored(ch_tcp, &report.run_id, planned, scenario.mix.issues);
+    assert_run_stored(&ch, &report.run_id, planned, scenario.mix.issues);
     let issues = shrike_cli(&config, &["issues", "list", "--json"]);
     assert_eq!(issues.lines().count(), scenario.mix.issues as usize);
 

@@ -33,8 +33,8 @@ fn sentry_cli(python: &Path) -> std::path::PathBuf {
     cli
 }
 
-fn row(ch_tcp: u16, sql: &str) -> Option<serde_json::Value> {
-    let out = clickhouse(ch_tcp, &format!("{sql} FORMAT JSONEachRow"));
+fn row(ch: &Ch, sql: &str) -> Option<serde_json::Value> {
+    let out = clickhouse(ch, &format!("{sql} FORMAT JSONEachRow"));
     serde_json::from_str(out.lines().next()?).ok()
 }
 
@@ -56,6 +56,7 @@ fn real_clients_send_events_and_check_ins() {
          project_id = 2\nreason = \"burst\"\n",
     );
     let shrike = start_shrike(&config, &dir.join("shrike.log"));
+    let ch = Ch::of_up(&dir.join("data"), ch_tcp);
     let dsn = shrike.dsn.clone();
     let key = dsn
         .trim_start_matches("http://")
@@ -84,7 +85,7 @@ fn real_clients_send_events_and_check_ins() {
     );
     let event = wait_for("the node event", MINUTE, || {
         row(
-            ch_tcp,
+            &ch,
             "SELECT exception_type, exception_value, sdk_name, release, environment, user_id, platform, \
              tags.value[indexOf(tags.key, 'runtime')] AS runtime, frame_functions FROM shrike.events \
              WHERE exception_type = 'TypeError'",
@@ -117,7 +118,7 @@ fn real_clients_send_events_and_check_ins() {
     run_python(&python, script, &dsn);
     let event = wait_for("the python message", MINUTE, || {
         row(
-            ch_tcp,
+            &ch,
             "SELECT title, level, sdk_name, release, environment, user_id, \
              tags.value[indexOf(tags.key, 'component')] AS component FROM shrike.events WHERE release = 'py@2'",
         )
@@ -159,7 +160,7 @@ fn real_clients_send_events_and_check_ins() {
     }
     let event = wait_for("the rust event", MINUTE, || {
         row(
-            ch_tcp,
+            &ch,
             "SELECT exception_type, exception_value, sdk_name, release, environment, user_id, \
              tags.value[indexOf(tags.key, 'lang')] AS lang FROM shrike.events WHERE release = 'rust@0.1.0'",
         )
@@ -182,7 +183,7 @@ fn real_clients_send_events_and_check_ins() {
     run_python(&python, script, &dsn);
     let attachment = wait_for("the attachment", MINUTE, || {
         row(
-            ch_tcp,
+            &ch,
             "SELECT a.filename AS filename, a.data AS data, a.size AS size FROM shrike.attachment_chunks AS a \
              WHERE a.event_id IN (SELECT event_id FROM shrike.events WHERE release = 'attach@1')",
         )
@@ -211,7 +212,7 @@ fn real_clients_send_events_and_check_ins() {
     );
     let event = wait_for("the sentry-cli event", MINUTE, || {
         row(
-            ch_tcp,
+            &ch,
             "SELECT title, sdk_name, tags.value[indexOf(tags.key, 'origin')] AS origin FROM shrike.events \
              WHERE release = 'cli@3'",
         )
@@ -238,7 +239,7 @@ fn real_clients_send_events_and_check_ins() {
     );
     let statuses = |slug: &str| {
         clickhouse(
-            ch_tcp,
+            &ch,
             &format!(
                 "SELECT DISTINCT status FROM shrike.check_ins WHERE monitor_slug = '{slug}' ORDER BY status"
             ),
@@ -270,7 +271,7 @@ fn real_clients_send_events_and_check_ins() {
         (statuses("backup") == "error\nin_progress\n").then_some(())
     });
     let duration = clickhouse(
-        ch_tcp,
+        &ch,
         "SELECT duration FROM shrike.check_ins WHERE status = 'error'",
     );
     assert_eq!(duration.trim(), "12.5");
@@ -320,7 +321,7 @@ fn real_clients_send_events_and_check_ins() {
     run_python(&python, script, &limited_dsn);
     let outcome = |outcome: &str| {
         clickhouse(
-            ch_tcp,
+            &ch,
             &format!(
                 "SELECT sum(quantity) FROM shrike.outcomes FINAL WHERE project_id = 2 AND category = 'error' \
                  AND outcome = '{outcome}'"
@@ -340,13 +341,13 @@ fn real_clients_send_events_and_check_ins() {
         "the SDK stopped sending after the first 429"
     );
     let stored = clickhouse(
-        ch_tcp,
+        &ch,
         "SELECT count() FROM shrike.events WHERE project_id = 2",
     );
     assert_eq!(stored.trim(), "1");
     // Project 1's outcomes account for what it sent.
     let accepted = clickhouse(
-        ch_tcp,
+        &ch,
         "SELECT sum(quantity) FROM shrike.outcomes FINAL WHERE project_id = 1 AND outcome = 'accepted' AND category = 'error'",
     );
     assert_eq!(

@@ -13,11 +13,12 @@ use std::time::Duration;
 
 /// A `shrike up` config using the test's ClickHouse, with `extra` TOML appended.
 fn write_config(dir: &Path, clickhouse: &str, ingest: u16, extra: &str) -> std::path::PathBuf {
+    // `clickhouse` is the test server's section (see `clickhouse_section`).
     let path = dir.join("shrike.toml");
     std::fs::write(
         &path,
         format!(
-            "data_dir = \"{data}\"\n[clickhouse]\nurl = \"{clickhouse}\"\n\
+            "data_dir = \"{data}\"\nops_listen = \"\"\n{clickhouse}\
              [ingest]\nlisten = \"127.0.0.1:{ingest}\"\n[alerter]\nenabled = false\n{extra}",
             data = dir.join("data").display()
         ),
@@ -40,9 +41,10 @@ fn events_accepted_before_a_kill_9_are_stored_after_the_restart() {
             ch_tcp,
         ))
         .expect("clickhouse-server starts");
+    let ch = Ch::of(&server);
     let ingest = free_port();
     let stored = || -> u64 {
-        clickhouse(ch_tcp, "SELECT uniqExact(event_id) FROM shrike.events")
+        clickhouse(&ch, "SELECT uniqExact(event_id) FROM shrike.events")
             .trim()
             .parse()
             .expect("a count")
@@ -52,7 +54,7 @@ fn events_accepted_before_a_kill_9_are_stored_after_the_restart() {
     // out, so every accepted event is still only in the bus when the process dies.
     let config = write_config(
         dir,
-        &server.url,
+        &clickhouse_section(&server),
         ingest,
         "[grouper]\nbatch_wait_ms = 3600000\nbatch_rows = 1000000\n",
     );
@@ -72,7 +74,12 @@ fn events_accepted_before_a_kill_9_are_stored_after_the_restart() {
     kill_9(shrike.proc);
 
     // Second run on the same data directory, with batches written promptly.
-    let config = write_config(dir, &server.url, ingest, "[grouper]\nbatch_wait_ms = 200\n");
+    let config = write_config(
+        dir,
+        &clickhouse_section(&server),
+        ingest,
+        "[grouper]\nbatch_wait_ms = 200\n",
+    );
     let log = dir.join("second.log");
     let shrike = start_shrike(&config, &log);
     wait_for(
@@ -80,7 +87,7 @@ fn events_accepted_before_a_kill_9_are_stored_after_the_restart() {
         Duration::from_secs(60),
         || (stored() >= planned).then_some(()),
     );
-    assert_run_stored(ch_tcp, &report.run_id, planned, scenario.mix.issues);
+    assert_run_stored(&ch, &report.run_id, planned, scenario.mix.issues);
     let issues = shrike_cli(&config, &["issues", "list", "--json"]);
     assert_eq!(issues.lines().count(), scenario.mix.issues as usize);
     let log_text = std::fs::read_to_string(&log).unwrap_or_default();

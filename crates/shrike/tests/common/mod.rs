@@ -110,14 +110,55 @@ pub fn repo_root() -> PathBuf {
         .expect("repo root")
 }
 
+/// How a test reaches a ClickHouse server with `clickhouse-client`: its native port and the
+/// password of its one user.
+pub struct Ch {
+    pub tcp: u16,
+    pub password: String,
+}
+
+impl Ch {
+    /// A server the test started.
+    pub fn of(server: &shrike_store::local::LocalClickHouse) -> Ch {
+        Ch {
+            tcp: server.tcp_port,
+            password: server.password.clone(),
+        }
+    }
+
+    /// The server `shrike up` runs with its data under `data_dir`.
+    pub fn of_up(data_dir: &Path, tcp: u16) -> Ch {
+        let password = std::fs::read_to_string(data_dir.join("clickhouse/password"))
+            .expect("the local clickhouse's password");
+        Ch {
+            tcp,
+            password: password.trim().to_owned(),
+        }
+    }
+}
+
+/// The `[clickhouse]` section of a config using `server` (a ClickHouse the test started).
+pub fn clickhouse_section(server: &shrike_store::local::LocalClickHouse) -> String {
+    format!(
+        "[clickhouse]\nurl = \"{}\"\nuser = \"{}\"\npassword = \"{}\"\n",
+        server.url,
+        shrike_store::local::USER,
+        server.password
+    )
+}
+
 /// Runs a query with `clickhouse-client` and returns its output.
-pub fn clickhouse(tcp_port: u16, sql: &str) -> String {
+pub fn clickhouse(ch: &Ch, sql: &str) -> String {
     let out = Command::new("clickhouse-client")
         .args([
             "--host",
             "127.0.0.1",
             "--port",
-            &tcp_port.to_string(),
+            &ch.tcp.to_string(),
+            "--user",
+            shrike_store::local::USER,
+            "--password",
+            &ch.password,
             "--query",
             sql,
         ])
@@ -133,9 +174,9 @@ pub fn clickhouse(tcp_port: u16, sql: &str) -> String {
 
 /// Checks, straight from ClickHouse, that the events of load-harness run `run_id` are exactly
 /// `events` distinct events in `issues` distinct issues.
-pub fn assert_run_stored(ch_tcp: u16, run_id: &str, events: u64, issues: u32) {
+pub fn assert_run_stored(ch: &Ch, run_id: &str, events: u64, issues: u32) {
     let counted = clickhouse(
-        ch_tcp,
+        ch,
         &format!(
             "SELECT uniqExact(event_id), uniqExact(issue_id) FROM shrike.events \
              WHERE tags.value[indexOf(tags.key, 'shrike_load_run')] = '{run_id}'"
@@ -212,9 +253,11 @@ pub fn write_up_config(dir: &Path, ingest: u16, ch_http: u16, ch_tcp: u16, extra
     std::fs::write(
         &path,
         format!(
-            "data_dir = \"{data}\"\n[clickhouse]\nlocal_http_port = {ch_http}\nlocal_tcp_port = {ch_tcp}\n\
+            "data_dir = \"{data}\"\nops_listen = \"127.0.0.1:{ops}\"\n\
+             [clickhouse]\nlocal_http_port = {ch_http}\nlocal_tcp_port = {ch_tcp}\n\
              [ingest]\nlisten = \"127.0.0.1:{ingest}\"\n{extra}",
-            data = dir.join("data").display()
+            data = dir.join("data").display(),
+            ops = free_port()
         ),
     )
     .expect("write config");

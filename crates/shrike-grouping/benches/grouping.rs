@@ -38,7 +38,7 @@ fn synthetic(c: &mut Criterion) {
 fn fixtures(c: &mut Criterion) {
     let dir = std::env::var_os("CARGO_MANIFEST_DIR")
         .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from)
-        .join("../../../shared/fixtures/sentry-grouping/inputs");
+        .join("tests/fixtures/sentry-grouping/inputs");
     let Ok(entries) = std::fs::read_dir(&dir) else {
         eprintln!("no fixtures at {}; skipping", dir.display());
         return;

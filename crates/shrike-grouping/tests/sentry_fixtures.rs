@@ -1,5 +1,6 @@
 //! Conformance against Sentry's own grouping results: every input in
-//! `../shared/fixtures/sentry-grouping/inputs` is grouped with the input's own project rules
+//! `tests/fixtures/sentry-grouping/inputs` (copied from getsentry/sentry; its README says from
+//! where and how) is grouped with the input's own project rules
 //! (`_grouping.enhancements`, `_fingerprinting_rules`) and the primary hash is compared with the
 //! one Sentry recorded (`manifest.json`). The test prints the score and the misses, and fails if
 //! the score drops below what has been reached. `SHRIKE_GROUPING_SHOW=<name>` prints the full
@@ -14,13 +15,13 @@ const BASELINE: usize = 69;
 
 fn fixtures() -> PathBuf {
     // The manifest directory at run time: a test binary built from another checkout that shares
-    // the target directory must not look for that checkout's `../shared`.
+    // the target directory must not read that checkout's fixtures.
     let dir = std::env::var_os("CARGO_MANIFEST_DIR")
         .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from)
-        .join("../../../shared/fixtures/sentry-grouping");
+        .join("tests/fixtures/sentry-grouping");
     assert!(
         dir.join("manifest.json").exists(),
-        "fixtures not found at {} (../shared beside the repo)",
+        "fixtures not found at {}",
         dir.display()
     );
     dir

@@ -2,7 +2,8 @@
 # Installs what Shrike needs on a Debian/Ubuntu machine with Rust: ClickHouse (Debian's package),
 # the build tools of the bundled librdkafka (cmake, libcurl, zlib, OpenSSL headers),
 # and with --test also the Python tools the end-to-end tests drive (sentry-sdk, Django,
-# python-decouple, aiosmtpd) in a virtualenv. Idempotent: installs only what is missing.
+# python-decouple, aiosmtpd) in a virtualenv, @sentry/node, cargo-fuzz and the tansu broker.
+# Idempotent: installs only what is missing.
 set -euo pipefail
 
 want_test=0
@@ -51,6 +52,8 @@ if [ "$want_test" = 1 ]; then
     echo "setup: installing cargo-fuzz" >&2
     cargo install cargo-fuzz --locked --quiet
   fi
+  # tansu, the persistent Kafka-protocol broker of the Kafka mode tests (built once, ~12 min).
+  bash "$here/deploy/scripts/tansu.sh" >/dev/null
   # The JavaScript SDK for the protocol tests.
   node_dir="${SHRIKE_NODE_DIR:-$HOME/.cache/shrike/node}"
   if [ ! -f "$node_dir/node_modules/@sentry/node/package.json" ]; then

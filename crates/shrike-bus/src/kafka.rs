@@ -10,6 +10,12 @@
 //! (`enable.auto.offset.store=false`) and committed in the background and on [`Consumer::flush`].
 //! Each assignment bumps a generation number so callers can drop records fetched before a rebalance.
 //!
+//! A group's committed offset that is no longer on the broker (retention deleted the records before
+//! they were consumed) is never skipped silently: by default the consumer stops with
+//! [`BusError::OffsetsLost`], naming the partition and how many offsets are gone; with
+//! [`OffsetReset::Earliest`] it logs the loss, counts it in `shrike_kafka_offsets_lost_total` and
+//! goes on from the oldest record left. A group's first start reads its topics from the beginning.
+//!
 //! Fenced produce-and-commit ([`FencedConsumer`]): records are produced and acknowledged,
 //! then offsets committed synchronously, while a fence holds back the revocation of this member's
 //! partitions; a batch fetched before a rebalance is refused. Kafka transactions would add
@@ -20,10 +26,13 @@
 use crate::{BusError, Consumer, FencedConsumer, Outgoing, Producer, Record, Topic};
 use bytes::Bytes;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, RebalanceProtocol,
+};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message as _;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -44,6 +53,20 @@ pub struct KafkaConfig {
     pub send_timeout: Duration,
     /// Extra librdkafka properties for every client (`security.protocol`, `sasl.*`, ...).
     pub extra: HashMap<String, String>,
+    /// What a consumer does when its group's committed offset is no longer on the broker.
+    pub offset_reset: OffsetReset,
+}
+
+/// What a consumer does when its committed offset is no longer on the broker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OffsetReset {
+    /// Stop with [`BusError::OffsetsLost`] (what `auto.offset.reset=none` does in Kafka's own
+    /// clients): an operator decides.
+    #[default]
+    Fail,
+    /// Log the loss, count it, and go on from the oldest record still there.
+    Earliest,
 }
 
 impl KafkaConfig {
@@ -180,11 +203,56 @@ impl Producer for KafkaProducer {
 struct Context {
     generation: Arc<AtomicU64>,
     fence: Arc<tokio::sync::Mutex<()>>,
+    offset_reset: OffsetReset,
 }
 
 impl ClientContext for Context {}
 
 impl ConsumerContext for Context {
+    /// Assigns as librdkafka would, but partitions this group never committed start at the
+    /// beginning (with `auto.offset.reset=error`, only an offset that was committed and is gone
+    /// is an error), and so do those whose committed offset is gone under
+    /// [`OffsetReset::Earliest`].
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        partitions: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                set_starts(consumer, partitions, self.offset_reset);
+                let result = if cooperative {
+                    consumer.incremental_assign(partitions)
+                } else {
+                    consumer.assign(partitions)
+                };
+                self.post_rebalance(consumer, &Rebalance::Assign(partitions));
+                result
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.pre_rebalance(consumer, &Rebalance::Revoke(partitions));
+                if cooperative {
+                    consumer.incremental_unassign(partitions)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => {
+                let code: RDKafkaErrorCode = other.into();
+                tracing::error!(%code, "rebalance failed");
+                Ok(())
+            }
+        };
+        if let Err(error) = result {
+            tracing::error!(%error, "cannot apply the assignment");
+        }
+    }
+
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(partitions) = rebalance {
             // Wait for an in-flight `produce_and_commit` to finish, then invalidate every record
@@ -221,7 +289,7 @@ impl ConsumerContext for Context {
 /// A consumer group member reading some topics.
 pub struct KafkaConsumer {
     consumer: Arc<BaseConsumer<Context>>,
-    records: mpsc::Receiver<Record>,
+    records: mpsc::Receiver<Result<Record, BusError>>,
     generation: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     poller: Option<std::thread::JoinHandle<()>>,
@@ -247,7 +315,8 @@ impl KafkaConsumer {
             .set("enable.auto.offset.store", "false")
             .set("enable.auto.commit", "true")
             .set("auto.commit.interval.ms", "1000")
-            .set("auto.offset.reset", "earliest")
+            // Out-of-range offsets come back as errors, handled in `reset_offsets`.
+            .set("auto.offset.reset", "error")
             .set("isolation.level", "read_committed")
             .set("session.timeout.ms", "6000")
             .set("heartbeat.interval.ms", "500")
@@ -256,6 +325,7 @@ impl KafkaConsumer {
             .create_with_context(Context {
                 generation: generation.clone(),
                 fence: fence.clone(),
+                offset_reset: config.offset_reset,
             })
             .map_err(setup)?;
         let names: Vec<String> = topics.iter().map(|t| config.topic_name(*t)).collect();
@@ -312,7 +382,7 @@ impl KafkaConsumer {
 
 fn poll_loop(
     consumer: &BaseConsumer<Context>,
-    tx: &mpsc::Sender<Record>,
+    tx: &mpsc::Sender<Result<Record, BusError>>,
     stop: &AtomicBool,
     generation: &AtomicU64,
     config: &KafkaConfig,
@@ -324,13 +394,13 @@ fn poll_loop(
     let mut paused = false;
     while !stop.load(Ordering::Relaxed) {
         while let Some(record) = pending.pop_front() {
-            match tx.try_send(record) {
+            match tx.try_send(Ok(record)) {
                 Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(record)) => {
+                Err(mpsc::error::TrySendError::Full(Ok(record))) => {
                     pending.push_front(record);
                     break;
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => return,
+                Err(_) => return,
             }
         }
         let want_pause = !pending.is_empty();
@@ -350,6 +420,19 @@ fn poll_loop(
         let wait = if pending.is_empty() { 100 } else { 5 };
         match consumer.poll(Duration::from_millis(wait)) {
             None => {}
+            Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset))) => {
+                if let Err(error) = reset_offsets(consumer, config) {
+                    tracing::error!(%error, "stopping the consumer");
+                    // Records already fetched are handed over first; then the error.
+                    for record in pending.drain(..) {
+                        if tx.blocking_send(Ok(record)).is_err() {
+                            return;
+                        }
+                    }
+                    let _ = tx.blocking_send(Err(error));
+                    return;
+                }
+            }
             Some(Err(error)) => tracing::warn!(%error, "kafka consumer error"),
             Some(Ok(message)) => {
                 let Some(topic) = config.topic_for_name(message.topic()) else {
@@ -368,6 +451,119 @@ fn poll_loop(
     }
 }
 
+/// Sets where each partition of a new assignment starts: the beginning when the group never
+/// committed it, and (under [`OffsetReset::Earliest`]) when its committed offset is gone, which is
+/// logged and counted; otherwise the committed offset.
+fn set_starts(
+    consumer: &BaseConsumer<Context>,
+    partitions: &mut TopicPartitionList,
+    policy: OffsetReset,
+) {
+    let committed = match consumer.committed_offsets(partitions.clone(), OFFSETS_TIMEOUT) {
+        Ok(committed) => committed,
+        Err(error) => {
+            // The partitions then start from their committed offsets, or fail in `reset_offsets`.
+            tracing::warn!(%error, "cannot read the group's committed offsets");
+            return;
+        }
+    };
+    for element in committed.elements() {
+        let (topic, partition) = (element.topic(), element.partition());
+        let from_start = match element.offset() {
+            Offset::Offset(at) if policy == OffsetReset::Earliest => {
+                match consumer.fetch_watermarks(topic, partition, OFFSETS_TIMEOUT) {
+                    Ok((low, high)) if !(low..=high).contains(&at) => {
+                        report_lost(topic, partition, at, low, high);
+                        tracing::warn!(
+                            topic,
+                            partition,
+                            "kafka.offset_reset = \"earliest\": going on from the oldest record"
+                        );
+                        true
+                    }
+                    _ => false,
+                }
+            }
+            Offset::Offset(_) => false,
+            _ => true,
+        };
+        if from_start {
+            let _ = partitions.set_partition_offset(topic, partition, Offset::Beginning);
+        }
+    }
+}
+
+/// How long a consumer waits for the broker's answer about offsets.
+const OFFSETS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Logs and counts a committed offset that is no longer on the broker; describes it.
+fn report_lost(topic: &str, partition: i32, at: i64, low: i64, high: i64) -> String {
+    // Below the oldest record: those between are gone. Past the end: the partition was
+    // emptied or recreated, and how much is gone cannot be told.
+    let gone = if at < low { low - at } else { 0 };
+    metrics::counter!(
+        "shrike_kafka_offsets_lost_total",
+        "topic" => topic.to_owned(),
+        "partition" => partition.to_string()
+    )
+    .increment(gone.max(0) as u64);
+    tracing::error!(
+        topic,
+        partition,
+        committed = at,
+        earliest = low,
+        latest = high,
+        lost = gone,
+        "the committed offset is no longer on the broker"
+    );
+    format!(
+        "{topic} partition {partition}: committed offset {at}, the broker holds {low}..{high} ({})",
+        if at < low {
+            format!("{gone} offsets lost")
+        } else {
+            "past the end".to_owned()
+        }
+    )
+}
+
+/// Handles partitions whose fetch position is not on the broker (`auto.offset.reset=error`): a
+/// committed offset that is gone stops the consumer under [`OffsetReset::Fail`]; under
+/// [`OffsetReset::Earliest`] the consumer is restarted, and its new assignment starts such
+/// partitions at the beginning (see [`set_starts`]).
+fn reset_offsets(consumer: &BaseConsumer<Context>, config: &KafkaConfig) -> Result<(), BusError> {
+    let unavailable = |e: KafkaError| BusError::Unavailable(e.to_string());
+    if config.offset_reset == OffsetReset::Earliest {
+        return Err(BusError::Unavailable(
+            "a fetch position is no longer on the broker: restarting from the oldest records"
+                .into(),
+        ));
+    }
+    let assignment = consumer.assignment().map_err(unavailable)?;
+    let committed = consumer
+        .committed_offsets(assignment, OFFSETS_TIMEOUT)
+        .map_err(unavailable)?;
+    let mut lost = Vec::new();
+    for element in committed.elements() {
+        let (topic, partition) = (element.topic(), element.partition());
+        if let Offset::Offset(at) = element.offset() {
+            let (low, high) = consumer
+                .fetch_watermarks(topic, partition, OFFSETS_TIMEOUT)
+                .map_err(unavailable)?;
+            if !(low..=high).contains(&at) {
+                lost.push(report_lost(topic, partition, at, low, high));
+            }
+        }
+    }
+    if lost.is_empty() {
+        // A partition without a committed offset the assignment could not start at the
+        // beginning (its committed offsets were unreadable then): a fresh consumer tries again.
+        return Err(BusError::Unavailable(
+            "a partition has no offset to start from".into(),
+        ));
+    }
+    Err(BusError::OffsetsLost(lost.join("; ")))
+}
+
 impl Drop for KafkaConsumer {
     fn drop(&mut self) {
         // The poll thread holds the other reference to the consumer and drops it last, so the
@@ -380,7 +576,7 @@ impl Drop for KafkaConsumer {
 
 impl Consumer for KafkaConsumer {
     async fn recv(&mut self) -> Result<Record, BusError> {
-        self.records.recv().await.ok_or(BusError::Closed)
+        self.records.recv().await.ok_or(BusError::Closed)?
     }
 
     fn commit(&mut self, record: &Record) -> Result<(), BusError> {

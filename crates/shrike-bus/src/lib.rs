@@ -112,9 +112,29 @@ pub enum BusError {
     /// Configuration or set-up failed.
     #[error("bus setup: {0}")]
     Setup(String),
+    /// A consumer group's committed offset is no longer on the broker: records it never
+    /// processed are gone. Restarting cannot help; an operator must decide (see
+    /// `kafka.offset_reset`).
+    #[error(
+        "committed offsets are no longer on the broker ({0}); to go on from the oldest records \
+         set kafka.offset_reset = \"earliest\" or reset the group's offsets"
+    )]
+    OffsetsLost(String),
     /// The bus was shut down.
     #[error("bus is closed")]
     Closed,
+}
+
+/// An error after which restarting a consumer cannot help: the service must stop.
+pub trait Fatal {
+    /// Whether retrying cannot help.
+    fn is_fatal(&self) -> bool;
+}
+
+impl Fatal for BusError {
+    fn is_fatal(&self) -> bool {
+        matches!(self, BusError::OffsetsLost(_))
+    }
 }
 
 /// Sends records to topics. Cheap to clone; one per process.

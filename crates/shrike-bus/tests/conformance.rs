@@ -88,6 +88,7 @@ fn kafka() -> Kafka {
         producer_queue_messages: 10_000,
         send_timeout: Duration::from_secs(10),
         extra: HashMap::new(),
+        offset_reset: Default::default(),
     };
     mock.create_topics(&config, 4).expect("topics");
     Kafka {
@@ -518,4 +519,88 @@ async fn a_topic_nobody_consumes_keeps_only_its_retention() {
         0,
         "no consumer, nothing to wait for"
     );
+}
+
+/// librdkafka's mock keeps only 5 MiB per partition: a group further behind finds its committed
+/// offset gone, which only the mock lets a test arrange at will.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_committed_offset_the_broker_no_longer_has_is_never_skipped_silently() {
+    let h = kafka();
+    let producer = h.producer();
+    producer
+        .send(Topic::RawEvents, b"k", Bytes::from_static(b"first"))
+        .await
+        .expect("sent");
+    let mut consumer = h.consumer(Topic::RawEvents, "lagging");
+    let first = recv(&mut consumer).await;
+    consumer.commit(&first).expect("commit");
+    consumer.flush().await.expect("flush");
+    drop(consumer);
+    // 7 MiB more on the same partition (same key): the records after the commit are dropped.
+    let big = Bytes::from(vec![b'x'; 100 * 1024]);
+    for _ in 0..70 {
+        producer
+            .send(Topic::RawEvents, b"k", big.clone())
+            .await
+            .expect("sent");
+    }
+
+    let mut consumer = h.consumer(Topic::RawEvents, "lagging");
+    let stopped = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+        .await
+        .expect("an answer within 30 s");
+    match stopped {
+        Err(shrike_bus::BusError::OffsetsLost(what)) => {
+            assert!(
+                what.contains(&format!("partition {}", first.partition))
+                    && what.contains("offsets lost"),
+                "{what}"
+            );
+        }
+        other => panic!("expected OffsetsLost, got {other:?}"),
+    }
+    drop(consumer);
+
+    // Told to, it goes on from the oldest record left.
+    let config = KafkaConfig {
+        offset_reset: shrike_bus::kafka::OffsetReset::Earliest,
+        ..h.config.clone()
+    };
+    let mut consumer =
+        KafkaConsumer::new(&config, "lagging", &[Topic::RawEvents], None).expect("consumer");
+    let next = recv(&mut consumer).await;
+    assert!(next.offset > first.offset + 1, "{next:?}");
+    assert_eq!(next.payload.len(), big.len());
+}
+
+/// The fence for real: a batch fetched before a rebalance is refused whole, nothing produced.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_fetched_before_a_rebalance_is_fenced() {
+    let h = kafka();
+    h.producer()
+        .send(Topic::NormalizedEvents, b"k", Bytes::from_static(b"x"))
+        .await
+        .expect("sent");
+    let mut first = h.consumer(Topic::NormalizedEvents, "fenced");
+    let record = recv(&mut first).await;
+    // A second member joins: the rebalance revokes the first one's partitions.
+    let _second = h.consumer(Topic::NormalizedEvents, "fenced");
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while first.generation() == record.generation {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("a rebalance within 30 s");
+    let out = Outgoing {
+        topic: Topic::IssueActivity,
+        key: Bytes::from_static(b"k"),
+        payload: Bytes::from_static(b"announced"),
+    };
+    assert_eq!(
+        first.produce_and_commit(vec![out], &[record]).await,
+        Err(shrike_bus::BusError::Fenced)
+    );
+    let mut reader = h.consumer(Topic::IssueActivity, "reader");
+    nothing_within(&mut reader, Duration::from_secs(2)).await;
 }

@@ -226,6 +226,12 @@ pub enum GrouperError {
     State(String),
 }
 
+impl shrike_bus::Fatal for GrouperError {
+    fn is_fatal(&self) -> bool {
+        matches!(self, GrouperError::Bus(error) if error.is_fatal())
+    }
+}
+
 /// Runs until `shutdown` fires (flushing the open batch first) or a bus error, after which the
 /// caller restarts it with a fresh consumer.
 pub async fn run<C: FencedConsumer>(

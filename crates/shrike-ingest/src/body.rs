@@ -224,7 +224,7 @@ pub async fn decode(
     let (mut total, mut charged) = (0usize, 0usize);
     loop {
         if chunks.last().is_none_or(|c| c.len() == c.capacity()) {
-            let size = capacity.clamp(MIN_BUFFER, limit + 1 - total);
+            let size = capacity.max(MIN_BUFFER).min(limit + 1 - total);
             share.grow(size, too_large).await?;
             charged += size;
             chunks.push(Vec::with_capacity(size));
@@ -391,6 +391,25 @@ mod tests {
         let decoded = decode(decoder, 1 << 20, &mut share).await.expect("decodes");
         assert_eq!(&decoded[..], &data[..]);
         assert_eq!(share.held(), 400_000);
+    }
+
+    #[tokio::test]
+    async fn a_limit_smaller_than_the_smallest_buffer_is_kept() {
+        let budget = MemoryBudget::new(32 << 20);
+        let mut share = budget.share();
+        let decoder = Decoder::new(Some("gzip"), gzip(b"{}")).expect("gzip");
+        assert_eq!(
+            decode(decoder, 100, &mut share).await.expect("fits"),
+            Bytes::from_static(b"{}")
+        );
+        let decoder = Decoder::new(Some("gzip"), gzip(&[b'a'; 1000])).expect("gzip");
+        let error = decode(decoder, 100, &mut share)
+            .await
+            .expect_err("too large");
+        assert!(matches!(
+            error,
+            IngestError::Body(EncodingError::TooLarge(100))
+        ));
     }
 
     #[tokio::test]

@@ -102,8 +102,8 @@ async fn compressed_and_plain_clients_share_rows() {
     let compressed = Store::new(&shrike_store::StoreConfig {
         url: server.url.clone(),
         database: "shrike_test".into(),
-        user: "default".into(),
-        password: String::new(),
+        user: shrike_store::local::USER.into(),
+        password: server.password.clone(),
         compression: true,
     })
     .expect("store");

@@ -75,11 +75,15 @@ pub enum DevCommand {
     /// Run librdkafka's mock cluster (a real Kafka-protocol broker, in memory) with Shrike's topics
     /// created, print `BOOTSTRAP: host:port`, and serve until stopped. Lines `down` and `up` on
     /// standard input stop and restart its brokers (for outage tests).
+    ///
+    /// It keeps at most 5 MiB per partition (older records are dropped: a consumer further
+    /// behind finds its offset gone) and nothing across restarts. For a broker that keeps what it
+    /// accepted, see `deploy/scripts/kafka.sh` (tansu with SQLite storage).
     Kafka {
         /// Number of brokers.
         #[arg(long, default_value_t = 1)]
         brokers: i32,
-        /// Partitions per topic.
+        /// Partitions per topic (each keeps 5 MiB: more partitions hold a larger burst).
         #[arg(long, default_value_t = 4)]
         partitions: i32,
     },

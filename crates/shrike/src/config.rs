@@ -244,6 +244,11 @@ pub struct KafkaSection {
     pub create_topics: bool,
     /// Extra librdkafka properties for every client (e.g. `security.protocol`, `sasl.username`).
     pub properties: std::collections::HashMap<String, String>,
+    /// What a consumer does when its group's committed offset is no longer on the broker
+    /// (retention deleted records it never processed): `fail` stops the service with an error
+    /// naming the partition and how many offsets are lost; `earliest` logs and counts the loss
+    /// and goes on from the oldest record left.
+    pub offset_reset: shrike_bus::kafka::OffsetReset,
 }
 
 impl Default for KafkaSection {
@@ -257,6 +262,7 @@ impl Default for KafkaSection {
             send_timeout_ms: 5_000,
             create_topics: false,
             properties: Default::default(),
+            offset_reset: Default::default(),
         }
     }
 }
@@ -455,6 +461,7 @@ impl Config {
             producer_queue_messages: k.producer_queue_messages.max(1),
             send_timeout: std::time::Duration::from_millis(k.send_timeout_ms.max(1)),
             extra: k.properties.clone(),
+            offset_reset: k.offset_reset,
         })
     }
 

@@ -7,7 +7,7 @@ use crate::config::Config;
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusHandle;
 use shrike_bus::kafka::{KafkaConsumer, KafkaProducer};
-use shrike_bus::{Consumer, FencedConsumer, Producer, Topic};
+use shrike_bus::{Consumer, Fatal, FencedConsumer, Producer, Topic};
 use shrike_grouper::writers::TableWriter;
 use shrike_ingest::{IngestState, KeyCache, Outcomes};
 use shrike_store::Store;
@@ -66,27 +66,33 @@ pub async fn serve_ingest<P: Producer>(
     }))
 }
 
-/// Runs `service` until it returns cleanly (shutdown); restarts it after a bus failure.
-pub async fn supervise<F, Fut, E>(name: &'static str, shutdown: CancellationToken, mut service: F)
+/// Runs `service` until it returns cleanly (shutdown); restarts it after a bus failure, but not
+/// after a fatal one (which it returns: the process must stop and an operator decide).
+pub async fn supervise<F, Fut, E>(
+    name: &'static str,
+    shutdown: CancellationToken,
+    mut service: F,
+) -> anyhow::Result<()>
 where
     F: FnMut() -> anyhow::Result<Fut>,
     Fut: Future<Output = Result<(), E>>,
-    E: std::fmt::Display,
+    E: std::fmt::Display + Fatal + Send + Sync + 'static,
 {
     loop {
-        let result = match service() {
-            Ok(running) => running.await.map_err(|e| e.to_string()),
-            Err(error) => Err(format!("{error:#}")),
-        };
-        match result {
-            Ok(()) => return,
-            Err(error) => {
-                tracing::error!(service = name, %error, "service failed; restarting from the last commit");
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    () = shutdown.cancelled() => return,
+        let error = match service() {
+            Ok(running) => match running.await {
+                Ok(()) => return Ok(()),
+                Err(error) if error.is_fatal() => {
+                    return Err(anyhow::anyhow!("{error}").context(format!("{name} stopped")));
                 }
-            }
+                Err(error) => error.to_string(),
+            },
+            Err(error) => format!("{error:#}"),
+        };
+        tracing::error!(service = name, %error, "service failed; restarting from the last commit");
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = shutdown.cancelled() => return Ok(()),
         }
     }
 }
@@ -97,7 +103,7 @@ pub async fn normalizer<C: Consumer, P: Producer>(
     producer: P,
     grouping: std::sync::Arc<shrike_grouping::ProjectConfigs>,
     shutdown: CancellationToken,
-) {
+) -> anyhow::Result<()> {
     let mut make = make;
     supervise("normalizer", shutdown.clone(), || {
         let consumer = make()?;
@@ -108,7 +114,7 @@ pub async fn normalizer<C: Consumer, P: Producer>(
             shutdown.clone(),
         ))
     })
-    .await;
+    .await
 }
 
 /// The grouper over any bus.
@@ -117,7 +123,7 @@ pub async fn grouper<C: FencedConsumer>(
     store: Store,
     config: shrike_grouper::service::GrouperConfig,
     shutdown: CancellationToken,
-) {
+) -> anyhow::Result<()> {
     let mut make = make;
     supervise("grouper", shutdown.clone(), || {
         let consumer = make()?;
@@ -128,7 +134,7 @@ pub async fn grouper<C: FencedConsumer>(
             shutdown.clone(),
         ))
     })
-    .await;
+    .await
 }
 
 /// A table writer (check-ins, outcomes) over any bus; runs beside the grouper.
@@ -138,7 +144,7 @@ pub async fn table_writer<W: TableWriter, C: Consumer, P: Producer>(
     store: Store,
     wait: Duration,
     shutdown: CancellationToken,
-) {
+) -> anyhow::Result<()> {
     let mut make = make;
     supervise(W::GROUP, shutdown.clone(), || {
         let consumer = make()?;
@@ -150,7 +156,7 @@ pub async fn table_writer<W: TableWriter, C: Consumer, P: Producer>(
             shutdown.clone(),
         ))
     })
-    .await;
+    .await
 }
 
 /// Runs one service against Kafka until SIGTERM or Ctrl-C.
@@ -208,7 +214,7 @@ pub async fn run(config: Config, service: Service) -> anyhow::Result<()> {
                 )?)
             };
             let grouping = std::sync::Arc::new(config.grouping()?);
-            normalizer(make, producer.clone(), grouping, shutdown).await;
+            normalizer(make, producer.clone(), grouping, shutdown).await?;
         }
         Service::Grouper => {
             let store = store();
@@ -247,12 +253,12 @@ pub async fn run(config: Config, service: Service) -> anyhow::Result<()> {
                 wait,
                 shutdown.clone(),
             );
-            tokio::join!(
+            tokio::try_join!(
                 grouper(make, store, config.grouper(false), shutdown.clone()),
                 check_ins,
                 outcomes,
                 attachments
-            );
+            )?;
         }
         Service::Alerter => {}
     }

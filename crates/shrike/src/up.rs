@@ -274,7 +274,7 @@ fn spawn_writer<W: TableWriter>(
     store: &Store,
     wait: Duration,
     shutdown: &CancellationToken,
-) -> tokio::task::JoinHandle<()> {
+) -> tokio::task::JoinHandle<anyhow::Result<()>> {
     let (source, mut first) = (bus.clone(), Some(bus.consumer(topic, W::GROUP)));
     let make = move || {
         Ok(first

@@ -30,6 +30,7 @@ fn smoke_scenario_is_accepted_stored_and_grouped() {
         dsn: shrike.dsn.clone(),
         clickhouse: Some(ClickHouseCheck {
             timeout: Duration::from_secs(30),
+            password: ch.password.clone(),
             ..ClickHouseCheck::new(&format!("http://127.0.0.1:{ch_http}"))
         }),
         process_pids: vec![shrike.proc.child.id()],

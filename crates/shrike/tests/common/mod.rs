@@ -52,7 +52,21 @@ impl Proc {
 }
 
 impl Drop for Proc {
+    /// SIGTERM first, so that a `shrike up` left by a failing test stops its ClickHouse too; then
+    /// SIGKILL after a few seconds.
     fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -352,6 +366,84 @@ pub fn mailbox(dir: &Path) -> Vec<String> {
                 .replace("=3D", "=")
         })
         .collect()
+}
+
+/// tansu, a Kafka-protocol broker that keeps what it accepted (SQLite under `dir`), on `port`;
+/// installed by `deploy/scripts/setup.sh --test` (its path in `SHRIKE_TEST_TANSU`).
+pub struct Tansu {
+    pub proc: Option<Proc>,
+    pub dir: PathBuf,
+    pub port: u16,
+}
+
+impl Tansu {
+    /// Starts the broker and waits until it accepts connections.
+    pub fn start(dir: &Path) -> Tansu {
+        std::fs::create_dir_all(dir).expect("tansu dir");
+        let mut tansu = Tansu {
+            proc: None,
+            dir: dir.to_owned(),
+            port: free_port(),
+        };
+        tansu.restart();
+        tansu
+    }
+
+    /// `host:port` for clients.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the broker (again) on the same port and storage.
+    pub fn restart(&mut self) {
+        let binary = std::env::var_os("SHRIKE_TEST_TANSU").map_or_else(
+            || {
+                PathBuf::from(std::env::var_os("HOME").expect("HOME"))
+                    .join(".cache/shrike/tansu/bin/tansu")
+            },
+            PathBuf::from,
+        );
+        assert!(
+            binary.exists(),
+            "tansu not found at {}: run `bash deploy/scripts/test.sh` (or deploy/scripts/tansu.sh)",
+            binary.display()
+        );
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("tansu.log"))
+            .expect("tansu log");
+        self.proc = Some(Proc::spawn(
+            "tansu",
+            Command::new(binary)
+                .args([
+                    "broker",
+                    "--listener-url",
+                    &url,
+                    "--advertised-listener-url",
+                    &url,
+                ])
+                .args(["--storage-engine", "sqlite://tansu.db"])
+                .current_dir(&self.dir)
+                .env("RUST_LOG", "warn")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log),
+        ));
+        wait_for("tansu to listen", Duration::from_secs(30), || {
+            std::net::TcpStream::connect(("127.0.0.1", self.port))
+                .ok()
+                .map(|_| ())
+        });
+    }
+
+    /// Kills the broker outright.
+    pub fn kill_9(&mut self) {
+        if let Some(proc) = self.proc.take() {
+            kill_9(proc);
+        }
+    }
 }
 
 /// A running `shrike dev kafka` with a handle on its standard input (for `down` / `up`).

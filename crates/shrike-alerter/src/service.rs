@@ -8,7 +8,9 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::{Deserialize, Serialize};
-use shrike_store::{IssueActivity, IssueStatus, Store, StoreError};
+use shrike_consumer::Backoff;
+use shrike_issues::IssueStatus;
+use shrike_store::{IssueActivity, Store, StoreError};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -26,7 +28,7 @@ pub enum SmtpTls {
 }
 
 /// The SMTP server alerts are sent through.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SmtpConfig {
     /// Host name.
@@ -57,7 +59,7 @@ impl Default for SmtpConfig {
 }
 
 /// Settings of the alerter (`[alerter]` in `shrike.toml`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AlerterConfig {
     /// Whether the check runs at all.
@@ -250,7 +252,7 @@ impl Alerter {
         emailed: bool,
     ) -> Result<(), AlertError> {
         let attempts = if emailed { 10 } else { 1 };
-        let mut delay = Duration::from_millis(200);
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         for attempt in 1..=attempts {
             match self
                 .store
@@ -260,8 +262,7 @@ impl Alerter {
                 Ok(()) => return Ok(()),
                 Err(error) if attempt < attempts => {
                     tracing::warn!(%error, attempt, "cannot save alert progress; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
+                    backoff.wait().await;
                 }
                 Err(error) => return Err(error.into()),
             }
@@ -308,7 +309,7 @@ fn describe_window(from: u32, to: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shrike_store::EffectiveStatus;
+    use shrike_issues::EffectiveStatus;
 
     #[test]
     fn only_unresolved_issues_are_alerted() {

@@ -1,74 +1,33 @@
-//! The bus between Shrike's services: typed topics, producer and consumer abstractions with two
-//! implementations — Kafka ([`kafka`], rdkafka) and in-memory ([`memory`], what `shrike up` uses) —
-//! and the message types every topic carries ([`messages`]).
+//! The bus between Shrike's services: producer and consumer abstractions over named topics, with
+//! two transports — [`local`] (in this process, in memory or journaled to disk: what `shrike up`
+//! uses) and [`kafka`] (rdkafka; the `kafka` feature).
 //!
-//! Delivery is at-least-once: a consumer commits a record only after its downstream effect is
-//! durable, and a consumer that restarts in the same group resumes at the last commit, so records
-//! may be redelivered and every sink must be idempotent. [`FencedConsumer`] adds a fenced
-//! "produce these, then commit those" for effects that must happen exactly once (issue activity).
-//! No implementation may buffer without bound: a full producer refuses with
-//! [`BusError::QueueFull`] so ingest can answer 503.
+//! Transport only: a topic is a name, a record a key and bytes. Which message goes on which topic
+//! is `shrike-messages`' business. Delivery is at-least-once: a consumer commits a record only
+//! after its downstream effect is durable, and a consumer that restarts in the same group resumes
+//! at the last commit, so records may be redelivered and every sink must be idempotent.
+//! [`FencedConsumer`] adds a fenced "produce these, then commit those" for effects that must
+//! happen exactly once (issue activity). No implementation may buffer without bound: a full
+//! producer refuses with [`BusError::QueueFull`] so ingest can answer 503.
 
 mod journal;
+#[cfg(feature = "kafka")]
 pub mod kafka;
-pub mod memory;
-pub mod messages;
+pub mod local;
 
 use bytes::Bytes;
 use std::future::Future;
 
-pub use memory::MemoryBus;
+pub use local::LocalBus;
 
-/// The topics of the pipeline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Topic {
-    /// Events as accepted by ingest, keyed by event id.
-    RawEvents,
-    /// Normalized events, keyed by `{project_id}:{primary_hash}`.
-    NormalizedEvents,
-    /// Issue activity (new, regression), keyed like normalized events.
-    IssueActivity,
-    /// Cron monitor check-ins, keyed by `{project_id}:{monitor_slug}`.
-    CheckIns,
-    /// Attachment chunks, keyed by event id.
-    Attachments,
-    /// Outcomes of received items, keyed by project.
-    Outcomes,
-    /// Messages no consumer could process, with the reason.
-    DeadLetter,
-}
-
-impl Topic {
-    /// Every topic.
-    pub const ALL: [Topic; 7] = [
-        Topic::RawEvents,
-        Topic::NormalizedEvents,
-        Topic::IssueActivity,
-        Topic::CheckIns,
-        Topic::Attachments,
-        Topic::Outcomes,
-        Topic::DeadLetter,
-    ];
-
-    /// The topic's name without prefix.
-    pub fn name(self) -> &'static str {
-        match self {
-            Topic::RawEvents => "events-raw",
-            Topic::NormalizedEvents => "events-normalized",
-            Topic::IssueActivity => "issue-activity",
-            Topic::CheckIns => "check-ins",
-            Topic::Attachments => "attachments",
-            Topic::Outcomes => "outcomes",
-            Topic::DeadLetter => "dead-letter",
-        }
-    }
-}
+/// A topic's name (for Kafka, without the deployment's prefix).
+pub type TopicName = &'static str;
 
 /// A record read from a topic.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
     /// The topic it was read from.
-    pub topic: Topic,
+    pub topic: TopicName,
     /// The partition it was read from.
     pub partition: i32,
     /// Its position in the partition.
@@ -86,7 +45,7 @@ pub struct Record {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outgoing {
     /// Destination topic.
-    pub topic: Topic,
+    pub topic: TopicName,
     /// Ordering key.
     pub key: Bytes,
     /// Encoded message.
@@ -143,7 +102,7 @@ pub trait Producer: Clone + Send + Sync + 'static {
     /// in-sync replicas).
     fn send(
         &self,
-        topic: Topic,
+        topic: TopicName,
         key: &[u8],
         payload: Bytes,
     ) -> impl Future<Output = Result<(), BusError>> + Send;
@@ -176,6 +135,6 @@ pub trait FencedConsumer: Consumer {
     /// Reads `topic` from the beginning up to its current end (committed records only).
     fn read_to_end(
         &mut self,
-        topic: Topic,
+        topic: TopicName,
     ) -> impl Future<Output = Result<Vec<Record>, BusError>> + Send;
 }

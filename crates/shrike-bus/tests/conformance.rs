@@ -7,26 +7,33 @@
 use bytes::Bytes;
 use shrike_bus::kafka::mock::MockKafka;
 use shrike_bus::kafka::{KafkaConfig, KafkaConsumer, KafkaProducer};
-use shrike_bus::{Consumer, FencedConsumer, MemoryBus, Outgoing, Producer, Record, Topic};
-use std::collections::HashMap;
+use shrike_bus::{Consumer, FencedConsumer, LocalBus, Outgoing, Producer, Record, TopicName};
+
+// The transport knows topics by name only; these are the test's own.
+const RAW: TopicName = "raw";
+const NORMALIZED: TopicName = "normalized";
+const ACTIVITY: TopicName = "activity";
+const OUTCOMES: TopicName = "outcomes";
+const DEAD: TopicName = "dead";
+const TOPICS: [TopicName; 5] = [RAW, NORMALIZED, ACTIVITY, OUTCOMES, DEAD];
 use std::time::Duration;
 
 trait Harness {
     type P: Producer;
     type C: FencedConsumer;
     fn producer(&self) -> Self::P;
-    fn consumer(&self, topic: Topic, group: &str) -> Self::C;
+    fn consumer(&self, topic: TopicName, group: &str) -> Self::C;
 }
 
-struct Memory(MemoryBus);
+struct Memory(LocalBus);
 
 impl Harness for Memory {
-    type P = MemoryBus;
-    type C = shrike_bus::memory::MemoryConsumer;
-    fn producer(&self) -> MemoryBus {
+    type P = LocalBus;
+    type C = shrike_bus::local::LocalConsumer;
+    fn producer(&self) -> LocalBus {
         self.0.clone()
     }
-    fn consumer(&self, topic: Topic, group: &str) -> Self::C {
+    fn consumer(&self, topic: TopicName, group: &str) -> Self::C {
         self.0.consumer(topic, group)
     }
 }
@@ -42,34 +49,34 @@ impl Harness for Kafka {
     fn producer(&self) -> KafkaProducer {
         KafkaProducer::new(&self.config).expect("producer")
     }
-    fn consumer(&self, topic: Topic, group: &str) -> KafkaConsumer {
+    fn consumer(&self, topic: TopicName, group: &str) -> KafkaConsumer {
         KafkaConsumer::new(&self.config, group, &[topic], Some(self.producer())).expect("consumer")
     }
 }
 
 fn memory() -> Memory {
-    Memory(MemoryBus::new(10_000))
+    Memory(LocalBus::in_memory(&TOPICS, 10_000))
 }
 
 /// A durable bus and the directory it lives in (deleted when dropped).
 struct Durable {
-    bus: MemoryBus,
+    bus: LocalBus,
     _dir: tempfile::TempDir,
 }
 
 impl Harness for Durable {
-    type P = MemoryBus;
-    type C = shrike_bus::memory::MemoryConsumer;
-    fn producer(&self) -> MemoryBus {
+    type P = LocalBus;
+    type C = shrike_bus::local::LocalConsumer;
+    fn producer(&self) -> LocalBus {
         self.bus.clone()
     }
-    fn consumer(&self, topic: Topic, group: &str) -> Self::C {
+    fn consumer(&self, topic: TopicName, group: &str) -> Self::C {
         self.bus.consumer(topic, group)
     }
 }
 
-fn open(dir: &std::path::Path) -> MemoryBus {
-    MemoryBus::durable(dir, 10_000, 256).expect("durable bus")
+fn open(dir: &std::path::Path) -> LocalBus {
+    LocalBus::journaled(dir, &TOPICS, 10_000, 256).expect("durable bus")
 }
 
 fn durable() -> Durable {
@@ -86,11 +93,10 @@ fn kafka() -> Kafka {
         bootstrap_servers: mock.bootstrap_servers(),
         topic_prefix: "test-".into(),
         producer_queue_messages: 10_000,
-        send_timeout: Duration::from_secs(10),
-        extra: HashMap::new(),
-        offset_reset: Default::default(),
+        send_timeout_ms: 10_000,
+        ..KafkaConfig::default()
     };
-    mock.create_topics(&config, 4).expect("topics");
+    mock.create_topics(&config, &TOPICS, 4).expect("topics");
     Kafka {
         _mock: mock,
         config,
@@ -116,15 +122,11 @@ fn payload(key: usize, seq: usize) -> Bytes {
 
 async fn ordering_per_key<H: Harness>(h: H) {
     let producer = h.producer();
-    let mut consumer = h.consumer(Topic::RawEvents, "order");
+    let mut consumer = h.consumer(RAW, "order");
     for seq in 0..40 {
         for key in 0..5 {
             producer
-                .send(
-                    Topic::RawEvents,
-                    format!("k{key}").as_bytes(),
-                    payload(key, seq),
-                )
+                .send(RAW, format!("k{key}").as_bytes(), payload(key, seq))
                 .await
                 .expect("sent");
         }
@@ -144,13 +146,10 @@ async fn ordering_per_key<H: Harness>(h: H) {
 
 async fn every_group_sees_every_record<H: Harness>(h: H) {
     let producer = h.producer();
-    let mut a = h.consumer(Topic::RawEvents, "group-a");
-    let mut b = h.consumer(Topic::RawEvents, "group-b");
+    let mut a = h.consumer(RAW, "group-a");
+    let mut b = h.consumer(RAW, "group-b");
     for i in 0..20 {
-        producer
-            .send(Topic::RawEvents, b"k", payload(0, i))
-            .await
-            .expect("sent");
+        producer.send(RAW, b"k", payload(0, i)).await.expect("sent");
     }
     for consumer in [&mut a, &mut b] {
         let mut seen: Vec<Bytes> = Vec::new();
@@ -165,11 +164,11 @@ async fn uncommitted_records_are_redelivered<H: Harness>(h: H) {
     let producer = h.producer();
     for i in 0..10 {
         producer
-            .send(Topic::RawEvents, b"one-key", payload(0, i))
+            .send(RAW, b"one-key", payload(0, i))
             .await
             .expect("sent");
     }
-    let mut first = h.consumer(Topic::RawEvents, "crashy");
+    let mut first = h.consumer(RAW, "crashy");
     let mut got = Vec::new();
     for _ in 0..10 {
         got.push(recv(&mut first).await);
@@ -178,7 +177,7 @@ async fn uncommitted_records_are_redelivered<H: Harness>(h: H) {
     first.flush().await.expect("flush");
     drop(first); // a crash: records 4..9 were read but never committed
 
-    let mut second = h.consumer(Topic::RawEvents, "crashy");
+    let mut second = h.consumer(RAW, "crashy");
     for i in 4..10 {
         assert_eq!(recv(&mut second).await.payload, payload(0, i));
     }
@@ -189,15 +188,15 @@ async fn produce_and_commit_is_atomic<H: Harness>(h: H) {
     let producer = h.producer();
     for i in 0..3 {
         producer
-            .send(Topic::NormalizedEvents, b"k", payload(0, i))
+            .send(NORMALIZED, b"k", payload(0, i))
             .await
             .expect("sent");
     }
-    let mut consumer = h.consumer(Topic::NormalizedEvents, "txn");
-    let mut reader = h.consumer(Topic::IssueActivity, "activity-reader");
+    let mut consumer = h.consumer(NORMALIZED, "txn");
+    let mut reader = h.consumer(ACTIVITY, "activity-reader");
     let r0 = recv(&mut consumer).await;
     let out = Outgoing {
-        topic: Topic::IssueActivity,
+        topic: ACTIVITY,
         key: Bytes::from_static(b"k"),
         payload: Bytes::from_static(b"new"),
     };
@@ -206,10 +205,7 @@ async fn produce_and_commit_is_atomic<H: Harness>(h: H) {
         .await
         .expect("transaction");
     assert_eq!(recv(&mut reader).await.payload, Bytes::from_static(b"new"));
-    let everything = consumer
-        .read_to_end(Topic::IssueActivity)
-        .await
-        .expect("read");
+    let everything = consumer.read_to_end(ACTIVITY).await.expect("read");
     assert_eq!(
         everything
             .iter()
@@ -219,7 +215,7 @@ async fn produce_and_commit_is_atomic<H: Harness>(h: H) {
     );
     drop(consumer);
     // The committed position survives the consumer: the next member starts after record 0.
-    let mut next = h.consumer(Topic::NormalizedEvents, "txn");
+    let mut next = h.consumer(NORMALIZED, "txn");
     assert_eq!(recv(&mut next).await.payload, payload(0, 1));
 }
 
@@ -250,22 +246,18 @@ conformance!(
 
 #[tokio::test]
 async fn memory_bus_refuses_records_beyond_capacity() {
-    let bus = MemoryBus::new(2);
-    let mut c = bus.consumer(Topic::RawEvents, "g");
-    bus.send(Topic::RawEvents, b"k", Bytes::from_static(b"1"))
+    let bus = LocalBus::in_memory(&TOPICS, 2);
+    let mut c = bus.consumer(RAW, "g");
+    bus.send(RAW, b"k", Bytes::from_static(b"1"))
         .await
         .expect("sent");
-    bus.send(Topic::RawEvents, b"k", Bytes::from_static(b"2"))
+    bus.send(RAW, b"k", Bytes::from_static(b"2"))
         .await
         .expect("sent");
-    assert!(
-        bus.send(Topic::RawEvents, b"k", Bytes::from_static(b"3"))
-            .await
-            .is_err()
-    );
+    assert!(bus.send(RAW, b"k", Bytes::from_static(b"3")).await.is_err());
     let r = recv(&mut c).await;
     c.commit(&r).expect("commit");
-    bus.send(Topic::RawEvents, b"k", Bytes::from_static(b"3"))
+    bus.send(RAW, b"k", Bytes::from_static(b"3"))
         .await
         .expect("room after commit");
 }
@@ -273,14 +265,14 @@ async fn memory_bus_refuses_records_beyond_capacity() {
 #[tokio::test]
 async fn memory_bus_refuses_bytes_beyond_its_limit_but_takes_one_large_record() {
     // 1 byte of key plus 10 of payload per record: two fit in 25 bytes, a third does not.
-    let bus = MemoryBus::new(100).with_max_bytes(25);
-    let mut c = bus.consumer(Topic::RawEvents, "g");
+    let bus = LocalBus::in_memory(&TOPICS, 100).with_max_bytes(25);
+    let mut c = bus.consumer(RAW, "g");
     let ten = || Bytes::from_static(b"0123456789");
-    bus.send(Topic::RawEvents, b"k", ten()).await.expect("sent");
-    bus.send(Topic::RawEvents, b"k", ten()).await.expect("sent");
-    assert_eq!(bus.held(Topic::RawEvents), (2, 22, 20));
+    bus.send(RAW, b"k", ten()).await.expect("sent");
+    bus.send(RAW, b"k", ten()).await.expect("sent");
+    assert_eq!(bus.held(RAW), (2, 22, 20));
     assert!(matches!(
-        bus.send(Topic::RawEvents, b"k", ten()).await,
+        bus.send(RAW, b"k", ten()).await,
         Err(shrike_bus::BusError::QueueFull(_))
     ));
     for _ in 0..2 {
@@ -290,33 +282,26 @@ async fn memory_bus_refuses_bytes_beyond_its_limit_but_takes_one_large_record() 
     // Empty again: a record larger than the limit is taken rather than refused forever, and its
     // consumer can still commit it.
     let big = Bytes::from(vec![b'x'; 100]);
-    bus.send(Topic::RawEvents, b"k", big)
-        .await
-        .expect("large record");
-    assert_eq!(bus.held(Topic::RawEvents), (1, 101, 100));
-    assert!(bus.send(Topic::RawEvents, b"k", ten()).await.is_err());
+    bus.send(RAW, b"k", big).await.expect("large record");
+    assert_eq!(bus.held(RAW), (1, 101, 100));
+    assert!(bus.send(RAW, b"k", ten()).await.is_err());
     let r = recv(&mut c).await;
     assert_eq!(r.payload.len(), 100);
     c.commit(&r).expect("commit");
-    bus.send(Topic::RawEvents, b"k", ten())
-        .await
-        .expect("room after commit");
-    assert_eq!(bus.held(Topic::RawEvents), (1, 11, 10));
+    bus.send(RAW, b"k", ten()).await.expect("room after commit");
+    assert_eq!(bus.held(RAW), (1, 11, 10));
 }
 
 #[tokio::test]
 async fn a_send_to_a_full_memory_topic_waits_for_a_commit() {
-    let bus = MemoryBus::new(1).with_send_wait(Duration::from_secs(5));
-    let mut c = bus.consumer(Topic::RawEvents, "g");
-    bus.send(Topic::RawEvents, b"k", Bytes::from_static(b"1"))
+    let bus = LocalBus::in_memory(&TOPICS, 1).with_send_wait(Duration::from_secs(5));
+    let mut c = bus.consumer(RAW, "g");
+    bus.send(RAW, b"k", Bytes::from_static(b"1"))
         .await
         .expect("sent");
     let sender = {
         let bus = bus.clone();
-        tokio::spawn(async move {
-            bus.send(Topic::RawEvents, b"k", Bytes::from_static(b"2"))
-                .await
-        })
+        tokio::spawn(async move { bus.send(RAW, b"k", Bytes::from_static(b"2")).await })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!sender.is_finished(), "the second send waits for room");
@@ -329,16 +314,14 @@ async fn a_send_to_a_full_memory_topic_waits_for_a_commit() {
     assert_eq!(recv(&mut c).await.payload, Bytes::from_static(b"2"));
 
     // Nobody commits: the wait ends in QueueFull.
-    let short = MemoryBus::new(1).with_send_wait(Duration::from_millis(50));
-    let _c = short.consumer(Topic::RawEvents, "g");
+    let short = LocalBus::in_memory(&TOPICS, 1).with_send_wait(Duration::from_millis(50));
+    let _c = short.consumer(RAW, "g");
     short
-        .send(Topic::RawEvents, b"k", Bytes::from_static(b"1"))
+        .send(RAW, b"k", Bytes::from_static(b"1"))
         .await
         .expect("sent");
     assert!(matches!(
-        short
-            .send(Topic::RawEvents, b"k", Bytes::from_static(b"2"))
-            .await,
+        short.send(RAW, b"k", Bytes::from_static(b"2")).await,
         Err(shrike_bus::BusError::QueueFull(_))
     ));
 }
@@ -348,18 +331,18 @@ async fn kafka_producer_reports_an_unavailable_broker() {
     let h = kafka();
     let producer = h.producer();
     producer
-        .send(Topic::RawEvents, b"k", Bytes::from_static(b"up"))
+        .send(RAW, b"k", Bytes::from_static(b"up"))
         .await
         .expect("sent while up");
     h._mock.set_down(true).expect("down");
     let config = KafkaConfig {
-        send_timeout: Duration::from_millis(500),
+        send_timeout_ms: 500,
         ..h.config.clone()
     };
     let impatient = KafkaProducer::new(&config).expect("producer");
     assert!(
         impatient
-            .send(Topic::RawEvents, b"k", Bytes::from_static(b"down"))
+            .send(RAW, b"k", Bytes::from_static(b"down"))
             .await
             .is_err()
     );
@@ -367,7 +350,7 @@ async fn kafka_producer_reports_an_unavailable_broker() {
     let recovered = tokio::time::timeout(Duration::from_secs(60), async {
         loop {
             if impatient
-                .send(Topic::RawEvents, b"k", Bytes::from_static(b"again"))
+                .send(RAW, b"k", Bytes::from_static(b"again"))
                 .await
                 .is_ok()
             {
@@ -383,8 +366,8 @@ async fn kafka_producer_reports_an_unavailable_broker() {
 }
 
 /// Segment files in use (consumed ones are deleted or kept as `spare-*`).
-fn segments(dir: &std::path::Path, topic: Topic) -> usize {
-    std::fs::read_dir(dir.join(topic.name()))
+fn segments(dir: &std::path::Path, topic: TopicName) -> usize {
+    std::fs::read_dir(dir.join(topic))
         .expect("topic directory")
         .filter(|e| {
             e.as_ref()
@@ -397,11 +380,9 @@ fn segments(dir: &std::path::Path, topic: Topic) -> usize {
 async fn a_durable_bus_reopens_with_uncommitted_records_and_saved_offsets() {
     let dir = tempfile::tempdir().expect("temp dir");
     let bus = open(dir.path());
-    let mut c = bus.consumer(Topic::RawEvents, "g");
+    let mut c = bus.consumer(RAW, "g");
     for seq in 0..5 {
-        bus.send(Topic::RawEvents, b"k", payload(0, seq))
-            .await
-            .expect("sent");
+        bus.send(RAW, b"k", payload(0, seq)).await.expect("sent");
     }
     for _ in 0..2 {
         let r = recv(&mut c).await;
@@ -411,14 +392,12 @@ async fn a_durable_bus_reopens_with_uncommitted_records_and_saved_offsets() {
     // A crash: nothing else is saved, nothing shut down.
     drop((c, bus));
     let bus = open(dir.path());
-    let mut c = bus.consumer(Topic::RawEvents, "g");
+    let mut c = bus.consumer(RAW, "g");
     for seq in 2..5 {
         let r = recv(&mut c).await;
         assert_eq!((r.offset, r.payload), (seq as i64, payload(0, seq)));
     }
-    bus.send(Topic::RawEvents, b"k", payload(0, 5))
-        .await
-        .expect("sent");
+    bus.send(RAW, b"k", payload(0, 5)).await.expect("sent");
     let r = recv(&mut c).await;
     assert_eq!((r.offset, &r.payload), (5, &payload(0, 5)));
     // Without a flush, the saver thread saves the commit within its interval.
@@ -426,9 +405,9 @@ async fn a_durable_bus_reopens_with_uncommitted_records_and_saved_offsets() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     drop((c, bus));
     let bus = open(dir.path());
-    let mut c = bus.consumer(Topic::RawEvents, "g");
+    let mut c = bus.consumer(RAW, "g");
     nothing_within(&mut c, Duration::from_millis(200)).await;
-    assert_eq!(bus.held(Topic::RawEvents).0, 0);
+    assert_eq!(bus.held(RAW).0, 0);
 }
 
 #[tokio::test]
@@ -436,22 +415,22 @@ async fn a_durable_bus_keeps_only_its_cache_in_memory_and_retires_consumed_segme
     let dir = tempfile::tempdir().expect("temp dir");
     // 256-byte segments; room for one 10-byte payload in memory.
     let bus = open(dir.path()).with_cache_bytes(15);
-    let mut c = bus.consumer(Topic::RawEvents, "g");
+    let mut c = bus.consumer(RAW, "g");
     for seq in 0..40 {
-        bus.send(Topic::RawEvents, b"k", Bytes::from(format!("{seq:010}")))
+        bus.send(RAW, b"k", Bytes::from(format!("{seq:010}")))
             .await
             .expect("sent");
     }
-    assert_eq!(bus.held(Topic::RawEvents), (40, 440, 10));
-    assert!(segments(dir.path(), Topic::RawEvents) > 1);
+    assert_eq!(bus.held(RAW), (40, 440, 10));
+    assert!(segments(dir.path(), RAW) > 1);
     for seq in 0..40 {
         let r = recv(&mut c).await;
         assert_eq!(r.payload, Bytes::from(format!("{seq:010}")));
         c.commit(&r).expect("commit");
     }
-    assert_eq!(bus.held(Topic::RawEvents), (0, 0, 0));
+    assert_eq!(bus.held(RAW), (0, 0, 0));
     bus.sync().expect("sync");
-    assert_eq!(segments(dir.path(), Topic::RawEvents), 1);
+    assert_eq!(segments(dir.path(), RAW), 1);
 }
 
 #[tokio::test]
@@ -459,30 +438,30 @@ async fn a_group_no_consumer_rejoins_gives_way_when_its_topic_is_full() {
     let dir = tempfile::tempdir().expect("temp dir");
     let ten = || Bytes::from_static(b"0123456789");
     let bus = open(dir.path());
-    let _old = bus.consumer(Topic::Outcomes, "old");
+    let _old = bus.consumer(OUTCOMES, "old");
     for _ in 0..2 {
-        bus.send(Topic::Outcomes, b"k", ten()).await.expect("sent");
+        bus.send(OUTCOMES, b"k", ten()).await.expect("sent");
     }
     bus.sync().expect("sync");
     drop((_old, bus));
     // Reopened with room for two records; group "old" is saved but never joins again.
     let bus = open(dir.path()).with_max_bytes(25);
-    let mut new = bus.consumer(Topic::Outcomes, "new");
+    let mut new = bus.consumer(OUTCOMES, "new");
     for _ in 0..2 {
         let r = recv(&mut new).await;
         new.commit(&r).expect("commit");
     }
-    bus.send(Topic::Outcomes, b"k", ten())
+    bus.send(OUTCOMES, b"k", ten())
         .await
         .expect("the dormant group's records made room");
-    assert_eq!(bus.held(Topic::Outcomes).0, 1);
+    assert_eq!(bus.held(OUTCOMES).0, 1);
 }
 
 #[tokio::test]
 async fn one_durable_bus_at_a_time_per_directory() {
     let dir = tempfile::tempdir().expect("temp dir");
     let bus = open(dir.path());
-    let second = MemoryBus::durable(dir.path(), 10, 256)
+    let second = LocalBus::journaled(dir.path(), &TOPICS, 10, 256)
         .err()
         .expect("refused");
     assert!(second.to_string().contains("in use"), "{second}");
@@ -497,10 +476,8 @@ async fn a_saved_offset_past_the_journal_end_does_not_skip_new_records() {
     // `offsets` survived a system crash that the journal's last pages did not.
     std::fs::write(dir.path().join("offsets"), "events-raw\tg\t1000\n").expect("offsets");
     let bus = open(dir.path());
-    let mut c = bus.consumer(Topic::RawEvents, "g");
-    bus.send(Topic::RawEvents, b"k", payload(0, 0))
-        .await
-        .expect("sent");
+    let mut c = bus.consumer(RAW, "g");
+    bus.send(RAW, b"k", payload(0, 0)).await.expect("sent");
     assert_eq!(recv(&mut c).await.payload, payload(0, 0));
 }
 
@@ -509,16 +486,12 @@ async fn a_topic_nobody_consumes_keeps_only_its_retention() {
     let dir = tempfile::tempdir().expect("temp dir");
     let bus = open(dir.path()).with_retention_bytes(25);
     for seq in 0..5 {
-        bus.send(Topic::DeadLetter, b"k", Bytes::from(format!("{seq:010}")))
+        bus.send(DEAD, b"k", Bytes::from(format!("{seq:010}")))
             .await
             .expect("sent");
     }
-    assert_eq!(bus.held(Topic::DeadLetter).0, 2);
-    assert_eq!(
-        bus.lag(Topic::DeadLetter),
-        0,
-        "no consumer, nothing to wait for"
-    );
+    assert_eq!(bus.held(DEAD).0, 2);
+    assert_eq!(bus.lag(DEAD), 0, "no consumer, nothing to wait for");
 }
 
 /// librdkafka's mock keeps only 5 MiB per partition: a group further behind finds its committed
@@ -528,10 +501,10 @@ async fn a_committed_offset_the_broker_no_longer_has_is_never_skipped_silently()
     let h = kafka();
     let producer = h.producer();
     producer
-        .send(Topic::RawEvents, b"k", Bytes::from_static(b"first"))
+        .send(RAW, b"k", Bytes::from_static(b"first"))
         .await
         .expect("sent");
-    let mut consumer = h.consumer(Topic::RawEvents, "lagging");
+    let mut consumer = h.consumer(RAW, "lagging");
     let first = recv(&mut consumer).await;
     consumer.commit(&first).expect("commit");
     consumer.flush().await.expect("flush");
@@ -539,13 +512,10 @@ async fn a_committed_offset_the_broker_no_longer_has_is_never_skipped_silently()
     // 7 MiB more on the same partition (same key): the records after the commit are dropped.
     let big = Bytes::from(vec![b'x'; 100 * 1024]);
     for _ in 0..70 {
-        producer
-            .send(Topic::RawEvents, b"k", big.clone())
-            .await
-            .expect("sent");
+        producer.send(RAW, b"k", big.clone()).await.expect("sent");
     }
 
-    let mut consumer = h.consumer(Topic::RawEvents, "lagging");
+    let mut consumer = h.consumer(RAW, "lagging");
     let stopped = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
         .await
         .expect("an answer within 30 s");
@@ -566,8 +536,7 @@ async fn a_committed_offset_the_broker_no_longer_has_is_never_skipped_silently()
         offset_reset: shrike_bus::kafka::OffsetReset::Earliest,
         ..h.config.clone()
     };
-    let mut consumer =
-        KafkaConsumer::new(&config, "lagging", &[Topic::RawEvents], None).expect("consumer");
+    let mut consumer = KafkaConsumer::new(&config, "lagging", &[RAW], None).expect("consumer");
     let next = recv(&mut consumer).await;
     assert!(next.offset > first.offset + 1, "{next:?}");
     assert_eq!(next.payload.len(), big.len());
@@ -578,13 +547,13 @@ async fn a_committed_offset_the_broker_no_longer_has_is_never_skipped_silently()
 async fn a_batch_fetched_before_a_rebalance_is_fenced() {
     let h = kafka();
     h.producer()
-        .send(Topic::NormalizedEvents, b"k", Bytes::from_static(b"x"))
+        .send(NORMALIZED, b"k", Bytes::from_static(b"x"))
         .await
         .expect("sent");
-    let mut first = h.consumer(Topic::NormalizedEvents, "fenced");
+    let mut first = h.consumer(NORMALIZED, "fenced");
     let record = recv(&mut first).await;
     // A second member joins: the rebalance revokes the first one's partitions.
-    let _second = h.consumer(Topic::NormalizedEvents, "fenced");
+    let _second = h.consumer(NORMALIZED, "fenced");
     tokio::time::timeout(Duration::from_secs(30), async {
         while first.generation() == record.generation {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -593,7 +562,7 @@ async fn a_batch_fetched_before_a_rebalance_is_fenced() {
     .await
     .expect("a rebalance within 30 s");
     let out = Outgoing {
-        topic: Topic::IssueActivity,
+        topic: ACTIVITY,
         key: Bytes::from_static(b"k"),
         payload: Bytes::from_static(b"announced"),
     };
@@ -601,6 +570,6 @@ async fn a_batch_fetched_before_a_rebalance_is_fenced() {
         first.produce_and_commit(vec![out], &[record]).await,
         Err(shrike_bus::BusError::Fenced)
     );
-    let mut reader = h.consumer(Topic::IssueActivity, "reader");
+    let mut reader = h.consumer(ACTIVITY, "reader");
     nothing_within(&mut reader, Duration::from_secs(2)).await;
 }

@@ -3,12 +3,12 @@
 //! or it died between writing the regression and announcing it), ignored issues are not reopened,
 //! and merged hashes count toward the issue they were merged into.
 
-use shrike_bus::messages::{self, NormalizedEvent, pb};
-use shrike_bus::{FencedConsumer, MemoryBus, Producer, Topic};
-use shrike_grouper::fingerprint::issue_id_for_hash;
-use shrike_grouper::service::{GROUP, GrouperConfig, run};
+use shrike_bus::{FencedConsumer, LocalBus, Producer};
+use shrike_grouper::{GROUP, GrouperConfig, run};
+use shrike_issues::{IssueStatus, StatusChange, issue_id_for_hash};
+use shrike_messages::{BusMessage, Topic, pb};
 use shrike_store::local::LocalClickHouse;
-use shrike_store::{IssueFilter, IssueStatus, StatusChange, Store, now_ms};
+use shrike_store::{IssueFilter, Store, now_ms};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -24,13 +24,13 @@ struct Grouper {
 }
 
 impl Grouper {
-    fn start(bus: &MemoryBus, store: &Store) -> Grouper {
+    fn start(bus: &LocalBus, store: &Store) -> Grouper {
         let shutdown = CancellationToken::new();
-        let consumer = bus.consumer(Topic::NormalizedEvents, GROUP);
+        let consumer = bus.consumer(Topic::NormalizedEvents.name(), GROUP);
         let config = GrouperConfig {
             batch_rows: 100,
             batch_bytes: 1 << 20,
-            batch_wait: Duration::from_millis(20),
+            batch_wait_ms: 20,
             seed_from_store: false,
         };
         let task = tokio::spawn({
@@ -50,33 +50,30 @@ impl Grouper {
     }
 }
 
-fn event(hash: &str, release: &str) -> NormalizedEvent {
+/// A normalized event of project 1 with `hash`, received now.
+fn event(hash: &str, release: &str) -> pb::NormalizedEvent {
     let now = i64::try_from(now_ms()).expect("ms");
-    NormalizedEvent {
-        project_id: 1,
-        event_id: Uuid::new_v4(),
-        received_ms: now,
-        timestamp_ms: now,
-        platform: "python".into(),
-        level: "error".into(),
-        release: release.into(),
-        title: format!("Error {}", &hash[..1]),
-        ..Default::default()
+    pb::NormalizedEvent {
+        meta: Some(shrike_messages::meta(1, Uuid::new_v4(), now)),
+        primary_hash: hash.into(),
+        grouping_variant: "app".into(),
+        fields: Some(pb::EventFields {
+            timestamp_ms: now,
+            platform: "python".into(),
+            level: "error".into(),
+            release: release.into(),
+            title: format!("Error {}", &hash[..1]),
+            ..Default::default()
+        }),
     }
 }
 
 /// Sends an event (again, when it was sent before: a redelivery) and waits until it is committed.
-async fn deliver(bus: &MemoryBus, event: &NormalizedEvent, hash: &str) {
-    let message = messages::normalized_message(event.clone(), hash, "app");
-    bus.send(
-        Topic::NormalizedEvents,
-        &messages::issue_key(1, hash),
-        messages::encode(&message),
-    )
-    .await
-    .expect("send");
+async fn deliver(bus: &LocalBus, event: &pb::NormalizedEvent) {
+    let (topic, key, payload) = event.record();
+    bus.send(topic, &key, payload).await.expect("send");
     for _ in 0..500 {
-        if bus.lag(Topic::NormalizedEvents) == 0 {
+        if bus.lag(topic) == 0 {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -85,15 +82,16 @@ async fn deliver(bus: &MemoryBus, event: &NormalizedEvent, hash: &str) {
 }
 
 /// Every activity announced so far, as (kind, issue, hash, resolution).
-async fn activity(bus: &MemoryBus) -> Vec<(i32, u64, String, u64)> {
-    let mut reader = bus.consumer(Topic::IssueActivity, "activity-reader");
+async fn activity(bus: &LocalBus) -> Vec<(i32, u64, String, u64)> {
+    let mut reader = bus.consumer(Topic::IssueActivity.name(), "activity-reader");
     reader
-        .read_to_end(Topic::IssueActivity)
+        .read_to_end(Topic::IssueActivity.name())
         .await
         .expect("read activity")
         .into_iter()
         .map(|r| {
-            let a: pb::IssueActivity = messages::decode(&r.payload).expect("activity decodes");
+            let a: pb::IssueActivity =
+                shrike_messages::decode(&r.payload).expect("activity decodes");
             (a.kind, a.issue_id, a.primary_hash, a.resolution)
         })
         .collect()
@@ -123,12 +121,12 @@ async fn regressions_are_announced_once_and_merged_hashes_count_toward_their_iss
         .expect("clickhouse-server starts");
     let store = server.store("shrike_grouper_test").expect("store");
     store.migrate().await.expect("migrate");
-    let bus = MemoryBus::new(10_000);
+    let bus = LocalBus::in_memory(&Topic::NAMES, 10_000);
     let issue_a = issue_id_for_hash(HASH_A);
     let mut grouper = Grouper::start(&bus, &store);
 
     // A new issue, announced once.
-    deliver(&bus, &event(HASH_A, "1.0"), HASH_A).await;
+    deliver(&bus, &event(HASH_A, "1.0")).await;
     assert_eq!(activity(&bus).await.len(), 1);
 
     // Resolved; the next event reopens it with exactly one REGRESSION, however often it is
@@ -139,12 +137,12 @@ async fn regressions_are_announced_once_and_merged_hashes_count_toward_their_iss
         .expect("resolve");
     tokio::time::sleep(Duration::from_millis(5)).await;
     let reopening = event(HASH_A, "1.0");
-    deliver(&bus, &reopening, HASH_A).await;
-    deliver(&bus, &reopening, HASH_A).await;
+    deliver(&bus, &reopening).await;
+    deliver(&bus, &reopening).await;
     grouper.stop().await;
     grouper = Grouper::start(&bus, &store);
-    deliver(&bus, &reopening, HASH_A).await;
-    deliver(&bus, &event(HASH_A, "1.0"), HASH_A).await;
+    deliver(&bus, &reopening).await;
+    deliver(&bus, &event(HASH_A, "1.0")).await;
     assert_eq!(
         regressions(&activity(&bus).await),
         vec![(issue_a, resolved.resolution)]
@@ -163,13 +161,14 @@ async fn regressions_are_announced_once_and_merged_hashes_count_toward_their_iss
     tokio::time::sleep(Duration::from_millis(5)).await;
     let lost = event(HASH_A, "1.0");
     let states = store.issue_states(&[issue_a]).await.expect("states");
-    let written = states[&(1, issue_a)].regression(lost.event_id);
+    let (_, lost_id) = shrike_messages::check_meta(lost.meta.as_ref()).expect("meta");
+    let written = states[&(1, issue_a)].regression(lost_id);
     store
         .insert_issue_statuses(&[written])
         .await
         .expect("the regression the dead grouper wrote");
-    deliver(&bus, &lost, HASH_A).await;
-    deliver(&bus, &lost, HASH_A).await;
+    deliver(&bus, &lost).await;
+    deliver(&bus, &lost).await;
     assert_eq!(
         regressions(&activity(&bus).await),
         vec![(issue_a, resolved.resolution), (issue_a, second.resolution)]
@@ -181,12 +180,12 @@ async fn regressions_are_announced_once_and_merged_hashes_count_toward_their_iss
         .await
         .expect("resolve in next release");
     tokio::time::sleep(Duration::from_millis(5)).await;
-    deliver(&bus, &event(HASH_A, "1.0"), HASH_A).await;
+    deliver(&bus, &event(HASH_A, "1.0")).await;
     assert_eq!(
         status(&store, issue_a).await.0,
         IssueStatus::ResolvedInNextRelease
     );
-    deliver(&bus, &event(HASH_A, "1.1"), HASH_A).await;
+    deliver(&bus, &event(HASH_A, "1.1")).await;
     assert_eq!(status(&store, issue_a).await.1, "regressed");
     assert_eq!(
         regressions(&activity(&bus).await).last(),
@@ -195,7 +194,7 @@ async fn regressions_are_announced_once_and_merged_hashes_count_toward_their_iss
 
     // Ignored until 2 more events: not reopened, lapses at the second one.
     let issue_b = issue_id_for_hash(HASH_B);
-    deliver(&bus, &event(HASH_B, ""), HASH_B).await;
+    deliver(&bus, &event(HASH_B, "")).await;
     store
         .set_issue_status(
             1,
@@ -208,10 +207,10 @@ async fn regressions_are_announced_once_and_merged_hashes_count_toward_their_iss
         .await
         .expect("ignore");
     let more = event(HASH_B, "");
-    deliver(&bus, &more, HASH_B).await;
-    deliver(&bus, &more, HASH_B).await;
+    deliver(&bus, &more).await;
+    deliver(&bus, &more).await;
     assert_eq!(status(&store, issue_b).await, (IssueStatus::Ignored, "", 2));
-    deliver(&bus, &event(HASH_B, ""), HASH_B).await;
+    deliver(&bus, &event(HASH_B, "")).await;
     assert_eq!(
         status(&store, issue_b).await,
         (IssueStatus::Unresolved, "ignore_lapsed", 3)
@@ -219,7 +218,7 @@ async fn regressions_are_announced_once_and_merged_hashes_count_toward_their_iss
 
     // C merged into A: C's new events count toward A, and reopen A when A is resolved.
     let issue_c = issue_id_for_hash(HASH_C);
-    deliver(&bus, &event(HASH_C, ""), HASH_C).await;
+    deliver(&bus, &event(HASH_C, "")).await;
     store
         .merge_issues(1, issue_a, &[issue_c])
         .await
@@ -230,7 +229,7 @@ async fn regressions_are_announced_once_and_merged_hashes_count_toward_their_iss
         .expect("resolve a");
     tokio::time::sleep(Duration::from_millis(5)).await;
     let before = activity(&bus).await.len();
-    deliver(&bus, &event(HASH_C, ""), HASH_C).await;
+    deliver(&bus, &event(HASH_C, "")).await;
     let after = activity(&bus).await;
     assert_eq!(after.len(), before + 1);
     assert_eq!(

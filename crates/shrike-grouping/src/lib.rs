@@ -91,6 +91,43 @@ impl GroupingConfig {
     }
 }
 
+/// `[grouping]`: per-project rules in Sentry's syntax, under `[grouping.projects.<id>]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GroupingRules {
+    /// Project id → its rules.
+    pub projects: std::collections::BTreeMap<String, ProjectRules>,
+}
+
+/// `[grouping.projects.<id>]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProjectRules {
+    /// Stack-trace rules (`path:**/vendor/** -app`, `function:log_* -group`), one per line,
+    /// applied after Shrike's defaults.
+    pub stack_rules: String,
+    /// Fingerprint rules (`error.type:Timeout -> timeouts`), one per line, tried before the
+    /// built-in ones.
+    pub fingerprint_rules: String,
+}
+
+impl GroupingRules {
+    /// Every project's settings, parsed; an error names the project and the rule.
+    pub fn configs(&self) -> Result<ProjectConfigs, String> {
+        let mut configs = ProjectConfigs::default();
+        for (id, rules) in &self.projects {
+            let project: u64 = id
+                .parse()
+                .map_err(|_| format!("grouping.projects.{id}: not a project id"))?;
+            let config =
+                GroupingConfig::with_project_rules(&rules.stack_rules, &rules.fingerprint_rules)
+                    .map_err(|e| format!("grouping.projects.{id}: {e}"))?;
+            configs.insert(project, config);
+        }
+        Ok(configs)
+    }
+}
+
 /// Grouping settings for every project: the defaults, and the projects with rules of their own.
 #[derive(Debug, Clone, Default)]
 pub struct ProjectConfigs {

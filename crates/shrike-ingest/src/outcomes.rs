@@ -3,8 +3,8 @@
 //! and minute, and flushed to the outcomes topic every second (Relay aggregates the same way).
 //! Counting is in memory; a record that the bus refuses is kept and retried, never dropped.
 
-use shrike_bus::messages::{self, pb};
-use shrike_bus::{Producer, Topic};
+use shrike_bus::Producer;
+use shrike_messages::{BusMessage, pb};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -89,15 +89,8 @@ impl Outcomes {
                 timestamp_ms: key.minute_ms,
                 id: Uuid::new_v4().as_bytes().to_vec(),
             };
-            let routing = key.project_id.to_string();
-            if let Err(error) = producer
-                .send(
-                    Topic::Outcomes,
-                    routing.as_bytes(),
-                    messages::encode(&message),
-                )
-                .await
-            {
+            let (topic, routing, payload) = message.record();
+            if let Err(error) = producer.send(topic, &routing, payload).await {
                 tracing::debug!(%error, "outcome not produced yet; keeping it");
                 self.put_back(key, quantity);
             }
@@ -130,12 +123,13 @@ impl Outcomes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shrike_bus::{Consumer, MemoryBus};
+    use shrike_bus::{Consumer, LocalBus};
+    use shrike_messages::Topic;
 
     #[tokio::test]
     async fn aggregates_and_flushes_per_key() {
-        let bus = MemoryBus::new(100);
-        let mut consumer = bus.consumer(Topic::Outcomes, "test");
+        let bus = LocalBus::in_memory(&Topic::NAMES, 100);
+        let mut consumer = bus.consumer(Topic::Outcomes.name(), "test");
         let outcomes = Outcomes::default();
         outcomes.record(1, "error", "accepted", "", 1);
         outcomes.record(1, "error", "accepted", "", 2);
@@ -144,7 +138,7 @@ mod tests {
         let mut seen = Vec::new();
         for _ in 0..2 {
             let record = consumer.recv().await.expect("record");
-            let outcome: pb::Outcome = messages::decode(&record.payload).expect("decodes");
+            let outcome: pb::Outcome = shrike_messages::decode(&record.payload).expect("decodes");
             seen.push((outcome.outcome, outcome.reason, outcome.quantity));
         }
         seen.sort();

@@ -3,10 +3,16 @@
 
 use crate::{IngestError, IngestState};
 use bytes::Bytes;
-use shrike_bus::messages::{self, pb};
-use shrike_bus::{Producer, Topic};
+use shrike_bus::Producer;
+use shrike_messages::{BusMessage, pb};
 use shrike_protocol::checkin::CheckIn;
 use uuid::Uuid;
+
+/// Produces `message` on its topic, with its key; resolves once the bus accepted it.
+async fn produce<P: Producer, M: BusMessage>(producer: &P, message: &M) -> Result<(), IngestError> {
+    let (topic, key, payload) = message.record();
+    Ok(producer.send(topic, &key, payload).await?)
+}
 
 /// Attachments travel in chunks of this size, well under Kafka's default 1 MB message limit.
 const ATTACHMENT_CHUNK_BYTES: usize = 512 * 1024;
@@ -28,7 +34,7 @@ pub(crate) async fn attachment<P: Producer>(
     let chunk_count = u32::try_from(chunks.len()).unwrap_or(u32::MAX);
     for (index, data) in chunks.into_iter().enumerate() {
         let message = pb::AttachmentChunk {
-            meta: Some(messages::meta(project_id, event_id, received_ms)),
+            meta: Some(shrike_messages::meta(project_id, event_id, received_ms)),
             attachment_id: attachment_id.as_bytes().to_vec(),
             filename: item.filename.clone().unwrap_or_default(),
             content_type: item.content_type.clone().unwrap_or_default(),
@@ -41,11 +47,7 @@ pub(crate) async fn attachment<P: Producer>(
             size: item.payload.len() as u64,
             data: data.to_vec(),
         };
-        let key = event_id.as_bytes();
-        state
-            .producer
-            .send(Topic::Attachments, key, messages::encode(&message))
-            .await?;
+        produce(&state.producer, &message).await?;
     }
     Ok(())
 }
@@ -59,7 +61,7 @@ pub(crate) async fn check_in<P: Producer>(
 ) -> Result<(), IngestError> {
     let id = check_in.check_in_id.unwrap_or_else(Uuid::new_v4);
     let message = pb::CheckIn {
-        meta: Some(messages::meta(
+        meta: Some(shrike_messages::meta(
             project_id,
             id,
             chrono::Utc::now().timestamp_millis(),
@@ -68,11 +70,7 @@ pub(crate) async fn check_in<P: Producer>(
         status: check_in.status.clone(),
         payload: payload.to_vec(),
     };
-    let key = format!("{project_id}:{}", check_in.monitor_slug);
-    state
-        .producer
-        .send(Topic::CheckIns, key.as_bytes(), messages::encode(&message))
-        .await?;
+    produce(&state.producer, &message).await?;
     metrics::counter!("shrike_ingest_check_ins_total").increment(1);
     Ok(())
 }
@@ -85,21 +83,14 @@ pub(crate) async fn event<P: Producer>(
     payload: Bytes,
 ) -> Result<(), IngestError> {
     let message = pb::RawEvent {
-        meta: Some(messages::meta(
+        meta: Some(shrike_messages::meta(
             project_id,
             event_id,
             chrono::Utc::now().timestamp_millis(),
         )),
         payload,
     };
-    state
-        .producer
-        .send(
-            Topic::RawEvents,
-            event_id.as_bytes(),
-            messages::encode(&message),
-        )
-        .await?;
+    produce(&state.producer, &message).await?;
     metrics::counter!("shrike_ingest_events_total").increment(1);
     Ok(())
 }

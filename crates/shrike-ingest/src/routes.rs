@@ -65,7 +65,7 @@ impl<P> IngestState<P> {
             limiter: RateLimiter::new(config.quotas.clone()),
             failures: FailureBudget::new(config.auth_failure_burst, config.auth_failures_per_sec),
             slots: Arc::new(Semaphore::new(config.max_concurrent_requests.max(1))),
-            memory: MemoryBudget::new(config.request_memory_bytes),
+            memory: MemoryBudget::new(config.request_memory_bytes()),
             peek_memory: MemoryBudget::new(PEEK_BUDGET_BYTES),
             config,
             outcomes,

@@ -1,10 +1,10 @@
 //! Ingest over real HTTP, with keys in a real ClickHouse and the in-memory bus behind it.
 
 use bytes::Bytes;
-use shrike_bus::messages::{self, pb};
-use shrike_bus::{Consumer, MemoryBus, Producer, Topic};
+use shrike_bus::{Consumer, LocalBus, Producer};
 use shrike_ingest::quotas::Scope;
 use shrike_ingest::{IngestConfig, IngestState, KeyCache, Outcomes, Quota};
+use shrike_messages::{Topic, pb};
 use shrike_store::Store;
 use shrike_store::local::LocalClickHouse;
 use std::io::{Read, Write};
@@ -16,7 +16,7 @@ struct Env {
     _dir: tempfile::TempDir,
     _server: LocalClickHouse,
     store: Store,
-    bus: MemoryBus,
+    bus: LocalBus,
     port: u16,
     key: String,
 }
@@ -31,10 +31,10 @@ async fn start_with(capacity: usize, quotas: Vec<Quota>) -> Env {
         quotas,
         ..IngestConfig::default()
     };
-    start_custom(MemoryBus::new(capacity), config).await
+    start_custom(LocalBus::in_memory(&Topic::NAMES, capacity), config).await
 }
 
-async fn start_custom(bus: MemoryBus, config: IngestConfig) -> Env {
+async fn start_custom(bus: LocalBus, config: IngestConfig) -> Env {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = LocalClickHouse::start(dir.path(), 0, 0)
         .await
@@ -160,8 +160,8 @@ async fn next_raw(consumer: &mut impl Consumer) -> Raw {
         .await
         .expect("a record")
         .expect("open");
-    let raw: pb::RawEvent = messages::decode(&record.payload).expect("decodes");
-    let (meta, event_id) = messages::check_meta(raw.meta.as_ref()).expect("meta");
+    let raw: pb::RawEvent = shrike_messages::decode(&record.payload).expect("decodes");
+    let (meta, event_id) = shrike_messages::check_meta(raw.meta.as_ref()).expect("meta");
     Raw {
         project_id: meta.project_id,
         event_id,
@@ -172,7 +172,7 @@ async fn next_raw(consumer: &mut impl Consumer) -> Raw {
 #[tokio::test]
 async fn accepts_events_by_every_auth_route_and_encoding() {
     let env = start(100).await;
-    let mut consumer = env.bus.consumer(Topic::RawEvents, "test");
+    let mut consumer = env.bus.consumer(Topic::RawEvents.name(), "test");
 
     let (status, body) = post(env.port, "/api/1/envelope/", auth(&env.key), envelope()).await;
     assert_eq!(
@@ -469,9 +469,9 @@ async fn answers_bad_requests_like_relay() {
 #[tokio::test]
 async fn a_full_bus_answers_503_with_retry_after() {
     let env = start(1).await;
-    let _consumer = env.bus.consumer(Topic::RawEvents, "slow");
+    let _consumer = env.bus.consumer(Topic::RawEvents.name(), "slow");
     env.bus
-        .send(Topic::RawEvents, b"k", Bytes::from_static(b"x"))
+        .send(Topic::RawEvents.name(), b"k", Bytes::from_static(b"x"))
         .await
         .expect("fills the topic");
     let response = send(
@@ -492,15 +492,15 @@ async fn a_full_bus_answers_503_with_retry_after() {
 #[tokio::test]
 async fn requests_beyond_the_concurrency_limit_wait_for_a_turn() {
     // One request at a time; a full topic makes the handler wait for room.
-    let bus = MemoryBus::new(1).with_send_wait(Duration::from_secs(30));
+    let bus = LocalBus::in_memory(&Topic::NAMES, 1).with_send_wait(Duration::from_secs(30));
     let config = IngestConfig {
         max_concurrent_requests: 1,
         ..IngestConfig::default()
     };
     let env = start_custom(bus, config).await;
-    let mut consumer = env.bus.consumer(Topic::RawEvents, "slow");
+    let mut consumer = env.bus.consumer(Topic::RawEvents.name(), "slow");
     env.bus
-        .send(Topic::RawEvents, b"k", Bytes::from_static(b"x"))
+        .send(Topic::RawEvents.name(), b"k", Bytes::from_static(b"x"))
         .await
         .expect("fills the topic");
     let (port, key) = (env.port, env.key.clone());
@@ -560,7 +560,7 @@ async fn quotas_answer_429_with_sentry_rate_limit_headers_and_count_outcomes() {
         reason: None,
     };
     let env = start_with(100, vec![quota]).await;
-    let mut consumer = env.bus.consumer(Topic::Outcomes, "check");
+    let mut consumer = env.bus.consumer(Topic::Outcomes.name(), "check");
     for _ in 0..2 {
         assert_eq!(
             post(env.port, "/api/1/envelope/", auth(&env.key), envelope())
@@ -604,7 +604,7 @@ async fn quotas_answer_429_with_sentry_rate_limit_headers_and_count_outcomes() {
     while let Ok(Ok(record)) =
         tokio::time::timeout(Duration::from_millis(300), consumer.recv()).await
     {
-        let o: pb::Outcome = messages::decode(&record.payload).expect("outcome");
+        let o: pb::Outcome = shrike_messages::decode(&record.payload).expect("outcome");
         *totals.entry((o.category, o.outcome, o.reason)).or_insert(0) += o.quantity;
     }
     let expected: std::collections::BTreeMap<(String, String, String), u64> = [
@@ -622,7 +622,7 @@ async fn quotas_answer_429_with_sentry_rate_limit_headers_and_count_outcomes() {
 #[tokio::test]
 async fn attachments_travel_in_chunks_with_their_event() {
     let env = start(100).await;
-    let mut chunks = env.bus.consumer(Topic::Attachments, "check");
+    let mut chunks = env.bus.consumer(Topic::Attachments.name(), "check");
     let file: Vec<u8> = (0..1_200_000u32).map(|i| (i % 251) as u8).collect();
     let mut body = format!(
         "{{\"event_id\":\"{EVENT_ID}\"}}\n{{\"type\":\"event\"}}\n{{\"message\":\"with file\"}}\n\
@@ -644,8 +644,8 @@ async fn attachments_travel_in_chunks_with_their_event() {
             .await
             .expect("chunk")
             .expect("open");
-        let chunk: pb::AttachmentChunk = messages::decode(&record.payload).expect("decodes");
-        let (_, event_id) = messages::check_meta(chunk.meta.as_ref()).expect("meta");
+        let chunk: pb::AttachmentChunk = shrike_messages::decode(&record.payload).expect("decodes");
+        let (_, event_id) = shrike_messages::check_meta(chunk.meta.as_ref()).expect("meta");
         assert_eq!(event_id.simple().to_string(), EVENT_ID);
         assert_eq!(
             (chunk.filename.as_str(), chunk.chunk_count, chunk.size),
@@ -699,13 +699,13 @@ async fn disabled_keys_get_403() {
 
 /// The outcomes counted so far, as (project, category, outcome, reason, quantity), sorted.
 async fn outcomes(env: &Env) -> Vec<(u64, String, String, String, u64)> {
-    let mut consumer = env.bus.consumer(Topic::Outcomes, "outcomes-test");
+    let mut consumer = env.bus.consumer(Topic::Outcomes.name(), "outcomes-test");
     env.outcomes.flush(&env.bus).await;
     let mut seen = Vec::new();
     while let Ok(Ok(record)) =
         tokio::time::timeout(Duration::from_millis(200), consumer.recv()).await
     {
-        let o: pb::Outcome = messages::decode(&record.payload).expect("outcome");
+        let o: pb::Outcome = shrike_messages::decode(&record.payload).expect("outcome");
         seen.push((o.project_id, o.category, o.outcome, o.reason, o.quantity));
     }
     seen.sort();
@@ -720,7 +720,7 @@ async fn refusals_are_counted_as_invalid_outcomes_of_known_projects() {
         max_attachment_bytes: 100,
         ..IngestConfig::default()
     };
-    let env = start_custom(MemoryBus::new(100), config).await;
+    let env = start_custom(LocalBus::in_memory(&Topic::NAMES, 100), config).await;
     let key = env.key.clone();
     let gzip = |extra: Vec<(String, String)>| {
         [extra, vec![("Content-Encoding".into(), "gzip".into())]].concat()

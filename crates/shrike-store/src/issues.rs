@@ -5,16 +5,18 @@
 //! Events keep the issue id of their own hash; every reader maps them to the issue that owns the
 //! hash now through `issue_hashes` (an `ANY LEFT JOIN`, which ClickHouse 18.16 supports), so a
 //! merge or unmerge never rewrites events. Counts are `uniqExact(event_id)`, exact while
-//! redelivered copies are still unmerged. The status rules are in [`crate::lifecycle`]; nothing
+//! redelivered copies are still unmerged. The status rules are in `shrike_issues::lifecycle`; nothing
 //! here decides what a status means.
 
-use crate::lifecycle::{IssueState, IssueStatusRow, REGRESSED, StatusChange, StatusContext};
 use crate::{
-    IssueActivity, IssueDescription, IssueDetail, IssueHashRow, IssueStats, IssueStatus,
-    IssueSummary, LatestEvent, Result, Store, StoreError, now_ms,
+    IssueActivity, IssueDescription, IssueDetail, IssueHashRow, IssueStats, IssueSummary,
+    LatestEvent, Result, Store, StoreError, now_ms,
 };
 use clickhouse::Row;
 use serde::Deserialize;
+use shrike_issues::lifecycle::{
+    IssueState, IssueStatus, IssueStatusRow, REGRESSED, StatusChange, StatusContext, status_row,
+};
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
@@ -423,7 +425,7 @@ impl Store {
                 .unwrap_or_default(),
             now_ms: now_ms(),
         };
-        let row = crate::lifecycle::status_row(change, &context);
+        let row = status_row(change, &context);
         self.insert_issue_statuses(std::slice::from_ref(&row))
             .await?;
         Ok(row)

@@ -5,14 +5,14 @@
 //! from the configured database name, which is validated. Inserts are RowBinary batches; callers
 //! batch (one insert per second per table is the target) rather than inserting row by row.
 
+mod config;
 mod issues;
-pub mod lifecycle;
 pub mod local;
 pub mod migrations;
 mod rows;
 
+pub use config::{ClickHouseConfig, redact_url};
 pub use issues::IssueFilter;
-pub use lifecycle::{EffectiveStatus, IssueState, IssueStatus, IssueStatusRow, StatusChange};
 pub use rows::*;
 
 use clickhouse::Client;
@@ -353,7 +353,7 @@ impl Store {
     }
 
     /// Inserts (or refreshes) issue descriptions in one request.
-    pub async fn upsert_issues(&self, rows: &[IssueRow]) -> Result<()> {
+    pub async fn upsert_issues(&self, rows: &[shrike_issues::IssueRow]) -> Result<()> {
         self.insert_rows("issues", rows).await
     }
 

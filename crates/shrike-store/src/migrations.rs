@@ -83,7 +83,7 @@ fn lifecycle(db: &str, _server: ServerVersion) -> Vec<String> {
     vec![
         // Every status change of an issue, written by the CLI (resolve, ignore, ...) and by the
         // grouper (regressions). The row with the highest `version` is the current status; see
-        // `crate::lifecycle` for the meaning of each field. `inserted_at` is the server's clock,
+        // `shrike_issues::lifecycle` for the meaning of each field. `inserted_at` is the server's clock,
         // which the alerter compares with its windows.
         format!(
             "CREATE TABLE IF NOT EXISTS {db}.issue_status (

@@ -131,32 +131,6 @@ pub struct EventRow {
     pub grouping_variant: String,
 }
 
-/// A row of `issues`.
-#[derive(Debug, Clone, Default, Row, Serialize, Deserialize, PartialEq)]
-pub struct IssueRow {
-    /// Project id.
-    pub project_id: u64,
-    /// Issue id.
-    pub issue_id: u64,
-    /// The hash that opened the issue.
-    pub primary_hash: String,
-    /// Title.
-    pub title: String,
-    /// Culprit.
-    pub culprit: String,
-    /// Exception type (or empty).
-    #[serde(rename = "type")]
-    pub ty: String,
-    /// Exception value or message.
-    pub value: String,
-    /// Level.
-    pub level: String,
-    /// Platform.
-    pub platform: String,
-    /// Row version (Unix ms).
-    pub version: u64,
-}
-
 /// A row of `alert_state`.
 #[derive(Debug, Clone, Row, Serialize, Deserialize)]
 pub struct AlertStateRow {
@@ -216,9 +190,9 @@ pub struct IssueSummary {
     /// Title and culprit, when the grouper's description has landed.
     pub description: Option<IssueDescription>,
     /// The status now (ignores whose condition is met read as unresolved).
-    pub status: crate::EffectiveStatus,
+    pub status: shrike_issues::EffectiveStatus,
     /// The latest status row, if the status was ever changed.
-    pub state: Option<crate::IssueState>,
+    pub state: Option<shrike_issues::IssueState>,
 }
 
 /// The latest event of an issue, as `shrike issues show` prints it.
@@ -285,7 +259,7 @@ pub struct IssueActivity {
     /// Whether an event in the window reopened the resolved issue.
     pub is_regression: bool,
     /// The status at the window's end.
-    pub status: crate::EffectiveStatus,
+    pub status: shrike_issues::EffectiveStatus,
     /// Title.
     pub title: String,
     /// Culprit.

@@ -1,7 +1,8 @@
 //! Store tests against a real ClickHouse server (Debian's `clickhouse-server`, started per test).
 
+use shrike_issues::{IssueRow, IssueStatus, StatusChange};
 use shrike_store::local::LocalClickHouse;
-use shrike_store::{EventRow, IssueFilter, IssueRow, IssueStatus, StatusChange, Store, StoreError};
+use shrike_store::{EventRow, IssueFilter, Store, StoreError};
 use uuid::Uuid;
 
 async fn start() -> (tempfile::TempDir, LocalClickHouse, Store) {

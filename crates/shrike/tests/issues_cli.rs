@@ -5,9 +5,9 @@
 mod common;
 
 use common::*;
-use shrike_grouper::fingerprint::issue_id_for_hash;
+use shrike_issues::{IssueRow, issue_id_for_hash};
+use shrike_store::EventRow;
 use shrike_store::local::LocalClickHouse;
-use shrike_store::{EventRow, IssueRow};
 use std::path::Path;
 use uuid::Uuid;
 

@@ -7,9 +7,8 @@
 mod common;
 
 use common::*;
-use shrike_bus::Topic;
 use shrike_bus::kafka::KafkaConfig;
-use shrike_bus::messages::{self, pb};
+use shrike_messages::{Topic, pb};
 use shrike_store::local::LocalClickHouse;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -56,9 +55,8 @@ impl Cluster {
             bootstrap_servers: self.kafka.bootstrap(),
             topic_prefix: "shrike-".into(),
             producer_queue_messages: 1000,
-            send_timeout: Duration::from_secs(10),
-            extra: HashMap::new(),
-            offset_reset: Default::default(),
+            send_timeout_ms: 10_000,
+            ..KafkaConfig::default()
         }
     }
 
@@ -376,13 +374,13 @@ fn crash_test_twenty_thousand_events_with_replicas_kill_9_and_a_backlog() {
     let records = runtime
         .block_on(shrike_bus::kafka::read_all(
             &cluster.kafka_config(),
-            Topic::IssueActivity,
+            Topic::IssueActivity.name(),
         ))
         .expect("read");
     let mut news: HashMap<u64, usize> = HashMap::new();
     for record in records {
         let activity: pb::IssueActivity =
-            messages::decode(&record.payload).expect("activity decodes");
+            shrike_messages::decode(&record.payload).expect("activity decodes");
         if activity.kind == pb::issue_activity::Kind::New as i32 {
             *news.entry(activity.issue_id).or_default() += 1;
         }

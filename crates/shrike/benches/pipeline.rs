@@ -1,17 +1,17 @@
 //! The per-event work of each pipeline stage, on realistic 5 KB Python events from the load-test
 //! generator (1,000 different events, cycled): parsing the envelope (ingest), normalizing and
 //! grouping a raw event into its bus message (normalizer), and for the grouper decoding what a
-//! batch keeps of that message (its summary) and, when the batch is written, its ClickHouse row. Run with `cargo bench -p shrike-normalizer --bench pipeline`;
-//! results are in BENCHMARKS.md.
+//! batch keeps of that message (its summary) and, when the batch is written, its ClickHouse row.
+//! Run with `cargo bench -p shrike --bench pipeline`; results are in BENCHMARKS.md.
 
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use shrike_bus::messages::{self, pb};
-use shrike_bus::{Record, Topic};
+use shrike_bus::Record;
 use shrike_grouping::ProjectConfigs;
 use shrike_load::scenario::{CountRange, EventMix, PlatformWeights, SizeRange};
+use shrike_messages::{Topic, pb};
 use std::hint::black_box;
 use uuid::Uuid;
 
@@ -51,7 +51,7 @@ fn events() -> Vec<(Uuid, Vec<u8>)> {
 
 fn record(payload: Bytes) -> Record {
     Record {
-        topic: Topic::RawEvents,
+        topic: Topic::RawEvents.name(),
         partition: 0,
         offset: 0,
         generation: 0,
@@ -75,8 +75,8 @@ fn stages(c: &mut Criterion) {
     let raw: Vec<Record> = events
         .iter()
         .map(|(id, json)| {
-            record(messages::encode(&pb::RawEvent {
-                meta: Some(messages::meta(1, *id, 1_795_514_400_000)),
+            record(shrike_messages::encode(&pb::RawEvent {
+                meta: Some(shrike_messages::meta(1, *id, 1_795_514_400_000)),
                 payload: Bytes::from(json.clone()),
             }))
         })
@@ -85,9 +85,7 @@ fn stages(c: &mut Criterion) {
     let normalized: Vec<Bytes> = raw
         .iter()
         .map(|r| {
-            shrike_normalizer::service::process(r, &grouping)
-                .expect("normalizes")
-                .1
+            shrike_messages::encode(&shrike_normalizer::process(r, &grouping).expect("normalizes"))
         })
         .collect();
 
@@ -105,26 +103,21 @@ fn stages(c: &mut Criterion) {
     group.bench_function("normalizer-process", |b| {
         b.iter(|| {
             i = (i + 1) % raw.len();
-            black_box(
-                shrike_normalizer::service::process(&raw[i], &grouping)
-                    .expect("normalizes")
-                    .1
-                    .len(),
-            )
+            let message = shrike_normalizer::process(&raw[i], &grouping).expect("normalizes");
+            black_box(shrike_messages::encode(&message).len())
         })
     });
     group.bench_function("grouper-batch-summary", |b| {
         b.iter(|| {
             i = (i + 1) % normalized.len();
-            let p = shrike_grouper::service::pending(&normalized[i], 0).expect("decodes");
-            black_box(p.summary.title.len())
+            let p = shrike_grouper::rows::pending(&normalized[i], 0).expect("decodes");
+            black_box(p.event.summary.title.len())
         })
     });
     group.bench_function("grouper-decode-to-row", |b| {
         b.iter(|| {
             i = (i + 1) % normalized.len();
-            let p = shrike_grouper::service::decode(&normalized[i]).expect("decodes");
-            let row = shrike_grouper::rows::event_row(p.key, p.fields, &p.hash, &p.variant);
+            let row = shrike_grouper::rows::event_row(&normalized[i]).expect("decodes");
             black_box(row.frame_functions.len())
         })
     });

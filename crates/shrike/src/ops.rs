@@ -18,6 +18,14 @@ struct Ops {
     metrics: PrometheusHandle,
 }
 
+/// Installs the Prometheus recorder (once per process).
+pub fn metrics() -> anyhow::Result<PrometheusHandle> {
+    use anyhow::Context;
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")
+}
+
 /// The operational routes; `/readyz` checks ClickHouse when the service uses it.
 pub fn router(store: Option<Store>, metrics: PrometheusHandle) -> Router {
     Router::new()

@@ -1,9 +1,11 @@
-//! Writers for the topics that go straight to a ClickHouse table: check-ins and outcomes.
-//! At-least-once like everything else: a batch is inserted, then committed; redeliveries collapse
-//! in the tables' ReplacingMergeTree. Undecodable records go to the dead-letter topic.
+//! The table writers: services for the topics that go straight to a ClickHouse table — check-ins,
+//! attachment chunks and outcomes. At-least-once like everything else: a batch is inserted, then
+//! committed; redeliveries collapse in the tables' ReplacingMergeTree. Records that cannot be
+//! turned into rows go to the dead-letter topic.
 
-use shrike_bus::messages::{self, pb};
 use shrike_bus::{BusError, Consumer, Producer, Record};
+use shrike_consumer::{Batch, BatchLimits, Next, ProcessError, retry, send_with_backoff};
+use shrike_messages::{Topic, pb};
 use shrike_protocol::checkin::CheckIn;
 use shrike_store::{AttachmentChunkRow, CheckInRow, OutcomeRow, Store, StoreError};
 use std::future::Future;
@@ -17,8 +19,10 @@ pub trait TableWriter: Send + 'static {
     type Row: Send + Sync + 'static;
     /// The consumer group.
     const GROUP: &'static str;
+    /// The topic it reads.
+    const TOPIC: Topic;
     /// Converts a record, or says why it cannot be.
-    fn row(record: &Record) -> Result<Self::Row, String>;
+    fn row(record: &Record) -> Result<Self::Row, ProcessError>;
     /// Inserts a batch.
     fn insert(
         store: &Store,
@@ -27,17 +31,17 @@ pub trait TableWriter: Send + 'static {
 }
 
 /// Check-ins into `check_ins`.
-pub struct CheckIns;
+pub struct CheckInWriter;
 
-impl TableWriter for CheckIns {
+impl TableWriter for CheckInWriter {
     type Row = CheckInRow;
     const GROUP: &'static str = "shrike-check-ins";
+    const TOPIC: Topic = Topic::CheckIns;
 
-    fn row(record: &Record) -> Result<CheckInRow, String> {
-        let message: pb::CheckIn = messages::decode(&record.payload).map_err(|e| e.to_string())?;
-        let (meta, check_in_id) =
-            messages::check_meta(message.meta.as_ref()).map_err(|e| e.to_string())?;
-        let check_in = CheckIn::parse(&message.payload).map_err(|e| e.to_string())?;
+    fn row(record: &Record) -> Result<CheckInRow, ProcessError> {
+        let message: pb::CheckIn = shrike_messages::decode(&record.payload)?;
+        let (meta, check_in_id) = shrike_messages::check_meta(message.meta.as_ref())?;
+        let check_in = CheckIn::parse(&message.payload).map_err(ProcessError::invalid)?;
         Ok(CheckInRow {
             project_id: meta.project_id,
             monitor_slug: check_in.monitor_slug,
@@ -59,19 +63,18 @@ impl TableWriter for CheckIns {
 }
 
 /// Attachment chunks into `attachment_chunks`.
-pub struct Attachments;
+pub struct AttachmentWriter;
 
-impl TableWriter for Attachments {
+impl TableWriter for AttachmentWriter {
     type Row = AttachmentChunkRow;
     const GROUP: &'static str = "shrike-attachments";
+    const TOPIC: Topic = Topic::Attachments;
 
-    fn row(record: &Record) -> Result<AttachmentChunkRow, String> {
-        let chunk: pb::AttachmentChunk =
-            messages::decode(&record.payload).map_err(|e| e.to_string())?;
-        let (meta, event_id) =
-            messages::check_meta(chunk.meta.as_ref()).map_err(|e| e.to_string())?;
+    fn row(record: &Record) -> Result<AttachmentChunkRow, ProcessError> {
+        let chunk: pb::AttachmentChunk = shrike_messages::decode(&record.payload)?;
+        let (meta, event_id) = shrike_messages::check_meta(chunk.meta.as_ref())?;
         let attachment_id = Uuid::from_slice(&chunk.attachment_id)
-            .map_err(|_| "attachment without a valid id".to_owned())?;
+            .map_err(|_| ProcessError::invalid("attachment without a valid id"))?;
         Ok(AttachmentChunkRow {
             project_id: meta.project_id,
             event_id,
@@ -96,15 +99,17 @@ impl TableWriter for Attachments {
 }
 
 /// Outcomes into `outcomes`.
-pub struct Outcomes;
+pub struct OutcomeWriter;
 
-impl TableWriter for Outcomes {
+impl TableWriter for OutcomeWriter {
     type Row = OutcomeRow;
     const GROUP: &'static str = "shrike-outcomes";
+    const TOPIC: Topic = Topic::Outcomes;
 
-    fn row(record: &Record) -> Result<OutcomeRow, String> {
-        let o: pb::Outcome = messages::decode(&record.payload).map_err(|e| e.to_string())?;
-        let id = Uuid::from_slice(&o.id).map_err(|_| "outcome without a valid id".to_owned())?;
+    fn row(record: &Record) -> Result<OutcomeRow, ProcessError> {
+        let o: pb::Outcome = shrike_messages::decode(&record.payload)?;
+        let id = Uuid::from_slice(&o.id)
+            .map_err(|_| ProcessError::invalid("outcome without a valid id"))?;
         Ok(OutcomeRow {
             project_id: o.project_id,
             timestamp: u32::try_from(o.timestamp_ms.div_euclid(1000)).unwrap_or(0),
@@ -127,9 +132,11 @@ impl TableWriter for Outcomes {
 /// Input bytes after which a batch closes: a quarter of a topic of `shrike up`'s in-memory bus
 /// (32 MiB), so that a batch of attachment chunks (512 KiB each) cannot fill the topic it reads.
 const BATCH_BYTES: usize = 8 << 20;
+/// Rows after which a batch closes.
+const BATCH_ROWS: usize = 1_000;
 
-/// Writes `W`'s topic until `shutdown` fires; batches close at 1,000 rows, [`BATCH_BYTES`] of
-/// input, or after `wait`.
+/// Writes `W`'s topic until `shutdown` fires; batches close at [`BATCH_ROWS`] rows,
+/// [`BATCH_BYTES`] of input, or after `wait`.
 pub async fn run<W: TableWriter, C: Consumer, P: Producer>(
     mut consumer: C,
     producer: P,
@@ -137,53 +144,34 @@ pub async fn run<W: TableWriter, C: Consumer, P: Producer>(
     wait: Duration,
     shutdown: CancellationToken,
 ) -> Result<(), BusError> {
+    let limits = BatchLimits {
+        rows: BATCH_ROWS,
+        bytes: BATCH_BYTES,
+        wait,
+    };
+    let mut batch: Batch<W::Row> = Batch::default();
     loop {
-        let mut rows = Vec::new();
-        let mut bytes = 0;
-        let mut last: Option<Record> = None;
-        let deadline = tokio::time::sleep(wait);
-        tokio::pin!(deadline);
-        loop {
-            let record = tokio::select! {
-                record = consumer.recv() => record?,
-                () = &mut deadline, if last.is_some() => break,
-                () = shutdown.cancelled() => break,
-            };
-            match W::row(&record) {
-                Ok(row) => rows.push(row),
-                Err(reason) => {
-                    tracing::warn!(
-                        group = W::GROUP,
-                        offset = record.offset,
-                        reason,
-                        "dead-lettering record"
-                    );
-                    let letter = messages::dead_letter(&record, W::GROUP, &reason);
-                    producer
-                        .send(letter.topic, &letter.key, letter.payload)
-                        .await?;
-                }
+        if !batch.is_empty() && (batch.is_due(&limits) || shutdown.is_cancelled()) {
+            let taken = batch.take();
+            for letter in taken.dead_letters {
+                send_with_backoff(&producer, letter.topic, &letter.key, letter.payload).await?;
             }
-            bytes += record.payload.len();
-            last = Some(record);
-            if rows.len() >= 1000 || bytes >= BATCH_BYTES {
-                break;
+            let inserted = retry(W::GROUP, &shutdown, || W::insert(&store, &taken.items)).await;
+            match (inserted, taken.records.last()) {
+                (Some(()), Some(last)) => consumer.commit(last)?,
+                // Shutting down with ClickHouse unreachable: redelivered after a restart.
+                _ => return consumer.flush().await,
             }
-        }
-        if let Some(record) = last {
-            let mut delay = Duration::from_millis(100);
-            while let Err(error) = W::insert(&store, &rows).await {
-                tracing::warn!(group = W::GROUP, %error, rows = rows.len(), "insert failed, retrying");
-                if shutdown.is_cancelled() {
-                    return consumer.flush().await; // uncommitted: redelivered after a restart
-                }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-            consumer.commit(&record)?;
         }
         if shutdown.is_cancelled() {
             return consumer.flush().await;
+        }
+        match shrike_consumer::next(&mut consumer, &batch, &shutdown).await? {
+            Next::Record(record) => {
+                let row = W::row(&record);
+                batch.push(record, row, W::GROUP, &limits);
+            }
+            Next::Due | Next::Shutdown => {}
         }
     }
 }

@@ -1,17 +1,18 @@
-//! The bus of `shrike up`: one single-partition log per topic, consumer groups with committed
-//! offsets, in memory or — [`MemoryBus::durable`] — journaled to disk.
+//! The bus of `shrike up`: in this process, one single-partition log per topic, consumer groups
+//! with committed offsets; in memory only ([`LocalBus::in_memory`]) or journaled to disk
+//! ([`LocalBus::journaled`]).
 //!
 //! Records stay until every group subscribed to the topic has committed past them. A topic holds
 //! at most `capacity` records and `max_bytes` bytes of keys and payloads (a single record larger
 //! than that is still taken when the topic is empty): with subscribers, `send` then fails with
 //! [`BusError::QueueFull`] (back-pressure); without any, the oldest record is dropped (retention),
 //! as Kafka would eventually delete records nobody reads. A bus built
-//! [`with_send_wait`](MemoryBus::with_send_wait) first waits that long for consumers to make room,
+//! [`with_send_wait`](LocalBus::with_send_wait) first waits that long for consumers to make room,
 //! like a Kafka producer whose queue is full. A consumer dropped without committing leaves its
 //! records to the next consumer of its group, like a Kafka consumer that crashed; a new member of a
 //! group takes the partition over from the previous one (one partition, one owner).
 //!
-//! A bus built with [`MemoryBus::new`] does not survive its process. A durable bus writes every
+//! A bus built with [`LocalBus::in_memory`] does not survive its process. A journaled bus writes every
 //! record to its topic's journal (segment files in the bus directory) before `send` returns, keeps the payloads of at
 //! most `cache_bytes` per topic in memory (the rest are read back from the journal when consumed,
 //! so a backlog costs disk, not memory), and saves the groups' committed offsets to `offsets` in
@@ -22,7 +23,7 @@
 //! records only until its topic is full.
 
 use crate::journal::{Journal, Location};
-use crate::{BusError, Consumer, FencedConsumer, Outgoing, Producer, Record, Topic};
+use crate::{BusError, Consumer, FencedConsumer, Outgoing, Producer, Record, TopicName};
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -32,6 +33,65 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 use tokio::sync::Notify;
+
+/// `[bus]`: the bus of `shrike up`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LocalBusConfig {
+    /// Journal every record to disk before `send` returns, so that what ingest accepted survives
+    /// a crash and a backlog costs disk rather than memory.
+    pub durable: bool,
+    /// Most uncommitted records per topic; beyond it a send fails (ingest answers 503).
+    pub memory_capacity: usize,
+    /// Without `durable`: most MiB of uncommitted records per topic; beyond it a send fails.
+    /// Either way, what a topic nobody consumes keeps.
+    pub memory_max_mib: usize,
+    /// With `durable`: MiB of payloads per topic kept in memory; records that arrive while they
+    /// fill it are read back from the journal when consumed.
+    pub cache_mib: usize,
+    /// With `durable`: most MiB of uncommitted records per topic in the journal.
+    pub disk_max_mib: usize,
+    /// How long a send to a full topic waits for room before it fails, milliseconds.
+    pub memory_send_wait_ms: u64,
+}
+
+impl Default for LocalBusConfig {
+    fn default() -> Self {
+        LocalBusConfig {
+            durable: true,
+            memory_capacity: 1_000_000,
+            memory_max_mib: 32,
+            cache_mib: 16,
+            disk_max_mib: 4096,
+            memory_send_wait_ms: 1000,
+        }
+    }
+}
+
+impl LocalBusConfig {
+    /// `memory_max_mib` in bytes.
+    pub fn memory_topic_bytes(&self) -> usize {
+        self.memory_max_mib.saturating_mul(1 << 20)
+    }
+
+    /// Checks the settings, naming the key at fault.
+    pub fn validate(&self) -> Result<(), String> {
+        for (key, value) in [
+            ("memory_capacity", self.memory_capacity),
+            ("memory_max_mib", self.memory_max_mib),
+            ("cache_mib", self.cache_mib),
+            ("disk_max_mib", self.disk_max_mib),
+        ] {
+            if value == 0 {
+                return Err(format!("bus.{key} must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Size of a segment of the bus journal: a consumed segment's disk space is freed whole.
+const SEGMENT_BYTES: u64 = 64 << 20;
 
 /// How often a durable bus saves its groups' committed offsets.
 const SAVE_EVERY: Duration = Duration::from_millis(100);
@@ -64,7 +124,12 @@ impl Payload {
     }
 
     /// The record at `offset` of `topic`, as read by a member of `generation`.
-    fn into_record(self, topic: Topic, offset: i64, generation: u64) -> Result<Record, BusError> {
+    fn into_record(
+        self,
+        topic: TopicName,
+        offset: i64,
+        generation: u64,
+    ) -> Result<Record, BusError> {
         let (key, payload) = self.load()?;
         Ok(Record {
             topic,
@@ -180,8 +245,8 @@ struct TopicState {
 
 /// An in-process bus. Clones share the same topics.
 #[derive(Clone)]
-pub struct MemoryBus {
-    topics: Arc<HashMap<Topic, TopicState>>,
+pub struct LocalBus {
+    topics: Arc<HashMap<TopicName, TopicState>>,
     capacity: usize,
     max_bytes: usize,
     retention_bytes: usize,
@@ -210,31 +275,33 @@ fn setup(what: &str, path: &Path, error: io::Error) -> BusError {
     BusError::Setup(format!("{what} {}: {error}", path.display()))
 }
 
-impl MemoryBus {
-    /// A bus whose topics each hold at most `capacity` uncommitted records (and no byte limit).
-    pub fn new(capacity: usize) -> Self {
-        Self::with_logs(capacity, |_| Log::default(), None)
+impl LocalBus {
+    /// A bus of `topics` in memory, each holding at most `capacity` uncommitted records (and no
+    /// byte limit).
+    pub fn in_memory(topics: &[TopicName], capacity: usize) -> Self {
+        Self::with_logs(topics, capacity, |_| Log::default(), None)
     }
 
     fn with_logs(
+        topics: &[TopicName],
         capacity: usize,
-        mut log: impl FnMut(Topic) -> Log,
+        mut log: impl FnMut(TopicName) -> Log,
         durable: Option<Arc<Durable>>,
     ) -> Self {
-        let topics = Topic::ALL
+        let topics = topics
             .iter()
             .map(|t| {
                 (
                     *t,
                     TopicState {
-                        log: Mutex::new(log(*t)),
+                        log: Mutex::new(log(t)),
                         notify: Notify::new(),
                         room: Notify::new(),
                     },
                 )
             })
             .collect();
-        MemoryBus {
+        LocalBus {
             topics: Arc::new(topics),
             capacity: capacity.max(1),
             max_bytes: usize::MAX,
@@ -245,11 +312,16 @@ impl MemoryBus {
         }
     }
 
-    /// A durable bus journaled under `dir` (created if missing), reopened with every record no
-    /// group had committed and the groups' saved offsets. Each topic's journal is split into
-    /// segments of about `segment_bytes`.
-    /// Fails when another bus (in this or another process) has the directory open.
-    pub fn durable(dir: &Path, capacity: usize, segment_bytes: u64) -> Result<Self, BusError> {
+    /// A bus of `topics` journaled under `dir` (created if missing, mode 0700), reopened with
+    /// every record no group had committed and the groups' saved offsets. Each topic's journal is
+    /// split into segments of about `segment_bytes`. Fails when another bus (in this or another
+    /// process) has the directory open.
+    pub fn journaled(
+        dir: &Path,
+        topics: &[TopicName],
+        capacity: usize,
+        segment_bytes: u64,
+    ) -> Result<Self, BusError> {
         crate::journal::private_dir(dir).map_err(|e| setup("cannot create", dir, e))?;
         let lock_path = dir.join("lock");
         let lock_file = std::fs::OpenOptions::new()
@@ -284,14 +356,14 @@ impl MemoryBus {
             Err(e) => return Err(setup("cannot read", &offsets_path, e)),
         };
         let mut logs = HashMap::new();
-        for topic in Topic::ALL {
+        for &topic in topics {
             let start = saved
                 .iter()
-                .filter(|(t, _, _)| t == topic.name())
+                .filter(|(t, _, _)| t == topic)
                 .map(|(_, _, c)| *c)
                 .max()
                 .unwrap_or(0);
-            let topic_dir = dir.join(topic.name());
+            let topic_dir = dir.join(topic);
             let (journal, recovered) = Journal::open(&topic_dir, start, segment_bytes)
                 .map_err(|e| setup("cannot open the bus journal", &topic_dir, e))?;
             let end = journal.end();
@@ -300,7 +372,7 @@ impl MemoryBus {
                 journal: Some(journal),
                 ..Log::default()
             };
-            for (_, group, committed) in saved.iter().filter(|(t, _, _)| t == topic.name()) {
+            for (_, group, committed) in saved.iter().filter(|(t, _, _)| t == topic) {
                 // An offset past the journal's end (the system lost the journal's last pages but
                 // kept `offsets`) would make the group skip the records sent from now on.
                 log.groups.insert(
@@ -325,12 +397,38 @@ impl MemoryBus {
             _lock: lock_file,
         });
         let bus = Self::with_logs(
+            topics,
             capacity,
             |topic| logs.remove(&topic).unwrap_or_default(),
             Some(durable),
         );
         bus.spawn_saver();
         Ok(bus)
+    }
+
+    /// The bus `config` describes, of `topics`: journaled under `dir` (reopened with whatever a
+    /// previous run left unprocessed) when `config.durable`, in memory otherwise.
+    pub fn open(
+        config: &LocalBusConfig,
+        dir: &Path,
+        topics: &[TopicName],
+    ) -> Result<Self, BusError> {
+        let bus = if config.durable {
+            Self::journaled(dir, topics, config.memory_capacity, SEGMENT_BYTES)?
+                .with_cache_bytes(config.cache_mib.saturating_mul(1 << 20))
+        } else {
+            Self::in_memory(topics, config.memory_capacity)
+        };
+        let max_bytes = if config.durable {
+            config.disk_max_mib.saturating_mul(1 << 20)
+        } else {
+            config.memory_topic_bytes()
+        };
+        // A topic nobody consumes (dead letters, issue activity) keeps what the in-memory bus would.
+        Ok(bus
+            .with_max_bytes(max_bytes)
+            .with_retention_bytes(config.memory_topic_bytes())
+            .with_send_wait(Duration::from_millis(config.memory_send_wait_ms)))
     }
 
     /// The same bus with sends to a full topic waiting up to `wait` for room before failing.
@@ -362,7 +460,7 @@ impl MemoryBus {
     /// Saves the offsets every [`SAVE_EVERY`] while the bus is in use, on a thread of its own
     /// (the save writes a file).
     fn spawn_saver(&self) {
-        let topics: Weak<HashMap<Topic, TopicState>> = Arc::downgrade(&self.topics);
+        let topics: Weak<HashMap<TopicName, TopicState>> = Arc::downgrade(&self.topics);
         // Weak too: the directory's lock is released as soon as the bus is dropped.
         let Some(durable) = self.durable.as_ref().map(Arc::downgrade) else {
             return;
@@ -411,7 +509,7 @@ impl MemoryBus {
         Ok(())
     }
 
-    fn state(&self, topic: Topic) -> &TopicState {
+    fn state(&self, topic: TopicName) -> &TopicState {
         // Every topic is created in `new`.
         &self.topics[&topic]
     }
@@ -419,7 +517,7 @@ impl MemoryBus {
     /// Joins `group` on `topic`: the consumer starts at the group's committed offset, or at the
     /// oldest retained record for a new group, and takes the partition over from any previous
     /// member of the group.
-    pub fn consumer(&self, topic: Topic, group: &str) -> MemoryConsumer {
+    pub fn consumer(&self, topic: TopicName, group: &str) -> LocalConsumer {
         let mut log = lock(&self.state(topic).log);
         log.generations += 1;
         let generation = log.generations;
@@ -433,7 +531,7 @@ impl MemoryBus {
         drop(log);
         self.changed();
         self.state(topic).notify.notify_waiters();
-        MemoryConsumer {
+        LocalConsumer {
             bus: self.clone(),
             topic,
             group: group.to_owned(),
@@ -451,7 +549,7 @@ impl MemoryBus {
 
     /// Records of `topic` not yet committed by the slowest group that has a consumer (a group
     /// only saved by an earlier process does not count; without consumers, 0).
-    pub fn lag(&self, topic: Topic) -> usize {
+    pub fn lag(&self, topic: TopicName) -> usize {
         let log = lock(&self.state(topic).log);
         let end = log.end();
         log.groups
@@ -465,7 +563,7 @@ impl MemoryBus {
     /// What `topic` holds — the records not yet committed by every subscribed group (or, without
     /// subscribers, those retention keeps) — as (records, bytes of keys and payloads, bytes of
     /// payloads in memory).
-    pub fn held(&self, topic: Topic) -> (usize, usize, usize) {
+    pub fn held(&self, topic: TopicName) -> (usize, usize, usize) {
         let log = lock(&self.state(topic).log);
         (log.entries.len(), log.bytes, log.cached)
     }
@@ -474,7 +572,7 @@ impl MemoryBus {
     fn check_room(
         &self,
         log: &mut Log,
-        topic: Topic,
+        topic: TopicName,
         extra: usize,
         extra_bytes: usize,
     ) -> Result<(), BusError> {
@@ -492,14 +590,14 @@ impl MemoryBus {
             while over(log) && log.pop_oldest() {}
         }
         if full(log) {
-            return Err(BusError::QueueFull(topic.name()));
+            return Err(BusError::QueueFull(topic));
         }
         Ok(())
     }
 }
 
-impl Producer for MemoryBus {
-    async fn send(&self, topic: Topic, key: &[u8], payload: Bytes) -> Result<(), BusError> {
+impl Producer for LocalBus {
+    async fn send(&self, topic: TopicName, key: &[u8], payload: Bytes) -> Result<(), BusError> {
         let state = self.state(topic);
         let deadline = tokio::time::Instant::now() + self.send_wait;
         loop {
@@ -518,8 +616,7 @@ impl Producer for MemoryBus {
                 }
             };
             if tokio::time::timeout_at(deadline, room).await.is_err() {
-                metrics::counter!("shrike_bus_queue_full_total", "topic" => topic.name())
-                    .increment(1);
+                metrics::counter!("shrike_bus_queue_full_total", "topic" => topic).increment(1);
                 return Err(full);
             }
         }
@@ -529,16 +626,16 @@ impl Producer for MemoryBus {
 }
 
 /// A member of a consumer group on the in-memory bus.
-pub struct MemoryConsumer {
-    bus: MemoryBus,
-    topic: Topic,
+pub struct LocalConsumer {
+    bus: LocalBus,
+    topic: TopicName,
     group: String,
     /// Next offset to deliver.
     position: i64,
     generation: u64,
 }
 
-impl MemoryConsumer {
+impl LocalConsumer {
     fn try_next(&mut self) -> Result<Option<Record>, BusError> {
         let (offset, held) = {
             let log = lock(&self.bus.state(self.topic).log);
@@ -569,7 +666,7 @@ impl MemoryConsumer {
     }
 }
 
-impl Consumer for MemoryConsumer {
+impl Consumer for LocalConsumer {
     async fn recv(&mut self) -> Result<Record, BusError> {
         let bus = self.bus.clone();
         let state = bus.state(self.topic);
@@ -602,14 +699,14 @@ impl Consumer for MemoryConsumer {
     }
 }
 
-impl FencedConsumer for MemoryConsumer {
+impl FencedConsumer for LocalConsumer {
     async fn produce_and_commit(
         &mut self,
         records: Vec<Outgoing>,
         processed: &[Record],
     ) -> Result<(), BusError> {
         // Lock every topic involved in a fixed order, check everything, then apply everything.
-        let mut topics: Vec<Topic> = records
+        let mut topics: Vec<TopicName> = records
             .iter()
             .map(|r| r.topic)
             .chain([self.topic])
@@ -617,9 +714,9 @@ impl FencedConsumer for MemoryConsumer {
         topics.sort();
         topics.dedup();
         let bus = self.bus.clone();
-        let mut logs: Vec<(Topic, MutexGuard<'_, Log>)> = topics
+        let mut logs: Vec<(TopicName, MutexGuard<'_, Log>)> = topics
             .iter()
-            .map(|t| (*t, lock(&bus.state(*t).log)))
+            .map(|t| (*t, lock(&bus.state(t).log)))
             .collect();
         for (topic, log) in logs.iter_mut() {
             let (extra, extra_bytes) = records
@@ -628,9 +725,9 @@ impl FencedConsumer for MemoryConsumer {
                 .fold((0, 0), |(n, b), r| {
                     (n + 1, b + r.key.len() + r.payload.len())
                 });
-            bus.check_room(log, *topic, extra, extra_bytes)
+            bus.check_room(log, topic, extra, extra_bytes)
                 .inspect_err(|_| {
-                    metrics::counter!("shrike_bus_queue_full_total", "topic" => topic.name())
+                    metrics::counter!("shrike_bus_queue_full_total", "topic" => *topic)
                         .increment(1);
                 })?;
         }
@@ -663,7 +760,7 @@ impl FencedConsumer for MemoryConsumer {
         Ok(())
     }
 
-    async fn read_to_end(&mut self, topic: Topic) -> Result<Vec<Record>, BusError> {
+    async fn read_to_end(&mut self, topic: TopicName) -> Result<Vec<Record>, BusError> {
         let held: Vec<(i64, Payload)> = {
             let log = lock(&self.bus.state(topic).log);
             (log.base..log.end())
@@ -696,25 +793,25 @@ fn parse_offsets(text: &str) -> Result<Vec<(String, String, i64)>, String> {
 /// Writes every group's committed offset to `offsets` (a new file renamed over the old one), as
 /// one snapshot taken with every topic locked, then deletes the journal segments the snapshot
 /// shows every group past.
-fn save(topics: &HashMap<Topic, TopicState>, durable: &Durable) -> io::Result<()> {
+fn save(topics: &HashMap<TopicName, TopicState>, durable: &Durable) -> io::Result<()> {
     let _saving = durable
         .saving
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let mut order: Vec<Topic> = topics.keys().copied().collect();
+    let mut order: Vec<TopicName> = topics.keys().copied().collect();
     order.sort();
     let mut text = String::new();
     let mut bases = Vec::new();
     {
         // The same lock order as `produce_and_commit`: a snapshot in which a batch's output and
         // its input's commit are both present or both absent.
-        let logs: Vec<(Topic, MutexGuard<'_, Log>)> =
+        let logs: Vec<(TopicName, MutexGuard<'_, Log>)> =
             order.iter().map(|t| (*t, lock(&topics[t].log))).collect();
         for (topic, log) in &logs {
             let mut groups: Vec<(&String, &Group)> = log.groups.iter().collect();
             groups.sort_by(|a, b| a.0.cmp(b.0));
             for (name, group) in groups {
-                text.push_str(&format!("{}\t{name}\t{}\n", topic.name(), group.committed));
+                text.push_str(&format!("{}\t{name}\t{}\n", topic, group.committed));
             }
             bases.push((*topic, log.base));
         }

@@ -1,5 +1,6 @@
-//! `shrike dev kafka`: librdkafka's mock cluster as a standalone broker for local runs and tests.
-//! It keeps everything in memory and must never hold data anyone needs.
+//! `shrike dev kafka`: librdkafka's mock cluster as a standalone broker for short trials and
+//! outage tests. It keeps at most 5 MiB per partition, in memory, and must never hold data anyone
+//! needs (`deploy/scripts/kafka.sh` runs a broker that keeps what it accepted).
 
 use crate::config::Config;
 use shrike_bus::kafka::mock::MockKafka;
@@ -12,19 +13,14 @@ pub async fn kafka(config: &Config, brokers: i32, partitions: i32) -> anyhow::Re
     let bootstrap = mock.bootstrap_servers();
     let mut kafka = config.kafka.clone();
     kafka.bootstrap_servers = bootstrap.clone();
-    let client = Config {
-        kafka,
-        ..config.clone()
-    }
-    .kafka()?;
-    mock.create_topics(&client, partitions.max(1))?;
+    mock.create_topics(&kafka, &shrike_messages::Topic::NAMES, partitions.max(1))?;
     println!("BOOTSTRAP: {bootstrap}");
     let _ = std::io::stdout().flush();
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
     loop {
         tokio::select! {
-            () = crate::up::shutdown_signal() => return Ok(()),
+            () = crate::runtime::shutdown_signal() => return Ok(()),
             line = lines.next_line(), if stdin_open => match line {
                 Ok(Some(line)) => match line.trim() {
                     "down" => { mock.set_down(true)?; println!("brokers down"); }

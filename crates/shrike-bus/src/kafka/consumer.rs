@@ -1,37 +1,24 @@
-//! The Kafka implementation of the bus (rdkafka, librdkafka bundled).
+//! A consumer group member: a `BaseConsumer` polled on a dedicated thread that hands records to
+//! the async side over a bounded channel, so polling never blocks the runtime and a slow consumer
+//! applies back-pressure instead of buffering. Offsets are stored explicitly after the downstream
+//! effect (`enable.auto.offset.store=false`) and committed in the background and on
+//! [`Consumer::flush`]. Each assignment bumps a generation number so callers can drop records
+//! fetched before a rebalance.
 //!
-//! Producer: idempotent, `acks=all`, a bounded queue; `send` resolves when the broker acknowledged
-//! the record and fails fast with [`BusError::QueueFull`] when the queue is full, or with
-//! [`BusError::Unavailable`] when no acknowledgement comes within the send timeout.
-//!
-//! Consumer: a `BaseConsumer` polled on a dedicated thread that hands records to the async side
-//! over a bounded channel, so polling never blocks the runtime and a slow consumer applies
-//! back-pressure instead of buffering. Offsets are stored explicitly after the downstream effect
-//! (`enable.auto.offset.store=false`) and committed in the background and on [`Consumer::flush`].
-//! Each assignment bumps a generation number so callers can drop records fetched before a rebalance.
-//!
-//! A group's committed offset that is no longer on the broker (retention deleted the records before
-//! they were consumed) is never skipped silently: by default the consumer stops with
-//! [`BusError::OffsetsLost`], naming the partition and how many offsets are gone; with
-//! [`OffsetReset::Earliest`] it logs the loss, counts it in `shrike_kafka_offsets_lost_total` and
-//! goes on from the oldest record left. A group's first start reads its topics from the beginning.
-//!
-//! Fenced produce-and-commit ([`FencedConsumer`]): records are produced and acknowledged,
-//! then offsets committed synchronously, while a fence holds back the revocation of this member's
-//! partitions; a batch fetched before a rebalance is refused. Kafka transactions would add
-//! atomicity, but librdkafka's mock cluster (the broker available for tests here) does not store
-//! transactional offset commits, so Shrike's exactly-once effects rest on idempotent producers,
-//! co-partitioned keys and state rebuilt from the output topic instead (see the grouper).
+//! A group's committed offset that is no longer on the broker is never skipped silently: the
+//! consumer stops with [`BusError::OffsetsLost`] or, with [`OffsetReset::Earliest`], logs and counts
+//! the loss and goes on from the oldest record left. A group's first start reads its topics from
+//! the beginning.
 
-use crate::{BusError, Consumer, FencedConsumer, Outgoing, Producer, Record, Topic};
+use super::admin::read_topic;
+use super::{KafkaConfig, KafkaProducer, OffsetReset, setup};
+use crate::{BusError, Consumer, FencedConsumer, Outgoing, Record, TopicName};
 use bytes::Bytes;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, RebalanceProtocol,
 };
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message as _;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::HashMap;
@@ -39,164 +26,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
-
-/// Settings shared by every Kafka client of a process.
-#[derive(Debug, Clone)]
-pub struct KafkaConfig {
-    /// `bootstrap.servers`.
-    pub bootstrap_servers: String,
-    /// Prefix put before every topic name (e.g. `shrike-`).
-    pub topic_prefix: String,
-    /// Most records the producer holds undelivered before refusing (`queue.buffering.max.messages`).
-    pub producer_queue_messages: usize,
-    /// How long `send` waits for the acknowledgement before answering "unavailable".
-    pub send_timeout: Duration,
-    /// Extra librdkafka properties for every client (`security.protocol`, `sasl.*`, ...).
-    pub extra: HashMap<String, String>,
-    /// What a consumer does when its group's committed offset is no longer on the broker.
-    pub offset_reset: OffsetReset,
-}
-
-/// What a consumer does when its committed offset is no longer on the broker.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OffsetReset {
-    /// Stop with [`BusError::OffsetsLost`] (what `auto.offset.reset=none` does in Kafka's own
-    /// clients): an operator decides.
-    #[default]
-    Fail,
-    /// Log the loss, count it, and go on from the oldest record still there.
-    Earliest,
-}
-
-impl KafkaConfig {
-    /// The full name of a topic.
-    pub fn topic_name(&self, topic: Topic) -> String {
-        format!("{}{}", self.topic_prefix, topic.name())
-    }
-
-    fn topic_for_name(&self, name: &str) -> Option<Topic> {
-        Topic::ALL.into_iter().find(|t| self.topic_name(*t) == name)
-    }
-
-    fn client(&self) -> ClientConfig {
-        let mut config = ClientConfig::new();
-        config.set("bootstrap.servers", &self.bootstrap_servers);
-        for (key, value) in &self.extra {
-            config.set(key, value);
-        }
-        config
-    }
-}
-
-fn setup(error: KafkaError) -> BusError {
-    BusError::Setup(error.to_string())
-}
-
-/// The process's producer.
-#[derive(Clone)]
-pub struct KafkaProducer {
-    producer: FutureProducer,
-    config: Arc<KafkaConfig>,
-}
-
-impl KafkaProducer {
-    /// Creates the idempotent producer.
-    pub fn new(config: &KafkaConfig) -> Result<Self, BusError> {
-        let producer: FutureProducer = config
-            .client()
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            .set(
-                "queue.buffering.max.messages",
-                config.producer_queue_messages.max(1).to_string(),
-            )
-            .set("message.timeout.ms", "300000")
-            .create()
-            .map_err(setup)?;
-        Ok(KafkaProducer {
-            producer,
-            config: Arc::new(config.clone()),
-        })
-    }
-
-    /// Sends every record and waits for all acknowledgements, however long the producer retries
-    /// (bounded by `message.timeout.ms`): unlike [`Producer::send`] it never gives up on a record
-    /// that may still be delivered.
-    pub async fn send_all_and_wait(&self, records: Vec<Outgoing>) -> Result<(), BusError> {
-        let mut deliveries = Vec::with_capacity(records.len());
-        for record in &records {
-            let name = self.config.topic_name(record.topic);
-            let delivery = loop {
-                let future = FutureRecord::to(&name)
-                    .key(record.key.as_ref())
-                    .payload(record.payload.as_ref());
-                match self.producer.send_result(future) {
-                    Ok(delivery) => break delivery,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                    Err((error, _)) => return Err(send_error(record.topic, error)),
-                }
-            };
-            deliveries.push((record.topic, delivery));
-        }
-        let mut first_error = None;
-        for (topic, delivery) in deliveries {
-            let result = match delivery.await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err((error, _))) => Err(send_error(topic, error)),
-                Err(_cancelled) => Err(BusError::Closed),
-            };
-            if let (Err(error), None) = (result, &first_error) {
-                first_error = Some(error);
-            }
-        }
-        first_error.map_or(Ok(()), Err)
-    }
-
-    /// Waits until every queued record is delivered or `timeout` passes.
-    pub fn flush(&self, timeout: Duration) -> Result<(), BusError> {
-        self.producer
-            .flush(timeout)
-            .map_err(|e| BusError::Unavailable(e.to_string()))
-    }
-}
-
-fn send_error(topic: Topic, error: KafkaError) -> BusError {
-    match error {
-        KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => {
-            BusError::QueueFull(topic.name())
-        }
-        KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge) => {
-            BusError::TooLarge(topic.name())
-        }
-        other => BusError::Unavailable(other.to_string()),
-    }
-}
-
-impl Producer for KafkaProducer {
-    async fn send(&self, topic: Topic, key: &[u8], payload: Bytes) -> Result<(), BusError> {
-        let name = self.config.topic_name(topic);
-        let record = FutureRecord::to(&name).key(key).payload(payload.as_ref());
-        // A zero queue timeout: a full queue is refused at once instead of waiting.
-        let delivery = match self.producer.send_result(record) {
-            Ok(delivery) => delivery,
-            Err((error, _)) => return Err(send_error(topic, error)),
-        };
-        match tokio::time::timeout(self.config.send_timeout, delivery).await {
-            Ok(Ok(Ok(_))) => Ok(()),
-            Ok(Ok(Err((error, _)))) => Err(send_error(topic, error)),
-            Ok(Err(_cancelled)) => Err(BusError::Closed),
-            // The record stays queued and may still be delivered; a retry is deduplicated downstream.
-            Err(_elapsed) => Err(BusError::Unavailable(format!(
-                "no acknowledgement within {:?}",
-                self.config.send_timeout
-            ))),
-        }
-    }
-}
 
 /// Counts assignments so records fetched before a rebalance can be recognised, and holds
 /// revocation back while a fenced commit is in flight.
@@ -304,7 +133,7 @@ impl KafkaConsumer {
     pub fn new(
         config: &KafkaConfig,
         group: &str,
-        topics: &[Topic],
+        topics: &[TopicName],
         producer: Option<KafkaProducer>,
     ) -> Result<Self, BusError> {
         let generation = Arc::new(AtomicU64::new(0));
@@ -328,7 +157,7 @@ impl KafkaConsumer {
                 offset_reset: config.offset_reset,
             })
             .map_err(setup)?;
-        let names: Vec<String> = topics.iter().map(|t| config.topic_name(*t)).collect();
+        let names: Vec<String> = topics.iter().map(|t| config.topic_name(t)).collect();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         consumer.subscribe(&refs).map_err(setup)?;
         let consumer = Arc::new(consumer);
@@ -342,9 +171,10 @@ impl KafkaConsumer {
                 generation.clone(),
                 config.clone(),
             );
+            let topics = topics.to_vec();
             std::thread::Builder::new()
                 .name(format!("kafka-poll-{group}"))
-                .spawn(move || poll_loop(&consumer, &tx, &stop, &generation, &config))
+                .spawn(move || poll_loop(&consumer, &tx, &stop, &generation, &config, &topics))
                 .map_err(|e| BusError::Setup(e.to_string()))?
         };
         Ok(KafkaConsumer {
@@ -360,7 +190,7 @@ impl KafkaConsumer {
     }
 
     fn offsets(&self, processed: &[Record]) -> Result<TopicPartitionList, BusError> {
-        let mut last: HashMap<(Topic, i32), i64> = HashMap::new();
+        let mut last: HashMap<(TopicName, i32), i64> = HashMap::new();
         for record in processed {
             let entry = last
                 .entry((record.topic, record.partition))
@@ -386,6 +216,7 @@ fn poll_loop(
     stop: &AtomicBool,
     generation: &AtomicU64,
     config: &KafkaConfig,
+    topics: &[TopicName],
 ) {
     // Records polled but not yet taken by the async side. When the channel is full the
     // assignment is paused (no more fetching) while polling goes on, so heartbeats, rebalances
@@ -435,7 +266,7 @@ fn poll_loop(
             }
             Some(Err(error)) => tracing::warn!(%error, "kafka consumer error"),
             Some(Ok(message)) => {
-                let Some(topic) = config.topic_for_name(message.topic()) else {
+                let Some(topic) = config.topic_named(topics, message.topic()) else {
                     continue;
                 };
                 pending.push_back(Record {
@@ -640,234 +471,10 @@ impl FencedConsumer for KafkaConsumer {
             .map_err(|e| BusError::Unavailable(e.to_string()))
     }
 
-    async fn read_to_end(&mut self, topic: Topic) -> Result<Vec<Record>, BusError> {
+    async fn read_to_end(&mut self, topic: TopicName) -> Result<Vec<Record>, BusError> {
         let config = self.config.clone();
         tokio::task::spawn_blocking(move || read_topic(&config, topic))
             .await
             .map_err(|_| BusError::Closed)?
-    }
-}
-
-/// Reads every record of a topic currently in the log (for operators, tests and state rebuilds).
-pub async fn read_all(config: &KafkaConfig, topic: Topic) -> Result<Vec<Record>, BusError> {
-    let config = config.clone();
-    tokio::task::spawn_blocking(move || read_topic(&config, topic))
-        .await
-        .map_err(|_| BusError::Closed)?
-}
-
-/// Reads every committed record of a topic with a throw-away, group-less consumer.
-fn read_topic(config: &KafkaConfig, topic: Topic) -> Result<Vec<Record>, BusError> {
-    let name = config.topic_name(topic);
-    let consumer: BaseConsumer = config
-        .client()
-        .set("group.id", "shrike-reader")
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .create()
-        .map_err(setup)?;
-    let metadata = consumer
-        .fetch_metadata(Some(&name), Duration::from_secs(10))
-        .map_err(setup)?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    let mut ends = HashMap::new();
-    let mut list = TopicPartitionList::new();
-    for partition in partitions {
-        let (low, high) = consumer
-            .fetch_watermarks(&name, partition, Duration::from_secs(10))
-            .map_err(setup)?;
-        if high > low {
-            ends.insert(partition, high);
-            list.add_partition_offset(&name, partition, Offset::Beginning)
-                .map_err(setup)?;
-        }
-    }
-    let mut records = Vec::new();
-    if ends.is_empty() {
-        return Ok(records);
-    }
-    consumer.assign(&list).map_err(setup)?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(600);
-    while !ends.is_empty() {
-        if std::time::Instant::now() > deadline {
-            return Err(BusError::Unavailable(format!("timed out reading {name}")));
-        }
-        // Transaction markers occupy offsets too: a partition is done once the position reaches
-        // the high watermark, whether or not a record was returned for the last offsets.
-        if let Ok(positions) = consumer.position() {
-            for element in positions.elements() {
-                if let Offset::Offset(position) = element.offset()
-                    && ends
-                        .get(&element.partition())
-                        .is_some_and(|end| position >= *end)
-                {
-                    ends.remove(&element.partition());
-                }
-            }
-        }
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(message)) => records.push(Record {
-                topic,
-                partition: message.partition(),
-                offset: message.offset(),
-                generation: 0,
-                key: Bytes::copy_from_slice(message.key().unwrap_or_default()),
-                payload: Bytes::copy_from_slice(message.payload().unwrap_or_default()),
-            }),
-            Some(Err(error)) => tracing::warn!(%error, "error reading topic"),
-            None => {}
-        }
-    }
-    Ok(records)
-}
-
-/// Creates the topics on a real cluster through the admin API (validates existing ones).
-pub async fn create_topics(
-    config: &KafkaConfig,
-    partitions: i32,
-    replication: i32,
-) -> Result<Vec<String>, BusError> {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
-        config.client().create().map_err(setup)?;
-    let names: Vec<String> = Topic::ALL.iter().map(|t| config.topic_name(*t)).collect();
-    let activity = config.topic_name(Topic::IssueActivity);
-    let topics: Vec<NewTopic<'_>> = names
-        .iter()
-        .map(|n| {
-            let topic = NewTopic::new(n, partitions, TopicReplication::Fixed(replication));
-            // The grouper's record of announced issues: one record per issue key, kept forever.
-            if *n == activity {
-                topic.set("cleanup.policy", "compact")
-            } else {
-                topic
-            }
-        })
-        .collect();
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results = admin
-        .create_topics(&topics, &options)
-        .await
-        .map_err(setup)?;
-    let mut created = Vec::new();
-    for result in results {
-        match result {
-            Ok(name) => created.push(name),
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((name, code)) => {
-                return Err(BusError::Setup(format!("creating topic {name}: {code}")));
-            }
-        }
-    }
-    Ok(created)
-}
-
-/// Checks that every topic exists, so a misconfigured service fails at start-up.
-pub fn validate_topics(config: &KafkaConfig) -> Result<(), BusError> {
-    let consumer: BaseConsumer = config.client().create().map_err(setup)?;
-    let metadata = consumer
-        .fetch_metadata(None, Duration::from_secs(10))
-        .map_err(setup)?;
-    for topic in Topic::ALL {
-        let name = config.topic_name(topic);
-        let found = metadata
-            .topics()
-            .iter()
-            .any(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty());
-        if !found {
-            return Err(BusError::Setup(format!(
-                "topic {name} does not exist (run `shrike topics create`)"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// librdkafka's in-process mock cluster: a real Kafka-protocol broker, reachable by other
-/// processes on its loopback bootstrap address. For tests and `shrike dev kafka`; never for data
-/// anyone needs (it lives in memory and dies with the process).
-pub mod mock {
-    use super::{KafkaConfig, Topic};
-    use crate::BusError;
-    use rdkafka::config::ClientConfig;
-    use rdkafka::producer::{BaseProducer, Producer as _};
-
-    /// A running mock cluster; stops when dropped.
-    pub struct MockKafka {
-        owner: BaseProducer,
-        brokers: i32,
-    }
-
-    impl MockKafka {
-        /// Starts a cluster of `brokers` brokers.
-        pub fn start(brokers: i32) -> Result<Self, BusError> {
-            let owner: BaseProducer = ClientConfig::new()
-                .set("test.mock.num.brokers", brokers.to_string())
-                .create()
-                .map_err(|e| BusError::Setup(e.to_string()))?;
-            let mock = MockKafka { owner, brokers };
-            mock.disable_initial_rebalance_delay();
-            Ok(mock)
-        }
-
-        #[allow(unsafe_code)]
-        fn disable_initial_rebalance_delay(&self) {
-            // The mock delays a new group's first rebalance by 3 s; tests join groups often.
-            // SAFETY: `native_ptr` is the live client that owns the mock cluster, and the mock
-            // cluster pointer is checked for null before use; both outlive this call.
-            unsafe {
-                let cluster =
-                    rdkafka_sys::rd_kafka_handle_mock_cluster(self.owner.client().native_ptr());
-                if !cluster.is_null() {
-                    rdkafka_sys::rd_kafka_mock_group_initial_rebalance_delay_ms(cluster, 0);
-                }
-            }
-        }
-
-        /// The bootstrap address clients connect to.
-        pub fn bootstrap_servers(&self) -> String {
-            self.owner
-                .client()
-                .mock_cluster()
-                .map(|m| m.bootstrap_servers())
-                .unwrap_or_default()
-        }
-
-        /// Creates every topic of `config`'s prefix with `partitions` partitions (the mock's
-        /// admin API is not usable, so topics are created through the mock interface).
-        pub fn create_topics(&self, config: &KafkaConfig, partitions: i32) -> Result<(), BusError> {
-            let mock = self
-                .owner
-                .client()
-                .mock_cluster()
-                .ok_or(BusError::Setup("no mock cluster".into()))?;
-            for topic in Topic::ALL {
-                mock.create_topic(&config.topic_name(topic), partitions, self.brokers.min(3))
-                    .map_err(|e| BusError::Setup(e.to_string()))?;
-            }
-            Ok(())
-        }
-
-        /// Takes every broker down (true) or brings them back (false).
-        pub fn set_down(&self, down: bool) -> Result<(), BusError> {
-            let mock = self
-                .owner
-                .client()
-                .mock_cluster()
-                .ok_or(BusError::Setup("no mock cluster".into()))?;
-            for broker in 1..=self.brokers {
-                let result = if down {
-                    mock.broker_down(broker)
-                } else {
-                    mock.broker_up(broker)
-                };
-                result.map_err(|e| BusError::Setup(e.to_string()))?;
-            }
-            Ok(())
-        }
     }
 }

@@ -3,9 +3,8 @@
 //! changes), the grouper (which decides regressions) and the alerter (which skips ignored and
 //! resolved issues), so all three agree.
 //!
-//! This module never does I/O; the queries live in `issues`.
+//! The store writes and reads these rows; this module never does I/O.
 
-use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -74,7 +73,8 @@ pub const IGNORE_LAPSED: &str = "ignore_lapsed";
 
 /// A row of `issue_status`: one status change. The row with the highest `version` of an issue is
 /// its current status; an issue without rows is unresolved.
-#[derive(Debug, Clone, Default, Row, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "clickhouse", derive(clickhouse::Row))]
 pub struct IssueStatusRow {
     /// Project.
     pub project_id: u64,
@@ -96,7 +96,7 @@ pub struct IssueStatusRow {
     /// For an ignored issue: it lapses at this time, Unix seconds (0: no date condition).
     pub ignore_until: u32,
     /// For a regressed issue: the event that reopened it.
-    #[serde(with = "clickhouse::serde::uuid")]
+    #[cfg_attr(feature = "clickhouse", serde(with = "clickhouse::serde::uuid"))]
     pub regression_event: Uuid,
     /// Row version; the highest wins.
     pub version: u64,

@@ -1,0 +1,114 @@
+//! The process's producer: idempotent, `acks=all`, a bounded queue; `send` resolves when the
+//! broker acknowledged the record and fails fast with [`BusError::QueueFull`] when the queue is
+//! full, or with [`BusError::Unavailable`] when no acknowledgement comes within the send timeout.
+
+use super::{KafkaConfig, setup};
+use crate::{BusError, Outgoing, Producer, TopicName};
+use bytes::Bytes;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The process's producer.
+#[derive(Clone)]
+pub struct KafkaProducer {
+    producer: FutureProducer,
+    config: Arc<KafkaConfig>,
+}
+
+impl KafkaProducer {
+    /// Creates the idempotent producer.
+    pub fn new(config: &KafkaConfig) -> Result<Self, BusError> {
+        let producer: FutureProducer = config
+            .client()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .set(
+                "queue.buffering.max.messages",
+                config.producer_queue_messages.max(1).to_string(),
+            )
+            .set("message.timeout.ms", "300000")
+            .create()
+            .map_err(setup)?;
+        Ok(KafkaProducer {
+            producer,
+            config: Arc::new(config.clone()),
+        })
+    }
+
+    /// Sends every record and waits for all acknowledgements, however long the producer retries
+    /// (bounded by `message.timeout.ms`): unlike [`Producer::send`] it never gives up on a record
+    /// that may still be delivered.
+    pub async fn send_all_and_wait(&self, records: Vec<Outgoing>) -> Result<(), BusError> {
+        let mut deliveries = Vec::with_capacity(records.len());
+        for record in &records {
+            let name = self.config.topic_name(record.topic);
+            let delivery = loop {
+                let future = FutureRecord::to(&name)
+                    .key(record.key.as_ref())
+                    .payload(record.payload.as_ref());
+                match self.producer.send_result(future) {
+                    Ok(delivery) => break delivery,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    Err((error, _)) => return Err(send_error(record.topic, error)),
+                }
+            };
+            deliveries.push((record.topic, delivery));
+        }
+        let mut first_error = None;
+        for (topic, delivery) in deliveries {
+            let result = match delivery.await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err((error, _))) => Err(send_error(topic, error)),
+                Err(_cancelled) => Err(BusError::Closed),
+            };
+            if let (Err(error), None) = (result, &first_error) {
+                first_error = Some(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Waits until every queued record is delivered or `timeout` passes.
+    pub fn flush(&self, timeout: Duration) -> Result<(), BusError> {
+        self.producer
+            .flush(timeout)
+            .map_err(|e| BusError::Unavailable(e.to_string()))
+    }
+}
+
+fn send_error(topic: TopicName, error: KafkaError) -> BusError {
+    match error {
+        KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => BusError::QueueFull(topic),
+        KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge) => {
+            BusError::TooLarge(topic)
+        }
+        other => BusError::Unavailable(other.to_string()),
+    }
+}
+
+impl Producer for KafkaProducer {
+    async fn send(&self, topic: TopicName, key: &[u8], payload: Bytes) -> Result<(), BusError> {
+        let name = self.config.topic_name(topic);
+        let record = FutureRecord::to(&name).key(key).payload(payload.as_ref());
+        // A zero queue timeout: a full queue is refused at once instead of waiting.
+        let delivery = match self.producer.send_result(record) {
+            Ok(delivery) => delivery,
+            Err((error, _)) => return Err(send_error(topic, error)),
+        };
+        match tokio::time::timeout(self.config.send_timeout(), delivery).await {
+            Ok(Ok(Ok(_))) => Ok(()),
+            Ok(Ok(Err((error, _)))) => Err(send_error(topic, error)),
+            Ok(Err(_cancelled)) => Err(BusError::Closed),
+            // The record stays queued and may still be delivered; a retry is deduplicated downstream.
+            Err(_elapsed) => Err(BusError::Unavailable(format!(
+                "no acknowledgement within {:?}",
+                self.config.send_timeout()
+            ))),
+        }
+    }
+}

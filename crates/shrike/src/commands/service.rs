@@ -1,0 +1,86 @@
+//! `shrike ingest|normalizer|grouper|alerter`: one service per process, over Kafka, until SIGTERM
+//! or Ctrl-C. The grouper's process also runs the table writers (check-ins, outcomes,
+//! attachments): everything that writes ClickHouse.
+
+use crate::config::Config;
+use crate::pipeline::{self, Bus, Kafka};
+use crate::{ops, runtime};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Which service a per-service command runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// HTTP ingest.
+    Ingest,
+    /// Normalizer.
+    Normalizer,
+    /// Grouper and table writers.
+    Grouper,
+    /// Alerter.
+    Alerter,
+}
+
+/// Runs `service` until SIGTERM or Ctrl-C.
+pub async fn run(config: Config, service: Service) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            runtime::shutdown_signal().await;
+            tracing::info!("signal received: stopping");
+            shutdown.cancel();
+        });
+    }
+    let metrics = ops::metrics()?;
+    let store = match service {
+        Service::Normalizer => None,
+        _ => Some(crate::store::connect(&config).await?),
+    };
+    ops::serve(&config.ops_listen, store.clone(), metrics).await?;
+    if let (Service::Alerter, Some(store)) = (service, &store) {
+        if let Some(alerter) = pipeline::alerter(&config, store.clone(), shutdown)? {
+            alerter.await;
+        }
+        return Ok(());
+    }
+    let bus = Kafka::connect(config.kafka()?).await?;
+    match (service, store) {
+        (Service::Ingest, Some(store)) => {
+            let stop = CancellationToken::new();
+            let producer = bus.producer();
+            let server = pipeline::ingest(&config, store, producer.clone(), stop.clone()).await?;
+            shutdown.cancelled().await;
+            stop.cancel();
+            let _ = server.await;
+            tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(10))).await??;
+        }
+        (Service::Normalizer, _) => {
+            let grouping = Arc::new(config.grouping()?);
+            pipeline::normalizer(&bus, grouping, shutdown)?.await?;
+        }
+        (Service::Grouper, Some(store)) => {
+            let writers = pipeline::writers(&bus, &store, config.grouper, &shutdown)?;
+            run_all(writers, &shutdown).await?;
+        }
+        _ => unreachable!("every service but the normalizer has a store"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Runs every task to its end. When one fails (fatally: the others were restarted by their
+/// supervisors), the others are asked to stop, and its error is returned.
+async fn run_all(tasks: Vec<pipeline::Task>, shutdown: &CancellationToken) -> anyhow::Result<()> {
+    let mut running: tokio::task::JoinSet<anyhow::Result<()>> = tasks.into_iter().collect();
+    let mut first = Ok(());
+    while let Some(ended) = running.join_next().await {
+        let result = ended.map_err(anyhow::Error::from).and_then(|r| r);
+        if first.is_ok() && result.is_err() {
+            shutdown.cancel();
+            first = result;
+        }
+    }
+    first
+}

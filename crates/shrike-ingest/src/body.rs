@@ -73,19 +73,16 @@ impl Share {
     }
 
     /// Takes `bytes` more, waiting up to a second for them. A share that would outgrow the whole
-    /// budget fails with `too_large` (waiting could never help it).
-    pub async fn grow(
-        &mut self,
-        bytes: usize,
-        too_large: impl FnOnce() -> IngestError,
-    ) -> Result<(), IngestError> {
+    /// budget fails at once (waiting could never help it).
+    pub async fn grow(&mut self, bytes: usize) -> Result<(), IngestError> {
         if bytes == 0 {
             return Ok(());
         }
+        let over = || IngestError::OverBudget(self.budget.total >> 20);
         if self.held() + bytes > self.budget.total {
-            return Err(too_large());
+            return Err(over());
         }
-        let count = u32::try_from(bytes).map_err(|_| too_large())?;
+        let count = u32::try_from(bytes).map_err(|_| over())?;
         let semaphore = self.budget.bytes.clone();
         let permit = match semaphore.clone().try_acquire_many_owned(count) {
             Ok(permit) => permit,
@@ -113,16 +110,30 @@ impl Share {
     }
 }
 
+/// What a peek at an envelope's header read: the start of the body (still counted in the
+/// pre-authentication budget while `share` lives) and the header's `dsn`.
+pub struct Peeked {
+    /// The start of the body.
+    pub start: Vec<Bytes>,
+    /// The envelope header's `dsn`, when there is one.
+    pub dsn: Option<String>,
+    /// What `start` holds of the pre-authentication budget: kept until the request's own share
+    /// counts those bytes.
+    pub share: Share,
+}
+
 /// Reads the envelope header of an unauthenticated request, for its `dsn`: at most
-/// [`PEEK_RAW_BYTES`] of the body are read and [`PEEK_LINE_BYTES`] decoded, within the small
-/// pre-authentication `budget`. Returns what was read (the start of the body) and the `dsn`.
+/// [`PEEK_RAW_BYTES`] of the body are read (until the body ends, or for a plain body until its
+/// first line does) and decoded once, at most [`PEEK_LINE_BYTES`] of it, within the small
+/// pre-authentication `budget`.
 pub async fn peek_envelope_dsn(
     body: &mut Body,
     encoding: Option<&str>,
     budget: &MemoryBudget,
-) -> Result<(Vec<Bytes>, Option<String>), IngestError> {
+) -> Result<Peeked, IngestError> {
+    let plain = matches!(encoding.map(str::trim), None | Some("" | "identity"));
     let mut share = budget.share();
-    let mut chunks = Vec::new();
+    let mut start = Vec::new();
     let mut read = 0;
     while read < PEEK_RAW_BYTES {
         let Some(frame) = body.frame().await else {
@@ -131,23 +142,24 @@ pub async fn peek_envelope_dsn(
         let Ok(data) = frame.map_err(|_| IngestError::Payload)?.into_data() else {
             continue;
         };
-        share.grow(data.len(), || IngestError::Busy).await?;
+        share.grow(data.len()).await?;
         read += data.len();
-        chunks.push(data);
-        let state = Decoder::new(encoding, Bytes::new()).map_or(0, |d| d.state_bytes());
-        share
-            .grow(state + PEEK_LINE_BYTES, || IngestError::Busy)
-            .await?;
-        let line = first_line(encoding, concat(&chunks), PEEK_LINE_BYTES);
-        share.shrink(state + PEEK_LINE_BYTES);
-        if let Some(line) = line {
-            let dsn = serde_json::from_slice::<shrike_protocol::envelope::EnvelopeHeader>(&line)
-                .ok()
-                .and_then(|header| header.dsn);
-            return Ok((chunks, dsn));
+        let newline = plain && memchr::memchr(b'\n', &data).is_some();
+        start.push(data);
+        if newline {
+            break;
         }
     }
-    Ok((chunks, None))
+    let state = Decoder::new(encoding, Bytes::new()).map_or(0, |d| d.state_bytes());
+    share.grow(state + PEEK_LINE_BYTES).await?;
+    let line = first_line(encoding, concat(&start), PEEK_LINE_BYTES);
+    share.shrink(state + PEEK_LINE_BYTES);
+    let dsn = line.and_then(|line| {
+        serde_json::from_slice::<shrike_protocol::envelope::EnvelopeHeader>(&line)
+            .ok()
+            .and_then(|header| header.dsn)
+    });
+    Ok(Peeked { start, dsn, share })
 }
 
 fn concat(chunks: &[Bytes]) -> Bytes {
@@ -178,9 +190,9 @@ pub async fn read(
     }
     let mut size: usize = start.iter().map(Bytes::len).sum();
     let mut chunks = start;
-    // Announced bodies take their share at once; others as they arrive.
-    let announced = content_length.map_or(0, |l| l as usize);
-    share.grow(announced.max(size), too_large).await?;
+    // Counted as the bytes arrive, never for what is only announced: a slow sender holds no more
+    // of the budget than it sent.
+    share.grow(size).await?;
     while let Some(frame) = body.frame().await {
         let Ok(data) = frame.map_err(|_| IngestError::Payload)?.into_data() else {
             continue;
@@ -189,10 +201,16 @@ pub async fn read(
         if size > limit {
             return Err(too_large());
         }
-        if size > share.held() {
-            share.grow(size - share.held(), too_large).await?;
-        }
+        share.grow(data.len()).await?;
         chunks.push(data);
+    }
+    // The joined body is counted while the chunks still exist.
+    if chunks.len() > 1 {
+        share.grow(size).await?;
+        let joined = concat(&chunks);
+        drop(chunks);
+        share.shrink(size);
+        return Ok(joined);
     }
     Ok(concat(&chunks))
 }
@@ -204,6 +222,7 @@ pub async fn read(
 /// steps, so a large body does not hold up the runtime.
 pub async fn decode(
     mut decoder: Decoder,
+    encoded: usize,
     limit: usize,
     share: &mut Share,
 ) -> Result<Bytes, IngestError> {
@@ -214,18 +233,26 @@ pub async fn decode(
         }
         return Ok(plain);
     }
+    // A size the body declares is checked by its decoder at the end (gzip's trailer, zstd's
+    // frame header): one over the limit would fail either way, so it fails now, for free.
+    if decoder.size_hint().is_some_and(|size| size > limit) {
+        return Err(too_large());
+    }
     let state = decoder.state_bytes();
-    share.grow(state, too_large).await?;
-    // One more than declared, so that an honest body ends before its buffer is full.
+    share.grow(state).await?;
+    // One more than declared, so that an honest body ends before its buffer is full; but a body
+    // may lie, so no more at first than a generous multiple of what was sent.
+    let trusted = FIRST_GUESS.max(encoded.saturating_mul(HINT_TRUST_RATIO));
     let mut capacity = decoder
         .size_hint()
-        .map_or(FIRST_GUESS, |size| size.saturating_add(1));
+        .map_or(FIRST_GUESS, |size| size.saturating_add(1))
+        .min(trusted);
     let mut chunks: Vec<Vec<u8>> = Vec::new();
     let (mut total, mut charged) = (0usize, 0usize);
     loop {
         if chunks.last().is_none_or(|c| c.len() == c.capacity()) {
             let size = capacity.max(MIN_BUFFER).min(limit + 1 - total);
-            share.grow(size, too_large).await?;
+            share.grow(size).await?;
             charged += size;
             chunks.push(Vec::with_capacity(size));
             // Later buffers grow with what came so far, as a `Vec` would.
@@ -245,13 +272,14 @@ pub async fn decode(
             tokio::task::yield_now().await;
         }
     }
+    // The decoder held the only handle on the encoded body: both are gone now.
     drop(decoder);
-    share.shrink(state);
+    share.shrink(state + encoded);
     chunks.retain(|c| !c.is_empty());
     if chunks.len() <= 1 {
         return Ok(chunks.pop().map(Bytes::from).unwrap_or_default());
     }
-    share.grow(total, too_large).await?;
+    share.grow(total).await?;
     let mut joined = Vec::with_capacity(total);
     for chunk in chunks {
         joined.extend_from_slice(&chunk);
@@ -262,6 +290,9 @@ pub async fn decode(
 
 /// The first buffer of a body that does not declare its size.
 const FIRST_GUESS: usize = 64 << 10;
+/// The largest first buffer, as a multiple of the encoded body: JSON compresses 5–10 times, a
+/// body declaring more than this much is given more only as it really produces it.
+const HINT_TRUST_RATIO: usize = 32;
 /// The smallest buffer.
 const MIN_BUFFER: usize = 1024;
 
@@ -280,18 +311,12 @@ mod tests {
     async fn a_share_is_given_back_when_dropped_and_cannot_outgrow_the_budget() {
         let budget = MemoryBudget::new(2 << 20);
         let mut share = budget.share();
-        share
-            .grow(1 << 20, || IngestError::Busy)
-            .await
-            .expect("fits");
+        share.grow(1 << 20).await.expect("fits");
         assert_eq!(budget.available(), 1 << 20);
         share.shrink(512 << 10);
         assert_eq!(budget.available(), 3 << 19);
-        let error = share
-            .grow(3 << 20, || IngestError::BodyTooLarge(0))
-            .await
-            .expect_err("more than the budget");
-        assert!(matches!(error, IngestError::BodyTooLarge(_)));
+        let error = share.grow(3 << 20).await.expect_err("more than the budget");
+        assert!(matches!(error, IngestError::OverBudget(2)));
         drop(share);
         assert_eq!(budget.available(), 2 << 20);
     }
@@ -300,86 +325,100 @@ mod tests {
     async fn a_request_waits_a_second_for_room_then_is_refused() {
         let budget = MemoryBudget::new(1 << 20);
         let mut first = budget.share();
-        first
-            .grow(1 << 20, || IngestError::Busy)
-            .await
-            .expect("fits");
+        first.grow(1 << 20).await.expect("fits");
         let mut second = budget.share();
         let started = tokio::time::Instant::now();
-        let error = second
-            .grow(1, || IngestError::BodyTooLarge(0))
-            .await
-            .expect_err("no room");
+        let error = second.grow(1).await.expect_err("no room");
         assert!(matches!(error, IngestError::Busy));
         assert!(started.elapsed() >= BUDGET_WAIT);
         // Room made while waiting is taken.
-        let waiter = tokio::spawn(async move {
-            second
-                .grow(1000, || IngestError::Busy)
-                .await
-                .map(|()| second.held())
-        });
+        let waiter = tokio::spawn(async move { second.grow(1000).await.map(|()| second.held()) });
         tokio::time::sleep(Duration::from_millis(100)).await;
         drop(first);
         assert_eq!(waiter.await.expect("joins").expect("room"), 1000);
     }
 
-    #[tokio::test]
-    async fn decoding_counts_state_and_output_and_stops_at_the_limit() {
-        let budget = MemoryBudget::new(4 << 20);
-        let mut share = budget.share();
-        let body = gzip(&vec![b'x'; 300_000]);
-        let decoder = Decoder::new(Some("gzip"), body).expect("gzip");
-        let decoded = decode(decoder, 1 << 20, &mut share).await.expect("decodes");
-        assert_eq!(decoded.len(), 300_000);
-        // The output is counted; the decoder's state was given back.
-        assert!(
-            share.held() >= 300_000 && share.held() < 600_000,
-            "{}",
-            share.held()
-        );
-        drop(share);
-
-        let mut share = budget.share();
-        let bomb = gzip(&vec![0u8; 50 << 20]);
-        let decoder = Decoder::new(Some("gzip"), bomb).expect("gzip");
-        let error = decode(decoder, 1 << 20, &mut share)
-            .await
-            .expect_err("bomb");
-        assert!(matches!(
-            error,
-            IngestError::Body(EncodingError::TooLarge(_))
-        ));
-        // A bomb larger than the whole budget is refused, not waited for.
-        drop(share);
-        let mut share = budget.share();
-        let decoder = Decoder::new(Some("gzip"), gzip(&vec![0u8; 8 << 20])).expect("gzip");
-        let error = decode(decoder, 100 << 20, &mut share)
-            .await
-            .expect_err("bomb");
-        assert!(matches!(
-            error,
-            IngestError::Body(EncodingError::TooLarge(_))
-        ));
+    /// Decodes `body` as ingest does: the encoded body counted first (as `read` counts it).
+    async fn decoded(
+        encoding: &str,
+        body: Bytes,
+        limit: usize,
+        share: &mut Share,
+    ) -> Result<Bytes, IngestError> {
+        share.grow(body.len()).await?;
+        let encoded = body.len();
+        let decoder = Decoder::new(Some(encoding), body).expect("decoder");
+        decode(decoder, encoded, limit, share).await
     }
 
     #[tokio::test]
-    async fn a_body_that_lies_about_its_size_is_decoded_in_counted_buffers() {
-        let budget = MemoryBudget::new(32 << 20);
+    async fn decoding_counts_state_and_output_and_gives_back_the_encoded_body() {
+        let budget = MemoryBudget::new(40 << 20);
+        let mut share = budget.share();
+        let out = decoded("gzip", gzip(&vec![b'x'; 300_000]), 1 << 20, &mut share)
+            .await
+            .expect("decodes");
+        assert_eq!(out.len(), 300_000);
+        // The output is counted (a body expanding 900 times gets its buffers as it produces them,
+        // joined at the end); the state and the encoded body were given back.
+        assert_eq!(share.held(), 300_000);
+        drop(share);
+        // An honest declared size within reach is one buffer of that size.
+        let mut seed = 7u64;
+        let varied: Vec<u8> = (0..300_000)
+            .map(|_| {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                (seed >> 56) as u8
+            })
+            .collect();
+        let mut share = budget.share();
+        let out = decoded("gzip", gzip(&varied), 1 << 20, &mut share)
+            .await
+            .expect("decodes");
+        assert_eq!(out, Bytes::from(varied));
+        assert_eq!(share.held(), 300_001);
+        drop(share);
+        assert_eq!(budget.available(), 40 << 20);
+
+        let mut share = budget.share();
+        let error = decoded("gzip", gzip(&vec![0u8; 50 << 20]), 1 << 20, &mut share)
+            .await
+            .expect_err("bomb");
+        assert!(matches!(
+            error,
+            IngestError::Body(EncodingError::TooLarge(_))
+        ));
+        // A body that would need more than the whole budget is refused, not waited for.
+        drop(share);
+        let mut share = budget.share();
+        let error = decoded("gzip", gzip(&vec![0u8; 60 << 20]), 100 << 20, &mut share)
+            .await
+            .expect_err("bomb");
+        assert!(matches!(error, IngestError::OverBudget(40)), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn a_declared_size_is_trusted_only_up_to_a_multiple_of_the_body() {
+        let budget = MemoryBudget::new(40 << 20);
         let data: Vec<u8> = (0..400_000u32).map(|i| (i % 251) as u8).collect();
+        // A trailer that claims 30 MiB: the first buffer is not 30 MiB.
         let mut body = gzip(&data).to_vec();
         let n = body.len();
-        body[n - 4..].copy_from_slice(&1000u32.to_le_bytes());
+        body[n - 4..].copy_from_slice(&(30u32 << 20).to_le_bytes());
         let mut share = budget.share();
+        share.grow(n).await.expect("room");
         let decoder = Decoder::new(Some("gzip"), Bytes::from(body)).expect("gzip");
-        assert_eq!(decoder.size_hint(), Some(1000));
-        let decoded = decode(decoder, 1 << 20, &mut share).await;
-        // flate2 checks the trailer's size at the end: the lie is caught, but only after the
-        // whole output was produced in counted buffers.
-        assert!(decoded.is_err() || decoded.as_deref().ok() == Some(&data[..]));
-        assert!(share.held() <= 2 * 400_000 + (64 << 10), "{}", share.held());
+        assert_eq!(decoder.size_hint(), None, "more than deflate can expand to");
+        // A trailer that lies low: flate2 checks it at the end, after the output was produced in
+        // counted buffers.
+        let mut body = gzip(&data).to_vec();
+        body[n - 4..].copy_from_slice(&1000u32.to_le_bytes());
+        let error = decoded("gzip", Bytes::from(body), 1 << 20, &mut share)
+            .await
+            .expect_err("the trailer lies");
+        assert!(matches!(error, IngestError::Body(EncodingError::Corrupt)));
         drop(share);
-        assert_eq!(budget.available(), 32 << 20);
+        assert_eq!(budget.available(), 40 << 20);
         // Without a declared size (brotli), the output is joined from several buffers.
         let mut br = Vec::new();
         {
@@ -387,9 +426,10 @@ mod tests {
             std::io::Write::write_all(&mut writer, &data).expect("brotli");
         }
         let mut share = budget.share();
-        let decoder = Decoder::new(Some("br"), Bytes::from(br)).expect("br");
-        let decoded = decode(decoder, 1 << 20, &mut share).await.expect("decodes");
-        assert_eq!(&decoded[..], &data[..]);
+        let out = decoded("br", Bytes::from(br), 1 << 20, &mut share)
+            .await
+            .expect("decodes");
+        assert_eq!(&out[..], &data[..]);
         assert_eq!(share.held(), 400_000);
     }
 
@@ -397,13 +437,13 @@ mod tests {
     async fn a_limit_smaller_than_the_smallest_buffer_is_kept() {
         let budget = MemoryBudget::new(32 << 20);
         let mut share = budget.share();
-        let decoder = Decoder::new(Some("gzip"), gzip(b"{}")).expect("gzip");
         assert_eq!(
-            decode(decoder, 100, &mut share).await.expect("fits"),
+            decoded("gzip", gzip(b"{}"), 100, &mut share)
+                .await
+                .expect("fits"),
             Bytes::from_static(b"{}")
         );
-        let decoder = Decoder::new(Some("gzip"), gzip(&[b'a'; 1000])).expect("gzip");
-        let error = decode(decoder, 100, &mut share)
+        let error = decoded("gzip", gzip(&[b'a'; 1000]), 100, &mut share)
             .await
             .expect_err("too large");
         assert!(matches!(
@@ -446,7 +486,7 @@ mod tests {
         .await
         .expect("fits");
         assert_eq!(body, Bytes::from_static(b"abcd"));
-        assert_eq!(share.held(), 4);
+        assert_eq!(share.held(), 4, "what arrived, joined");
     }
 
     #[tokio::test]
@@ -454,16 +494,22 @@ mod tests {
         let budget = MemoryBudget::new(20 << 20);
         let envelope = b"{\"dsn\":\"http://abc@host/1\"}\n{\"type\":\"event\"}\n{}\n";
         let mut body = Body::from(gzip(envelope));
-        let (start, dsn) = peek_envelope_dsn(&mut body, Some("gzip"), &budget)
+        let peek = peek_envelope_dsn(&mut body, Some("gzip"), &budget)
             .await
             .expect("peek");
-        assert_eq!(dsn.as_deref(), Some("http://abc@host/1"));
-        assert_eq!(concat(&start), gzip(envelope));
+        assert_eq!(peek.dsn.as_deref(), Some("http://abc@host/1"));
+        assert_eq!(concat(&peek.start), gzip(envelope));
+        // What it read stays counted while the request holds it.
+        assert_eq!(peek.share.held(), gzip(envelope).len());
+        assert_eq!(budget.available(), (20 << 20) - gzip(envelope).len());
+        drop(peek);
         let mut bomb = Body::from(gzip(&vec![0u8; 20 << 20]));
-        let (_, dsn) = peek_envelope_dsn(&mut bomb, Some("gzip"), &budget)
+        let peek = peek_envelope_dsn(&mut bomb, Some("gzip"), &budget)
             .await
             .expect("peek");
-        assert_eq!(dsn, None);
+        assert_eq!(peek.dsn, None);
+        assert!(peek.share.held() <= PEEK_RAW_BYTES + (64 << 10));
+        drop(peek);
         assert_eq!(
             budget.available(),
             20 << 20,

@@ -44,6 +44,9 @@ pub enum IngestError {
     /// Every request's share of memory is taken; retry shortly.
     #[error("too busy to take this request now")]
     Busy,
+    /// The request needs more memory than all requests together may hold.
+    #[error("the request needs more memory than ingest.request_memory_mib ({0} MiB) allows")]
+    OverBudget(usize),
     /// The envelope is malformed.
     #[error("invalid envelope: {0}")]
     Envelope(#[from] EnvelopeError),
@@ -93,6 +96,7 @@ impl IngestError {
             IngestError::UnknownKey | IngestError::ProjectMismatch(_) => StatusCode::FORBIDDEN,
             IngestError::BodyTooLarge(_)
             | IngestError::Body(EncodingError::TooLarge(_))
+            | IngestError::OverBudget(_)
             | IngestError::EventTooLarge(_)
             | IngestError::CheckInTooLarge(_)
             | IngestError::AttachmentTooLarge(_)
@@ -124,6 +128,7 @@ impl IngestError {
         Some(match self {
             IngestError::BodyTooLarge(_)
             | IngestError::Body(EncodingError::TooLarge(_))
+            | IngestError::OverBudget(_)
             | IngestError::EventTooLarge(_)
             | IngestError::CheckInTooLarge(_)
             | IngestError::AttachmentTooLarge(_) => "too_large",

@@ -58,8 +58,11 @@ pub struct KeyCache {
 
 /// The least time between two reloads triggered by unknown keys.
 const MISS_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
-/// How long a reload may take before it counts as failed.
+/// How long a request waits for a reload before its key counts as unavailable.
 pub const REFRESH_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a reload in the background may take: a busy ClickHouse answering in a few seconds
+/// still refreshes the cache, while requests never wait that long.
+const BACKGROUND_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl KeyCache {
     /// An empty cache reading from `store`.
@@ -78,20 +81,25 @@ impl KeyCache {
         }
     }
 
-    /// Reloads every key.
+    /// Reloads every key (in the background: waiting longer than a request would).
     pub async fn refresh(&self) -> Result<usize, RefreshError> {
         let mut last = self.last_refresh.lock().await;
-        self.refresh_locked(&mut last).await
+        self.refresh_locked(&mut last, self.timeout.max(BACKGROUND_TIMEOUT))
+            .await
     }
 
     /// Reloads every key while holding the refresh lock; records when the reload started, so a
     /// waiter can tell whether it covers a key created before it asked.
-    async fn refresh_locked(&self, last: &mut Option<Instant>) -> Result<usize, RefreshError> {
+    async fn refresh_locked(
+        &self,
+        last: &mut Option<Instant>,
+        timeout: Duration,
+    ) -> Result<usize, RefreshError> {
         let started = Instant::now();
         *last = Some(started);
-        let loaded = tokio::time::timeout(self.timeout, self.store.keys())
+        let loaded = tokio::time::timeout(timeout, self.store.keys())
             .await
-            .map_err(|_| RefreshError::Timeout(self.timeout))
+            .map_err(|_| RefreshError::Timeout(timeout))
             .and_then(|keys| Ok(keys?));
         let keys = match loaded {
             Ok(keys) => keys,
@@ -153,12 +161,19 @@ impl KeyCache {
             return Lookup::Unavailable;
         }
         let asked = Instant::now();
-        let mut last = self.last_refresh.lock().await;
+        // A reload in the background may hold the lock for longer than a request waits.
+        let Ok(mut last) = tokio::time::timeout(self.timeout, self.last_refresh.lock()).await
+        else {
+            return match self.lookup_cached(public_key) {
+                Lookup::Unknown => Lookup::Unavailable,
+                known => known,
+            };
+        };
         if !last.is_some_and(|started| started >= asked) {
             if let Some(started) = *last {
                 tokio::time::sleep_until(started + MISS_REFRESH_INTERVAL).await;
             }
-            if let Err(error) = self.refresh_locked(&mut last).await {
+            if let Err(error) = self.refresh_locked(&mut last, self.timeout).await {
                 tracing::warn!(%error, "cannot refresh project keys");
             }
         }
@@ -177,7 +192,7 @@ impl KeyCache {
         let cache = self.clone();
         tokio::spawn(async move {
             let mut last = last;
-            if let Err(error) = cache.refresh_locked(&mut last).await {
+            if let Err(error) = cache.refresh_locked(&mut last, BACKGROUND_TIMEOUT).await {
                 tracing::debug!(%error, "project keys still cannot be loaded");
             }
         });

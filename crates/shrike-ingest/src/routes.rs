@@ -240,14 +240,17 @@ async fn accept<P: Producer>(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let category = endpoint.category();
-    let mut start = Vec::new();
+    let mut peeked = None;
     let auth = match auth::from_headers(&parts.headers, query) {
         Ok(Some(auth)) => Ok(auth),
+        // A client over its failure budget does not get its body read.
+        Ok(None) if state.failures.exhausted(client) => Err(AuthError::Missing),
         Ok(None) if endpoint == Endpoint::Envelope => {
-            let (read, dsn) =
+            let peek =
                 body::peek_envelope_dsn(&mut body, encoding.as_deref(), &state.peek_memory).await?;
-            start = read;
-            auth::from_dsn(dsn.as_deref())
+            let auth = auth::from_dsn(peek.dsn.as_deref());
+            peeked = Some(peek);
+            auth
         }
         Ok(None) => Err(AuthError::Missing),
         Err(error) => Err(error),
@@ -268,6 +271,11 @@ async fn accept<P: Producer>(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse().ok());
     let mut share = state.memory.share();
+    // What the peek read stays counted in the pre-authentication budget until `read` counts it.
+    let (start, _peek_share) = match peeked {
+        Some(peek) => (peek.start, Some(peek.share)),
+        None => (Vec::new(), None),
+    };
     let raw = body::read(
         start,
         body,
@@ -291,8 +299,9 @@ impl Admitted {
     /// The body decoded by its `Content-Encoding`, up to `limit` bytes.
     async fn decode(&mut self, limit: usize) -> Result<Bytes, IngestError> {
         let raw = std::mem::take(&mut self.body);
+        let encoded = raw.len();
         let decoder = Decoder::new(self.encoding.as_deref(), raw)?;
-        body::decode(decoder, limit, &mut self.share).await
+        body::decode(decoder, encoded, limit, &mut self.share).await
     }
 }
 
@@ -544,9 +553,14 @@ async fn store<P: Producer>(
     let project_id = admitted.project_id;
     let result = async {
         let body = admitted.decode(state.config.max_decompressed_bytes).await?;
-        // Old SDKs send base64 of zlib-compressed JSON.
+        // Old SDKs send base64 of zlib-compressed JSON; decoding it copies the body twice (without
+        // white space, then base64-decoded), which is counted while it happens.
         let limit = state.config.max_event_bytes;
-        let body = body::decode(Decoder::legacy_store(body)?, limit, &mut admitted.share).await?;
+        let copies = 2 * body.len();
+        admitted.share.grow(copies).await?;
+        let decoder = Decoder::legacy_store(body)?;
+        let body = body::decode(decoder, 0, limit, &mut admitted.share).await?;
+        admitted.share.shrink(copies);
         let event_id =
             check_event(&body, state.config.max_event_bytes)?.unwrap_or_else(Uuid::new_v4);
         state

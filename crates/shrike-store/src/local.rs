@@ -168,8 +168,10 @@ impl LocalClickHouse {
             .mode(0o600)
             .open(dir.join("owner.lock"))
             .map_err(io)?;
-        if owner.try_lock().is_err() {
-            return Err(LocalServerError::Owned(dir));
+        match owner.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(LocalServerError::Owned(dir)),
+            Err(std::fs::TryLockError::Error(error)) => return Err(io(error)),
         }
         let password = Self::password(&dir)?;
         let http_port = if http_port == 0 {
@@ -262,7 +264,9 @@ impl Drop for LocalClickHouse {
                 stop(child.id());
                 let _ = child.wait();
             }
-            Process::Adopted(pid) => stop(*pid),
+            // Only if it still is our server: a pid is reused once its process is gone.
+            Process::Adopted(pid) if is_server_of(*pid, &self.dir) => stop(*pid),
+            Process::Adopted(_) => {}
         }
         let _ = std::fs::remove_file(self.dir.join("server.pid"));
     }

@@ -112,16 +112,22 @@ fn bombs_cannot_take_ingest_memory_with_or_without_a_key() {
     );
     assert!(peak < 150 * MIB, "peak RSS {} MiB", peak / MIB);
 
-    // With a key: decompressed within the shared budget, refused at the size limit (413) or,
+    // With a key: a bomb whose gzip trailer tells its size is refused unread (413); one whose
+    // trailer lies is decompressed within the shared budget, refused at the size limit (413) or,
     // while the budget is taken, asked to retry (503).
     let headers = vec![gzip, ("X-Sentry-Auth".to_owned(), sentry_auth(&key))];
-    let statuses = sixteen_at_once(ingest, "/api/1/envelope/", headers, &bomb);
+    let statuses = sixteen_at_once(ingest, "/api/1/envelope/", headers.clone(), &bomb);
+    assert!(statuses.iter().all(|s| *s == 413), "{statuses:?}");
+    let mut lying = bomb.clone();
+    let n = lying.len();
+    lying[n - 4..].copy_from_slice(&1000u32.to_le_bytes());
+    let statuses = sixteen_at_once(ingest, "/api/1/envelope/", headers, &lying);
     assert!(
         statuses.iter().all(|s| *s == 413 || *s == 503) && statuses.contains(&413),
         "{statuses:?}"
     );
     let peak = peak_rss_kib(pid);
-    println!("peak RSS after 16 authenticated bombs: {} MiB", peak / MIB);
+    println!("peak RSS after 32 authenticated bombs: {} MiB", peak / MIB);
     assert!(peak < 150 * MIB, "peak RSS {} MiB", peak / MIB);
 
     // Still serving.

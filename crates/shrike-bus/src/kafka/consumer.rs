@@ -14,9 +14,7 @@ use super::admin::read_topic;
 use super::{KafkaConfig, KafkaProducer, OffsetReset, setup};
 use crate::{BusError, Consumer, FencedConsumer, Outgoing, Record, TopicName};
 use bytes::Bytes;
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, RebalanceProtocol,
-};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message as _;
 use rdkafka::types::RDKafkaRespErr;
@@ -38,43 +36,35 @@ struct Context {
 impl ClientContext for Context {}
 
 impl ConsumerContext for Context {
-    /// Assigns as librdkafka would, but partitions this group never committed start at the
-    /// beginning (with `auto.offset.reset=error`, only an offset that was committed and is gone
-    /// is an error), and so do those whose committed offset is gone under
-    /// [`OffsetReset::Earliest`].
+    /// Assigns as librdkafka would (eager rebalancing: every partition is revoked, then the new
+    /// assignment given; `KafkaConfig::validate` refuses cooperative settings), but partitions
+    /// this group never committed start at the beginning (with `auto.offset.reset=error`, only an
+    /// offset that was committed and is gone is an error), and so do those whose committed offset
+    /// is gone under [`OffsetReset::Earliest`].
     fn rebalance(
         &self,
         consumer: &BaseConsumer<Self>,
         err: RDKafkaRespErr,
         partitions: &mut TopicPartitionList,
     ) {
-        let cooperative = matches!(
-            consumer.rebalance_protocol(),
-            RebalanceProtocol::Cooperative
-        );
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 set_starts(consumer, partitions, self.offset_reset);
-                let result = if cooperative {
-                    consumer.incremental_assign(partitions)
-                } else {
-                    consumer.assign(partitions)
-                };
+                let result = consumer.assign(partitions);
                 self.post_rebalance(consumer, &Rebalance::Assign(partitions));
                 result
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 self.pre_rebalance(consumer, &Rebalance::Revoke(partitions));
-                if cooperative {
-                    consumer.incremental_unassign(partitions)
-                } else {
-                    consumer.unassign()
-                }
+                consumer.unassign()
             }
             other => {
+                // As librdkafka's own handler does: give everything up; records fetched so far
+                // belong to an old generation.
                 let code: RDKafkaErrorCode = other.into();
-                tracing::error!(%code, "rebalance failed");
-                Ok(())
+                tracing::error!(%code, "rebalance failed; unassigning");
+                self.pre_rebalance(consumer, &Rebalance::Revoke(partitions));
+                consumer.unassign()
             }
         };
         if let Err(error) = result {

@@ -95,6 +95,19 @@ impl KafkaConfig {
         if self.partitions < 1 || self.replication < 1 {
             return Err("kafka.partitions and kafka.replication must be at least 1".into());
         }
+        // The grouper's fence rests on eager rebalancing (every partition revoked, then
+        // reassigned): with cooperative rebalancing a kept partition's fetched records would be
+        // dropped as stale and never fetched again.
+        let property = |key: &str| self.properties.get(key).map(|v| v.to_ascii_lowercase());
+        if property("partition.assignment.strategy").is_some_and(|s| s.contains("cooperative"))
+            || property("group.protocol").is_some_and(|p| p == "consumer")
+        {
+            return Err(
+                "kafka.properties: cooperative rebalancing (cooperative-sticky, \
+                 group.protocol=consumer) is not supported; use the default eager assignors"
+                    .into(),
+            );
+        }
         Ok(())
     }
 
@@ -125,4 +138,38 @@ impl KafkaConfig {
 
 fn setup(error: KafkaError) -> BusError {
     BusError::Setup(error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn brokers_are_required_and_cooperative_rebalancing_is_refused() {
+        assert!(KafkaConfig::default().validate().is_err());
+        let mut config = KafkaConfig {
+            bootstrap_servers: "127.0.0.1:9092".into(),
+            ..KafkaConfig::default()
+        };
+        assert_eq!(config.validate(), Ok(()));
+        config.properties.insert(
+            "partition.assignment.strategy".into(),
+            "cooperative-sticky".into(),
+        );
+        assert!(config.validate().is_err_and(|e| e.contains("cooperative")));
+        config.properties.clear();
+        config
+            .properties
+            .insert("group.protocol".into(), "consumer".into());
+        assert!(config.validate().is_err());
+        assert_eq!(config.topic_name("events-raw"), "shrike-events-raw");
+        assert_eq!(
+            config.topic_named(&["events-raw"], "shrike-events-raw"),
+            Some("events-raw")
+        );
+        assert_eq!(
+            config.topic_named(&["events-raw"], "other-events-raw"),
+            None
+        );
+    }
 }

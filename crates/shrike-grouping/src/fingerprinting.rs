@@ -15,7 +15,7 @@
 //! The first matching rule wins: project rules before built-in ones. A matching rule replaces
 //! the client's fingerprint.
 
-use crate::frame::family;
+use crate::platform::family;
 use regex::Regex;
 use shrike_protocol::Event;
 use shrike_protocol::event::Frame;

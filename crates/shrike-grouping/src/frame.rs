@@ -18,15 +18,6 @@ const CONTEXT_LINE_PLATFORMS: &[&str] = &["javascript", "node", "python", "php",
 /// Longest context line that still groups; longer ones are usually minified code.
 const MAX_CONTEXT_LINE: usize = 120;
 
-/// The behaviour family of a platform, as Sentry's stack-trace rules see it.
-pub fn family(platform: &str) -> &'static str {
-    match platform {
-        "objc" | "cocoa" | "swift" | "native" | "c" => "native",
-        "javascript" | "node" => "javascript",
-        _ => "other",
-    }
-}
-
 /// Whether a path is a URL the browser loaded, rather than a file of the application.
 /// `file:` URLs count only when `allow_file_origin` is false.
 pub fn has_url_origin(path: Option<&str>, allow_file_origin: bool) -> bool {
@@ -75,7 +66,7 @@ pub fn frame_component(frame: &Frame, ctx: FrameContext<'_>) -> Component {
         .as_deref()
         .filter(|p| !p.is_empty())
         .unwrap_or(ctx.event_platform);
-    let family = family(platform);
+    let family = crate::platform::family(platform);
     let abs_path = frame.abs_path.as_deref();
 
     let mut filename = filename_component(abs_path, frame.filename.as_deref(), platform);

@@ -25,7 +25,7 @@ fn re(pattern: &str) -> Regex {
 /// The function name Sentry groups by when the SDK sent no raw name: trimmed for native code,
 /// unchanged elsewhere.
 pub fn trim_function_name<'a>(function: &'a str, platform: &str) -> Cow<'a, str> {
-    if crate::frame::family(platform) == "native" {
+    if crate::platform::family(platform) == "native" {
         Cow::Owned(trim_native(function))
     } else {
         Cow::Borrowed(function)

@@ -10,19 +10,22 @@
 mod auth;
 pub mod body;
 mod error;
+mod items;
 pub mod keys;
 pub mod outcomes;
 mod publish;
 pub mod quotas;
 mod routes;
 pub mod server;
+mod state;
 
 pub use error::{AuthRejected, IngestError, detail};
 pub use keys::KeyCache;
 pub use outcomes::Outcomes;
 pub use quotas::{Quota, RateLimiter};
-pub use routes::{ClientAddr, IngestState, router};
+pub use routes::router;
 pub use server::{LimitedListener, serve};
+pub use state::{ClientAddr, IngestState};
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;

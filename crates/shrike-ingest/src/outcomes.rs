@@ -5,6 +5,7 @@
 
 use shrike_bus::Producer;
 use shrike_messages::{BusMessage, pb};
+use shrike_protocol::category::Outcome;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,8 +19,8 @@ pub struct OutcomeKey {
     pub project_id: u64,
     /// Data category (`error`, `session`, ...).
     pub category: String,
-    /// `accepted`, `filtered`, `rate_limited`, `invalid` or `client_discard`.
-    pub outcome: &'static str,
+    /// What happened.
+    pub outcome: Outcome,
     /// Why, for anything but `accepted`.
     pub reason: String,
     /// Start of the minute, Unix milliseconds.
@@ -41,8 +42,8 @@ impl Outcomes {
     pub fn record(
         &self,
         project_id: u64,
-        category: &str,
-        outcome: &'static str,
+        category: impl AsRef<str>,
+        outcome: Outcome,
         reason: &str,
         quantity: u64,
     ) {
@@ -51,7 +52,7 @@ impl Outcomes {
         }
         let key = OutcomeKey {
             project_id,
-            category: category.to_owned(),
+            category: category.as_ref().to_owned(),
             outcome,
             reason: reason.to_owned(),
             minute_ms: minute(chrono::Utc::now().timestamp_millis()),
@@ -83,7 +84,7 @@ impl Outcomes {
             let message = pb::Outcome {
                 project_id: key.project_id,
                 category: key.category.clone(),
-                outcome: key.outcome.to_owned(),
+                outcome: key.outcome.as_str().to_owned(),
                 reason: key.reason.clone(),
                 quantity,
                 timestamp_ms: key.minute_ms,
@@ -125,15 +126,16 @@ mod tests {
     use super::*;
     use shrike_bus::{Consumer, LocalBus};
     use shrike_messages::Topic;
+    use shrike_protocol::category::DataCategory;
 
     #[tokio::test]
     async fn aggregates_and_flushes_per_key() {
         let bus = LocalBus::in_memory(&Topic::NAMES, 100);
         let mut consumer = bus.consumer(Topic::Outcomes.name(), "test");
         let outcomes = Outcomes::default();
-        outcomes.record(1, "error", "accepted", "", 1);
-        outcomes.record(1, "error", "accepted", "", 2);
-        outcomes.record(1, "error", "rate_limited", "key_quota", 1);
+        outcomes.record(1, DataCategory::Error, Outcome::Accepted, "", 1);
+        outcomes.record(1, DataCategory::Error, Outcome::Accepted, "", 2);
+        outcomes.record(1, DataCategory::Error, Outcome::RateLimited, "key_quota", 1);
         outcomes.flush(&bus).await;
         let mut seen = Vec::new();
         for _ in 0..2 {

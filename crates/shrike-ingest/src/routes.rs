@@ -7,12 +7,12 @@
 //! without header or query credentials has a few KiB of its body read first, for the `dsn` in its
 //! header.
 
-use crate::auth::{self, FailureBudget};
-use crate::body::{self, MemoryBudget};
-use crate::error::{add_rate_limit_headers, detail};
-use crate::keys::Lookup;
-use crate::quotas::Limited;
-use crate::{IngestConfig, IngestError, KeyCache, Outcomes, RateLimiter, publish};
+use crate::auth;
+use crate::body;
+use crate::error::detail;
+use crate::items::{check_event, envelope_items, id_response};
+use crate::state::{ClientAddr, IngestState};
+use crate::{IngestError, publish};
 use axum::Router;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderName, Method, StatusCode, header};
@@ -20,130 +20,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
 use shrike_bus::Producer;
-use shrike_protocol::category;
+use shrike_protocol::category::DataCategory;
 use shrike_protocol::checkin::CheckIn;
 use shrike_protocol::encoding::Decoder;
-use shrike_protocol::envelope::Envelope;
 use shrike_protocol::{AuthError, ClientAuth};
 use shrike_store::ProjectKey;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 use tower_http::cors::{Any, CorsLayer};
 use uuid::Uuid;
-
-/// What a pre-authentication peek at envelope headers may hold in memory, all requests together.
-const PEEK_BUDGET_BYTES: usize = 20 << 20;
-
-/// The address of the client a request came from (set by [`crate::serve`]).
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub IpAddr);
-
-/// What ingest needs to serve requests.
-pub struct IngestState<P> {
-    /// Where accepted events go.
-    pub producer: P,
-    /// Which keys are valid.
-    pub keys: KeyCache,
-    /// Limits.
-    pub config: IngestConfig,
-    /// Outcome counters (flushed by [`Outcomes::spawn_flusher`]).
-    pub outcomes: Outcomes,
-    limiter: RateLimiter,
-    failures: FailureBudget,
-    slots: Arc<Semaphore>,
-    memory: MemoryBudget,
-    peek_memory: MemoryBudget,
-}
-
-impl<P> IngestState<P> {
-    /// Everything ingest needs; the rate limiter is built from `config.quotas`.
-    pub fn new(producer: P, keys: KeyCache, config: IngestConfig, outcomes: Outcomes) -> Self {
-        IngestState {
-            producer,
-            keys,
-            limiter: RateLimiter::new(config.quotas.clone()),
-            failures: FailureBudget::new(config.auth_failure_burst, config.auth_failures_per_sec),
-            slots: Arc::new(Semaphore::new(config.max_concurrent_requests.max(1))),
-            memory: MemoryBudget::new(config.request_memory_bytes()),
-            peek_memory: MemoryBudget::new(PEEK_BUDGET_BYTES),
-            config,
-            outcomes,
-        }
-    }
-
-    /// The budget request bodies are read and decoded within.
-    pub fn memory(&self) -> &MemoryBudget {
-        &self.memory
-    }
-
-    fn admit(&self, project_id: u64, key: &str, category: &str) -> Result<(), Limited> {
-        let now = chrono::Utc::now().timestamp().max(0) as u64;
-        self.limiter
-            .admit(project_id, key, category, 1, now)
-            .inspect_err(|limited| {
-                self.outcomes
-                    .record(project_id, category, "rate_limited", &limited.reason, 1);
-            })
-    }
-
-    /// The key named by `auth`, when it is known, active and belongs to `project_id`. An address
-    /// over its failure budget gets cached answers only.
-    async fn authorize(
-        &self,
-        project_id: u64,
-        auth: &ClientAuth,
-        client: IpAddr,
-    ) -> Result<ProjectKey, IngestError> {
-        let lookup = if self.failures.exhausted(client) {
-            self.keys.lookup_cached(&auth.public_key)
-        } else {
-            self.keys.lookup(&auth.public_key).await
-        };
-        let key = match lookup {
-            Lookup::Found(key) if key.active => key,
-            Lookup::Found(_) | Lookup::Unknown => return Err(IngestError::UnknownKey),
-            Lookup::Unavailable => return Err(IngestError::KeysUnavailable),
-        };
-        if key.project_id != project_id {
-            return Err(IngestError::ProjectMismatch(project_id));
-        }
-        Ok(key)
-    }
-
-    /// Counts a refused authentication: an outcome of the project when it exists, and a failure
-    /// of the client's address (beyond its budget, the answer is 429 and a closed connection).
-    fn auth_failed(
-        &self,
-        project_id: u64,
-        category: &str,
-        client: IpAddr,
-        error: IngestError,
-    ) -> IngestError {
-        if !error.is_auth_failure() {
-            return error;
-        }
-        if let Some(reason) = error.outcome_reason()
-            && self.keys.knows_project(project_id)
-        {
-            self.outcomes
-                .record(project_id, category, "invalid", reason, 1);
-        }
-        if self.failures.fail(client) {
-            metrics::counter!("shrike_ingest_auth_budget_exceeded_total").increment(1);
-            return IngestError::TooManyAuthFailures;
-        }
-        error
-    }
-
-    /// Counts a refused request as an `invalid` outcome (when the refusal is about its content).
-    fn record_invalid(&self, project_id: u64, category: &str, error: &IngestError) {
-        if let Some(reason) = error.outcome_reason() {
-            self.outcomes
-                .record(project_id, category, "invalid", reason, 1);
-        }
-    }
-}
 
 /// The ingest routes.
 pub fn router<P: Producer>(state: IngestState<P>) -> Router {
@@ -201,10 +87,10 @@ enum Endpoint {
 
 impl Endpoint {
     /// The data category its refusals are counted in.
-    fn category(self) -> &'static str {
+    fn category(self) -> DataCategory {
         match self {
-            Endpoint::Envelope => "default",
-            Endpoint::Store => "error",
+            Endpoint::Envelope => DataCategory::Default,
+            Endpoint::Store => DataCategory::Error,
         }
     }
 }
@@ -325,7 +211,7 @@ async fn cron<P: Producer>(
         Ok(auth) => state.authorize(project_id, &auth, client).await,
         Err(error) => Err(error.into()),
     }
-    .map_err(|error| state.auth_failed(project_id, "monitor", client, error))?;
+    .map_err(|error| state.auth_failed(project_id, DataCategory::Monitor, client, error))?;
     let params: std::collections::HashMap<String, String> =
         url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
             .into_owned()
@@ -345,45 +231,13 @@ async fn cron<P: Producer>(
     let bytes = Bytes::from(serde_json::to_vec(&payload).unwrap_or_default());
     let check_in = CheckIn::parse(&bytes)
         .map_err(IngestError::from)
-        .inspect_err(|error| state.record_invalid(project_id, "monitor", error))?;
+        .inspect_err(|error| state.record_invalid(project_id, DataCategory::Monitor, error))?;
     state
-        .admit(project_id, &key.public_key, "monitor")
+        .admit(project_id, &key.public_key, DataCategory::Monitor)
         .map_err(|limited| IngestError::RateLimited(vec![limited]))?;
     publish::check_in(&state, project_id, &check_in, bytes).await?;
-    state
-        .outcomes
-        .record(project_id, "monitor", "accepted", "", 1);
+    state.accepted(project_id, DataCategory::Monitor, 1);
     Ok(StatusCode::ACCEPTED.into_response())
-}
-
-/// Checks that an event payload is a JSON object within the size limit, and returns the event id
-/// the SDK chose (read without building the whole event).
-fn check_event(payload: &[u8], limit: usize) -> Result<Option<Uuid>, IngestError> {
-    #[derive(serde::Deserialize)]
-    struct Id {
-        #[serde(default)]
-        event_id: Option<serde_json::Value>,
-    }
-    if payload.len() > limit {
-        return Err(IngestError::EventTooLarge(limit));
-    }
-    if payload.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(IngestError::Event("not a json object".into()));
-    }
-    // JSON is UTF-8; serde would skip over invalid bytes inside fields it does not read here.
-    std::str::from_utf8(payload).map_err(|e| IngestError::Event(format!("invalid utf-8: {e}")))?;
-    let id: Id = serde_json::from_slice(payload).map_err(|e| IngestError::Event(e.to_string()))?;
-    Ok(id
-        .event_id
-        .and_then(|v| v.as_str().and_then(|s| Uuid::parse_str(s).ok())))
-}
-
-fn id_response(event_id: Option<Uuid>) -> Response {
-    let body = match event_id {
-        Some(id) => serde_json::json!({ "id": id.simple().to_string() }),
-        None => serde_json::json!({}),
-    };
-    (StatusCode::OK, axum::Json(body)).into_response()
 }
 
 async fn envelope<P: Producer>(
@@ -401,145 +255,6 @@ async fn envelope<P: Producer>(
     }
     .await;
     result.inspect_err(|error| state.record_invalid(project_id, endpoint.category(), error))
-}
-
-/// Client reports: what the SDK dropped itself (rate limit back-off, full queues, sampling).
-#[derive(serde::Deserialize)]
-struct ClientReport {
-    #[serde(default)]
-    discarded_events: Vec<Discarded>,
-}
-
-#[derive(serde::Deserialize)]
-struct Discarded {
-    reason: String,
-    category: String,
-    quantity: u64,
-}
-
-async fn envelope_items<P: Producer>(
-    state: &IngestState<P>,
-    project_id: u64,
-    key: &str,
-    body: Bytes,
-) -> Result<Response, IngestError> {
-    let envelope = Envelope::parse(body)?;
-    // Validate everything first, so a request is accepted or refused as a whole.
-    if envelope.items.iter().filter(|i| i.ty == "event").count() > 1 {
-        return Err(IngestError::DuplicateEvent);
-    }
-    let mut events = Vec::new();
-    let mut check_ins = Vec::new();
-    let mut others = Vec::new();
-    let mut attachments = Vec::new();
-    for item in &envelope.items {
-        match item.ty.as_str() {
-            "event" => {
-                let sdk_id = check_event(&item.payload, state.config.max_event_bytes)?;
-                let id = envelope
-                    .header
-                    .event_id
-                    .or(sdk_id)
-                    .unwrap_or_else(Uuid::new_v4);
-                events.push((id, item.payload.clone()));
-            }
-            "check_in" => {
-                if item.payload.len() > state.config.max_check_in_bytes {
-                    return Err(IngestError::CheckInTooLarge(
-                        state.config.max_check_in_bytes,
-                    ));
-                }
-                check_ins.push((CheckIn::parse(&item.payload)?, item.payload.clone()));
-            }
-            "attachment" => {
-                if item.payload.len() > state.config.max_attachment_bytes {
-                    return Err(IngestError::AttachmentTooLarge(
-                        state.config.max_attachment_bytes,
-                    ));
-                }
-                attachments.push(item);
-            }
-            "client_report" => {
-                // A malformed report is the SDK's bookkeeping, not the user's data: skip it.
-                if let Ok(report) = serde_json::from_slice::<ClientReport>(&item.payload) {
-                    for d in report.discarded_events {
-                        state.outcomes.record(
-                            project_id,
-                            &d.category,
-                            "client_discard",
-                            &d.reason,
-                            d.quantity,
-                        );
-                    }
-                }
-            }
-            other => others.extend(category::for_item(other)),
-        }
-    }
-    let response_id = envelope
-        .header
-        .event_id
-        .or(events.first().map(|(id, _)| *id));
-    let attachment_event = match (attachments.is_empty(), response_id) {
-        (true, _) => None,
-        (false, Some(id)) => Some(id),
-        (false, None) => return Err(IngestError::AttachmentWithoutEvent),
-    };
-
-    // Rate limits, per item: limited items are dropped; if nothing is left, 429.
-    let mut limits: Vec<Limited> = Vec::new();
-    let counted = events.len() + check_ins.len() + others.len() + attachments.len();
-    let mut keep = |category: &str| match state.admit(project_id, key, category) {
-        Ok(()) => true,
-        Err(limited) => {
-            if !limits.contains(&limited) {
-                limits.push(limited);
-            }
-            false
-        }
-    };
-    events.retain(|_| keep("error"));
-    check_ins.retain(|_| keep("monitor"));
-    others.retain(|category| keep(category));
-    attachments.retain(|_| keep("attachment"));
-    let nothing_left =
-        events.is_empty() && check_ins.is_empty() && others.is_empty() && attachments.is_empty();
-    if counted > 0 && nothing_left {
-        return Err(IngestError::RateLimited(limits));
-    }
-
-    for (event_id, payload) in events {
-        publish::event(state, project_id, event_id, payload).await?;
-        state
-            .outcomes
-            .record(project_id, "error", "accepted", "", 1);
-    }
-    for (check_in, payload) in check_ins {
-        publish::check_in(state, project_id, &check_in, payload).await?;
-        state
-            .outcomes
-            .record(project_id, "monitor", "accepted", "", 1);
-    }
-    if let Some(event_id) = attachment_event {
-        for item in attachments {
-            publish::attachment(state, project_id, event_id, item).await?;
-            let bytes = item.payload.len() as u64;
-            state
-                .outcomes
-                .record(project_id, "attachment", "accepted", "", bytes);
-        }
-    }
-    for category in others {
-        // Accepted and counted; not stored until Shrike supports the item type.
-        state
-            .outcomes
-            .record(project_id, category, "accepted", "", 1);
-    }
-    let mut response = id_response(response_id);
-    if !limits.is_empty() {
-        add_rate_limit_headers(&mut response, &limits);
-    }
-    Ok(response)
 }
 
 async fn store<P: Producer>(
@@ -564,12 +279,10 @@ async fn store<P: Producer>(
         let event_id =
             check_event(&body, state.config.max_event_bytes)?.unwrap_or_else(Uuid::new_v4);
         state
-            .admit(project_id, &admitted.key.public_key, "error")
+            .admit(project_id, &admitted.key.public_key, DataCategory::Error)
             .map_err(|limited| IngestError::RateLimited(vec![limited]))?;
         publish::event(&state, project_id, event_id, body).await?;
-        state
-            .outcomes
-            .record(project_id, "error", "accepted", "", 1);
+        state.accepted(project_id, DataCategory::Error, 1);
         Ok::<_, IngestError>(id_response(Some(event_id)))
     }
     .await;

@@ -61,7 +61,7 @@ struct RawItemHeader {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Item {
     /// The item type: `event`, `attachment`, `transaction`, `session`, `check_in`, ...
-    pub ty: String,
+    pub ty: crate::category::ItemType,
     /// The attachment file name, for attachments.
     pub filename: Option<String>,
     /// The payload's content type, when given.
@@ -126,7 +126,7 @@ impl Envelope {
                 }
             };
             items.push(Item {
-                ty: raw.ty,
+                ty: crate::category::ItemType::parse(&raw.ty),
                 filename: raw.filename,
                 content_type: raw.content_type,
                 attachment_type: raw.attachment_type,

@@ -1,19 +1,11 @@
-//! The on-disk journal behind a durable [`MemoryBus`](crate::MemoryBus): one directory per topic
+//! The on-disk journal behind a journaled [`LocalBus`](crate::LocalBus): one directory per topic
 //! holding segment files, each named after the offset of its first record.
 //!
-//! A record is written with a single positioned write before the send that produced it returns,
-//! so it survives a crash of the process (the operating system holds the page; like a Kafka broker
-//! with its default settings, a power loss may lose what it had not yet written back unless
-//! [`Journal::sync`] ran). Framing, per record: CRC-32 of the rest (`u32`), the record's offset
-//! (`i64`), key length and payload length (`u32`s), all little-endian, then key and payload.
-//!
-//! Consumed segments are kept as spares (up to [`SPARES`]) and written over by the next segments:
-//! overwriting pages the operating system already caches costs much less than allocating new
-//! ones. So a segment may hold, after its last record, bytes from an earlier use; the offsets in
-//! the headers tell them apart, and a segment is truncated to its records when the next one
-//! begins. On open, the end of the newest segment — a write the crash interrupted, which no
-//! sender was told had succeeded, or an earlier use's bytes — is ignored and written over; damage
-//! anywhere else is an error, never silently skipped.
+//! Framing, per record: CRC-32 of the rest (`u32`), the record's offset (`i64`), key length and
+//! payload length (`u32`s), all little-endian, then key and payload. Consumed segments are reused
+//! (up to [`SPARES`]), so a segment may hold an earlier use's bytes after its last record; offsets
+//! tell them apart. On open only the end of the newest segment may be damaged (an interrupted write
+//! no sender was told had succeeded); damage anywhere else is an error, never silently skipped.
 
 use bytes::Bytes;
 use std::collections::VecDeque;

@@ -1,26 +1,12 @@
-//! The bus of `shrike up`: in this process, one single-partition log per topic, consumer groups
-//! with committed offsets; in memory only ([`LocalBus::in_memory`]) or journaled to disk
-//! ([`LocalBus::journaled`]).
+//! The bus of `shrike up`: in this process, one single-partition log per topic with consumer
+//! groups and committed offsets, the semantics of a one-partition Kafka topic. In memory only
+//! ([`LocalBus::in_memory`]) or journaled to disk ([`LocalBus::journaled`]): a journaled bus writes
+//! every record before `send` returns, keeps at most `cache_bytes` of payloads per topic in memory,
+//! saves offsets every 100 ms, and redelivers what was not committed after a crash.
 //!
-//! Records stay until every group subscribed to the topic has committed past them. A topic holds
-//! at most `capacity` records and `max_bytes` bytes of keys and payloads (a single record larger
-//! than that is still taken when the topic is empty): with subscribers, `send` then fails with
-//! [`BusError::QueueFull`] (back-pressure); without any, the oldest record is dropped (retention),
-//! as Kafka would eventually delete records nobody reads. A bus built
-//! [`with_send_wait`](LocalBus::with_send_wait) first waits that long for consumers to make room,
-//! like a Kafka producer whose queue is full. A consumer dropped without committing leaves its
-//! records to the next consumer of its group, like a Kafka consumer that crashed; a new member of a
-//! group takes the partition over from the previous one (one partition, one owner).
-//!
-//! A bus built with [`LocalBus::in_memory`] does not survive its process. A journaled bus writes every
-//! record to its topic's journal (segment files in the bus directory) before `send` returns, keeps the payloads of at
-//! most `cache_bytes` per topic in memory (the rest are read back from the journal when consumed,
-//! so a backlog costs disk, not memory), and saves the groups' committed offsets to `offsets` in
-//! its directory every 100 ms and on [`flush`](crate::Consumer::flush). Reopened after a crash, it
-//! redelivers what was not committed — at most the last 100 ms of commits are repeated, which
-//! at-least-once consumers tolerate. A segment is deleted once saved offsets show every group past
-//! it. A group saved in `offsets` that no consumer has joined since the bus was opened keeps its
-//! records only until its topic is full.
+//! A full topic makes `send` fail with [`BusError::QueueFull`] (back-pressure) after the optional
+//! send wait; a topic nobody subscribes to drops its oldest records instead. Why it is built this
+//! way: `docs/architecture.md`.
 
 use crate::journal::{Journal, Location};
 use crate::{BusError, Consumer, FencedConsumer, Outgoing, Producer, Record, TopicName};

@@ -1,15 +1,8 @@
 //! The grouper service: batches normalized events, writes events, issue descriptions and
-//! regressions to ClickHouse, announces new and regressed issues on the issue-activity topic,
-//! then commits.
-//!
-//! Exactly-once activity on top of at-least-once delivery: normalized events are keyed by their
-//! issue, so each issue lives in one partition owned by one grouper; the grouper's knowledge of
-//! what was announced is the issue-activity topic itself, re-read whenever its partition
-//! assignment changes (and at start-up); activity is produced and acknowledged before the input
-//! offsets are committed, under a fence that holds back rebalances. A redelivered batch therefore
-//! finds its issues already announced. What a batch opens, reopens and announces is decided by
-//! `shrike_issues::plan`; a failed ClickHouse write is retried and nothing is committed until it
-//! succeeds.
+//! regressions to ClickHouse, announces new and regressed issues on the issue-activity topic, then
+//! commits. What a batch opens, reopens and announces is decided by `shrike_issues::plan`; a failed
+//! ClickHouse write is retried and nothing is committed until it succeeds. How activity stays
+//! exactly-once on at-least-once delivery: `docs/architecture.md`.
 
 mod flush;
 pub mod rows;

@@ -1,22 +1,11 @@
-//! Ingest's HTTP/1.1 server and its connection limits: at most `max_connections` open at once
-//! (like Relay's `limits.max_connections`), further clients wait to be served. A connection with
-//! no traffic for `idle_timeout` is closed, whether idle between requests or stalled in one (a
-//! client that sent headers and vanished must not keep its slot); while clients wait for a slot,
-//! so is every connection idle between requests for a moment (as nginx reuses idle keep-alive
-//! connections when it runs out), so that keep-alive clients cannot hold every slot. A request in
-//! progress, or whose response was just produced, is not cut for a waiting client.
+//! Ingest's HTTP/1.1 server and its connection limits: at most `max_connections` open at once;
+//! a connection without traffic for `idle_timeout` is closed; while clients wait for a slot, idle
+//! keep-alive connections and connections whose authentication failed are closed after their
+//! answer. A request in progress is never cut for a waiting client.
 //!
-//! A connection whose request failed authentication is closed after its answer while clients wait
-//! for a slot, so clients with bad credentials cannot keep valid ones out.
-//!
-//! Under overload the number of open connections, not the queued events, decides ingest's resident
-//! memory, so each is kept small: HTTP/1.1 only (no protocol sniffing buffer), request heads of at
-//! most [`MAX_HEAD_BYTES`], and the router is shared rather than rebuilt per connection (heaptrack
-//! on `shrike up`, 1,000 connections that had each carried a request: about 13 KiB per
-//! connection, down from 49 KiB with `axum::serve`).
-//!
-//! hyper answers a request it cannot parse (431 for a head over the limit, 400, 414) by itself,
-//! with an empty body; the stream gives those answers the `{"detail": ...}` body of every other
+//! Connections are kept small (HTTP/1.1 only, heads of at most [`MAX_HEAD_BYTES`], one shared
+//! router), because under overload their number decides ingest's memory. The answers hyper gives
+//! unparsable requests by itself (400, 414, 431) get the `{"detail": ...}` body of every other
 //! refusal.
 
 use crate::{AuthRejected, ClientAddr};

@@ -231,6 +231,67 @@ mod tests {
         let example = manifest.join("../../deploy/shrike.example.toml");
         let loaded = Config::load(&example, true).expect("example config loads");
         assert_eq!(loaded, Config::default());
+
+        // Every key has a line in the example, set or commented out, so a new key cannot be
+        // added without documenting it.
+        let text = std::fs::read_to_string(&example).expect("example config reads");
+        let documented = documented_keys(&text);
+        let defaults = serde_json::to_value(Config::default()).expect("config serializes");
+        let mut missing = Vec::new();
+        for key in leaf_keys(&defaults, String::new()) {
+            let prefix = format!("{key}.");
+            if !documented
+                .iter()
+                .any(|d| *d == key || d.starts_with(&prefix))
+            {
+                missing.push(key);
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "not in shrike.example.toml: {missing:?}"
+        );
+    }
+
+    /// `section.key` for every `key = ...` line and `section` for every `[section]` header,
+    /// commented out or not.
+    fn documented_keys(text: &str) -> Vec<String> {
+        let mut section = String::new();
+        let mut keys = Vec::new();
+        for line in text.lines() {
+            let line = line.trim_start_matches('#').trim();
+            if line.starts_with('[') {
+                section = line.trim_matches(['[', ']']).to_string();
+                keys.push(section.clone());
+            } else if let Some((key, _)) = line.split_once(" = ")
+                && key.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+            {
+                keys.push(if section.is_empty() {
+                    key.to_string()
+                } else {
+                    format!("{section}.{key}")
+                });
+            }
+        }
+        keys
+    }
+
+    /// The dotted paths of a serialized config's values (empty tables count as values).
+    fn leaf_keys(value: &serde_json::Value, path: String) -> Vec<String> {
+        match value {
+            serde_json::Value::Object(map) if !map.is_empty() => map
+                .iter()
+                .flat_map(|(key, value)| {
+                    let path = if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    };
+                    leaf_keys(value, path)
+                })
+                .collect(),
+            _ => vec![path],
+        }
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub mod local;
 
 use bytes::Bytes;
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 pub use local::LocalBus;
 
@@ -106,6 +108,47 @@ pub trait Producer: Clone + Send + Sync + 'static {
         key: &[u8],
         payload: Bytes,
     ) -> impl Future<Output = Result<(), BusError>> + Send;
+
+    /// Hands one record to the bus without waiting for its acknowledgement, which the returned
+    /// [`Delivery`] brings. Fails at once, without waiting for room, when the bus cannot take the
+    /// record now ([`BusError::QueueFull`]). Records handed over keep their order per topic and
+    /// key, so a consumer may have many in flight.
+    fn enqueue(&self, topic: TopicName, key: &[u8], payload: Bytes) -> Result<Delivery, BusError>;
+}
+
+/// The acknowledgement of a record handed to [`Producer::enqueue`]: resolves once the bus has
+/// the record durably (for Kafka: acknowledged by all in-sync replicas), or with why it does not.
+#[must_use = "a record's acknowledgement must be awaited before its input is committed"]
+pub struct Delivery(Pending);
+
+enum Pending {
+    Done(Option<Result<(), BusError>>),
+    Waiting(Pin<Box<dyn Future<Output = Result<(), BusError>> + Send>>),
+}
+
+impl Delivery {
+    /// A delivery that is already decided (the bus took the record durably, or refused it).
+    pub fn done(result: Result<(), BusError>) -> Self {
+        Delivery(Pending::Done(Some(result)))
+    }
+
+    /// A delivery decided when `acknowledgement` resolves.
+    pub fn waiting(
+        acknowledgement: impl Future<Output = Result<(), BusError>> + Send + 'static,
+    ) -> Self {
+        Delivery(Pending::Waiting(Box::pin(acknowledgement)))
+    }
+}
+
+impl Future for Delivery {
+    type Output = Result<(), BusError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.0 {
+            Pending::Done(result) => Poll::Ready(result.take().unwrap_or(Err(BusError::Closed))),
+            Pending::Waiting(future) => future.as_mut().poll(cx),
+        }
+    }
 }
 
 /// Reads topics as a member of a consumer group.

@@ -9,7 +9,7 @@
 //! way: `docs/architecture.md`.
 
 use crate::journal::{Journal, Location};
-use crate::{BusError, Consumer, FencedConsumer, Outgoing, Producer, Record, TopicName};
+use crate::{BusError, Consumer, Delivery, FencedConsumer, Outgoing, Producer, Record, TopicName};
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -582,8 +582,31 @@ impl LocalBus {
     }
 }
 
+impl LocalBus {
+    /// Appends a record when its topic has room; the payload comes back when it has none.
+    fn try_append(
+        &self,
+        topic: TopicName,
+        key: &[u8],
+        payload: Bytes,
+    ) -> Result<(), (BusError, Bytes)> {
+        let state = self.state(topic);
+        {
+            let mut log = lock(&state.log);
+            if let Err(full) = self.check_room(&mut log, topic, 1, key.len() + payload.len()) {
+                return Err((full, payload));
+            }
+            if let Err(error) = log.append(Bytes::copy_from_slice(key), payload, self.cache_bytes) {
+                return Err((error, Bytes::new()));
+            }
+        }
+        state.notify.notify_waiters();
+        Ok(())
+    }
+}
+
 impl Producer for LocalBus {
-    async fn send(&self, topic: TopicName, key: &[u8], payload: Bytes) -> Result<(), BusError> {
+    async fn send(&self, topic: TopicName, key: &[u8], mut payload: Bytes) -> Result<(), BusError> {
         let state = self.state(topic);
         let deadline = tokio::time::Instant::now() + self.send_wait;
         loop {
@@ -591,23 +614,28 @@ impl Producer for LocalBus {
             let room = state.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            let full = {
-                let mut log = lock(&state.log);
-                match self.check_room(&mut log, topic, 1, key.len() + payload.len()) {
-                    Ok(()) => {
-                        log.append(Bytes::copy_from_slice(key), payload, self.cache_bytes)?;
-                        break;
-                    }
-                    Err(full) => full,
+            let full = match self.try_append(topic, key, payload) {
+                Ok(()) => return Ok(()),
+                Err((full @ BusError::QueueFull(_), back)) => {
+                    payload = back;
+                    full
                 }
+                Err((error, _)) => return Err(error),
             };
             if tokio::time::timeout_at(deadline, room).await.is_err() {
                 metrics::counter!("shrike_bus_queue_full_total", "topic" => topic).increment(1);
                 return Err(full);
             }
         }
-        state.notify.notify_waiters();
-        Ok(())
+    }
+
+    /// Appends at once (to the journal, when the bus has one): the delivery is decided before
+    /// this returns.
+    fn enqueue(&self, topic: TopicName, key: &[u8], payload: Bytes) -> Result<Delivery, BusError> {
+        match self.try_append(topic, key, payload) {
+            Ok(()) => Ok(Delivery::done(Ok(()))),
+            Err((error, _)) => Err(error),
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use shrike_bus::kafka::mock::MockKafka;
-use shrike_bus::kafka::{KafkaConfig, KafkaConsumer, KafkaProducer};
+use shrike_bus::kafka::{KafkaConfig, KafkaConsumer, KafkaProducer, LagBoard, Linger};
 use shrike_bus::{Consumer, FencedConsumer, LocalBus, Outgoing, Producer, Record, TopicName};
 
 // The transport knows topics by name only; these are the test's own.
@@ -47,10 +47,17 @@ impl Harness for Kafka {
     type P = KafkaProducer;
     type C = KafkaConsumer;
     fn producer(&self) -> KafkaProducer {
-        KafkaProducer::new(&self.config).expect("producer")
+        KafkaProducer::new(&self.config, Linger::Short).expect("producer")
     }
     fn consumer(&self, topic: TopicName, group: &str) -> KafkaConsumer {
-        KafkaConsumer::new(&self.config, group, &[topic], Some(self.producer())).expect("consumer")
+        KafkaConsumer::new(
+            &self.config,
+            group,
+            &[topic],
+            Some(self.producer()),
+            &LagBoard::default(),
+        )
+        .expect("consumer")
     }
 }
 
@@ -339,7 +346,7 @@ async fn kafka_producer_reports_an_unavailable_broker() {
         send_timeout_ms: 500,
         ..h.config.clone()
     };
-    let impatient = KafkaProducer::new(&config).expect("producer");
+    let impatient = KafkaProducer::new(&config, Linger::Short).expect("producer");
     assert!(
         impatient
             .send(RAW, b"k", Bytes::from_static(b"down"))
@@ -510,7 +517,17 @@ async fn a_committed_offset_the_broker_no_longer_has_is_never_skipped_silently()
     consumer.flush().await.expect("flush");
     drop(consumer);
     // 7 MiB more on the same partition (same key): the records after the commit are dropped.
-    let big = Bytes::from(vec![b'x'; 100 * 1024]);
+    // Random bytes, so that the producer's compression cannot shrink them under the mock's 5 MiB.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let big: Bytes = (0..100 * 1024)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect::<Vec<u8>>()
+        .into();
     for _ in 0..70 {
         producer.send(RAW, b"k", big.clone()).await.expect("sent");
     }
@@ -536,7 +553,8 @@ async fn a_committed_offset_the_broker_no_longer_has_is_never_skipped_silently()
         offset_reset: shrike_bus::kafka::OffsetReset::Earliest,
         ..h.config.clone()
     };
-    let mut consumer = KafkaConsumer::new(&config, "lagging", &[RAW], None).expect("consumer");
+    let mut consumer = KafkaConsumer::new(&config, "lagging", &[RAW], None, &LagBoard::default())
+        .expect("consumer");
     let next = recv(&mut consumer).await;
     assert!(next.offset > first.offset + 1, "{next:?}");
     assert_eq!(next.payload.len(), big.len());

@@ -1,5 +1,6 @@
 //! What every consumer of the bus shares: typed publishing ([`publish`]), batches bounded by count,
-//! bytes and time ([`Batch`]), backoff ([`Backoff`], [`retry`]), dead letters ([`dead_letter`]), a
+//! bytes and time ([`Batch`]), record-by-record transformation with many outputs in flight
+//! ([`transform`], [`Window`]), backoff ([`Backoff`], [`retry`]), dead letters ([`dead_letter`]), a
 //! processing error with a reason ([`ProcessError`]), and restarting a consumer after a failure
 //! ([`supervise`]).
 //!
@@ -10,11 +11,15 @@ mod batch;
 mod error;
 mod retry;
 mod supervise;
+mod transform;
+mod window;
 
 pub use batch::{Batch, BatchLimits, Next, next};
 pub use error::ProcessError;
 pub use retry::{Backoff, publish, retry, send_with_backoff};
 pub use supervise::supervise;
+pub use transform::transform;
+pub use window::{Slot, Window, WindowLimits};
 
 use shrike_bus::{Outgoing, Record};
 use shrike_messages::BusMessage;

@@ -6,7 +6,8 @@ use bytes::Bytes;
 /// The topics of the pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Topic {
-    /// [`pb::RawEvent`]: events as accepted by ingest, keyed by event id.
+    /// [`pb::RawEvent`]: events as accepted by ingest, without a key (spread over partitions
+    /// batch by batch).
     RawEvents,
     /// [`pb::NormalizedEvent`]: keyed by `{project_id}:{primary_hash}`, so one issue's events
     /// share a partition and one grouper decides about the issue.
@@ -101,8 +102,11 @@ fn project(meta: Option<&pb::Meta>) -> u64 {
 
 impl BusMessage for pb::RawEvent {
     const TOPIC: Topic = Topic::RawEvents;
+    /// None: nothing downstream needs raw events of one kind together (the normalizer keys its
+    /// output by issue), and keyless records let the producer fill one partition's batch at a
+    /// time (sticky partitioning) instead of scattering every event into a batch of its own.
     fn key(&self) -> Bytes {
-        event_id_key(self.meta.as_ref())
+        Bytes::new()
     }
 }
 
@@ -190,7 +194,11 @@ mod tests {
             payload: Bytes::from_static(b"{}"),
         };
         let (topic, key, payload) = raw.record();
-        assert_eq!((topic, &key[..]), ("events-raw", &id.as_bytes()[..]));
+        assert_eq!(
+            (topic, &key[..]),
+            ("events-raw", &b""[..]),
+            "raw events go batch by batch"
+        );
         assert_eq!(
             crate::decode::<pb::RawEvent>(&payload).expect("decodes"),
             raw

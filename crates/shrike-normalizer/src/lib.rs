@@ -2,21 +2,54 @@
 //! (`shrike-normalization`), and produces normalized events keyed by issue, so that one issue's
 //! events share a partition and one grouper decides about each issue.
 //!
-//! A raw record is committed only after its normalized event (or its dead letter) was accepted by
-//! the bus, so a crash redelivers it. A record that fails deterministically (undecodable, not an
-//! event) goes to the dead-letter topic with the reason and is committed: it must not block the
-//! partition.
+//! Many records are in flight at once ([`shrike_consumer::transform`]): each normalized event is
+//! handed to the bus without waiting for its acknowledgement, and a raw record is committed only
+//! once its output (or its dead letter) and every output before it in its partition was
+//! acknowledged, so a crash redelivers it. A record that fails deterministically (undecodable,
+//! not an event) goes to the dead-letter topic with the reason: it must not block the partition.
 
+use serde::{Deserialize, Serialize};
 use shrike_bus::{BusError, Consumer, Producer, Record};
-use shrike_consumer::{ProcessError, dead_letter, send_with_backoff};
+use shrike_consumer::{ProcessError, WindowLimits, outgoing};
 use shrike_grouping::ProjectConfigs;
-use shrike_messages::{BusMessage, pb};
+use shrike_messages::pb;
 use shrike_protocol::Event;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// The consumer group of the normalizer.
 pub const GROUP: &str = "shrike-normalizer";
+
+/// `[normalizer]`: how much may be in flight, taken from the raw topic and not yet acknowledged
+/// on the normalized one. This bounds the normalizer's memory; when it is full, fetching pauses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NormalizerConfig {
+    /// Most records in flight.
+    pub window_records: usize,
+    /// Most MiB of raw and normalized payloads in flight.
+    pub window_mib: usize,
+}
+
+impl Default for NormalizerConfig {
+    fn default() -> Self {
+        NormalizerConfig {
+            window_records: 10_000,
+            window_mib: 32,
+        }
+    }
+}
+
+impl NormalizerConfig {
+    /// The window's limits.
+    pub fn limits(&self) -> WindowLimits {
+        WindowLimits {
+            records: self.window_records.max(1),
+            bytes: self.window_mib.max(1) << 20,
+            drain: std::time::Duration::from_secs(30),
+        }
+    }
+}
 
 /// The normalized message of one raw record, grouped with its project's settings.
 pub fn process(
@@ -31,44 +64,29 @@ pub fn process(
     Ok(shrike_normalization::normalize(meta, event, grouping))
 }
 
-/// Runs until `shutdown` fires or the bus closes; commits are flushed before returning.
+/// Runs until `shutdown` fires or the bus fails; what is in flight is awaited and the commits
+/// flushed before returning.
 pub async fn run<C: Consumer, P: Producer>(
-    mut consumer: C,
+    consumer: C,
     producer: P,
     grouping: Arc<ProjectConfigs>,
+    config: NormalizerConfig,
     shutdown: CancellationToken,
 ) -> Result<(), BusError> {
-    loop {
-        let record = tokio::select! {
-            record = consumer.recv() => record?,
-            () = shutdown.cancelled() => return consumer.flush().await,
-        };
-        let sent = match process(&record, &grouping) {
-            Ok(message) => {
-                let (topic, key, payload) = message.record();
-                match send_with_backoff(&producer, topic, &key, payload).await {
-                    Ok(()) => {
-                        metrics::counter!("shrike_normalizer_events_total").increment(1);
-                        Ok(())
-                    }
-                    Err(BusError::TooLarge(topic)) => Err(ProcessError::TooLarge(topic)),
-                    Err(error) => return Err(error),
-                }
-            }
-            Err(error) => Err(error),
-        };
-        if let Err(error) = sent {
-            let letter = dead_letter(&record, GROUP, &error);
-            match send_with_backoff(&producer, letter.topic, &letter.key, letter.payload).await {
-                Err(BusError::TooLarge(_)) => tracing::error!(
-                    offset = record.offset,
-                    "dead letter too large for its topic; record skipped"
-                ),
-                other => other?,
-            }
-        }
-        consumer.commit(&record)?;
-    }
+    let events = metrics::counter!("shrike_normalizer_events_total");
+    shrike_consumer::transform(
+        consumer,
+        producer,
+        config.limits(),
+        GROUP,
+        move |record| {
+            let message = process(record, &grouping)?;
+            events.increment(1);
+            Ok(outgoing(&message))
+        },
+        shutdown,
+    )
+    .await
 }
 
 #[cfg(test)]
@@ -132,6 +150,7 @@ mod tests {
             bus.consumer(Topic::RawEvents.name(), GROUP),
             bus.clone(),
             Arc::new(grouping),
+            NormalizerConfig::default(),
             shutdown.clone(),
         ));
 

@@ -34,6 +34,8 @@ pub struct Config {
     pub bus: shrike_bus::local::LocalBusConfig,
     /// Kafka, for the per-service commands.
     pub kafka: shrike_bus::kafka::KafkaConfig,
+    /// The normalizer's window of records in flight.
+    pub normalizer: shrike_normalizer::NormalizerConfig,
     /// The grouper's batches.
     pub grouper: shrike_grouper::GrouperConfig,
     /// Per-project grouping rules.
@@ -53,6 +55,7 @@ impl Default for Config {
             ingest: Default::default(),
             bus: Default::default(),
             kafka: Default::default(),
+            normalizer: Default::default(),
             grouper: Default::default(),
             grouping: Default::default(),
             alerter: Default::default(),

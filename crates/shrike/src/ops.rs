@@ -7,14 +7,19 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use shrike_store::Store;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long `/readyz` waits for ClickHouse before answering "not ready".
 const READY_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// A service's own readiness check: why it is not ready, if it is not.
+pub type Readiness = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
 #[derive(Clone)]
 struct Ops {
     store: Option<Store>,
+    readiness: Option<Readiness>,
     metrics: PrometheusHandle,
 }
 
@@ -26,8 +31,13 @@ pub fn metrics() -> anyhow::Result<PrometheusHandle> {
         .context("installing the metrics recorder")
 }
 
-/// The operational routes; `/readyz` checks ClickHouse when the service uses it.
-pub fn router(store: Option<Store>, metrics: PrometheusHandle) -> Router {
+/// The operational routes; `/readyz` checks ClickHouse when the service uses it, and the
+/// service's own `readiness` (a consumer keeping up).
+pub fn router(
+    store: Option<Store>,
+    readiness: Option<Readiness>,
+    metrics: PrometheusHandle,
+) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
@@ -35,20 +45,25 @@ pub fn router(store: Option<Store>, metrics: PrometheusHandle) -> Router {
             "/metrics",
             get(|State(ops): State<Ops>| async move { ops.metrics.render() }),
         )
-        .with_state(Ops { store, metrics })
+        .with_state(Ops {
+            store,
+            readiness,
+            metrics,
+        })
 }
 
-async fn ready(State(ops): State<Ops>) -> (StatusCode, &'static str) {
+async fn ready(State(ops): State<Ops>) -> (StatusCode, String) {
+    let unavailable = |why: String| (StatusCode::SERVICE_UNAVAILABLE, why);
+    if let Some(Err(why)) = ops.readiness.as_ref().map(|ready| ready()) {
+        return unavailable(why);
+    }
     let Some(store) = ops.store else {
-        return (StatusCode::OK, "ready");
+        return (StatusCode::OK, "ready".into());
     };
     match tokio::time::timeout(READY_TIMEOUT, store.server_now()).await {
-        Ok(Ok(_)) => (StatusCode::OK, "ready"),
-        Ok(Err(_)) => (StatusCode::SERVICE_UNAVAILABLE, "clickhouse unreachable"),
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "clickhouse does not answer",
-        ),
+        Ok(Ok(_)) => (StatusCode::OK, "ready".into()),
+        Ok(Err(_)) => unavailable("clickhouse unreachable".into()),
+        Err(_) => unavailable("clickhouse does not answer".into()),
     }
 }
 
@@ -56,6 +71,7 @@ async fn ready(State(ops): State<Ops>) -> (StatusCode, &'static str) {
 pub async fn serve(
     listen: &str,
     store: Option<Store>,
+    readiness: Option<Readiness>,
     metrics: PrometheusHandle,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
@@ -65,7 +81,7 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("ops_listen: binding {listen}"))?;
-    let app = router(store, metrics);
+    let app = router(store, readiness, metrics);
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {
             tracing::error!(%error, "ops server failed");

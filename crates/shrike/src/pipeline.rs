@@ -5,7 +5,7 @@
 
 use crate::config::Config;
 use anyhow::Context;
-use shrike_bus::kafka::{KafkaConfig, KafkaConsumer, KafkaProducer};
+use shrike_bus::kafka::{KafkaConfig, KafkaConsumer, KafkaProducer, LagBoard, Linger};
 use shrike_bus::local::LocalConsumer;
 use shrike_bus::{FencedConsumer, LocalBus, Producer, TopicName};
 use shrike_consumer::supervise;
@@ -50,19 +50,26 @@ impl Bus for LocalBus {
 pub struct Kafka {
     config: KafkaConfig,
     producer: KafkaProducer,
+    lag: LagBoard,
 }
 
 impl Kafka {
     /// Checks that the topics exist (creating them first when `kafka.create_topics`), and makes
-    /// the process's producer.
-    pub async fn connect(config: &KafkaConfig) -> anyhow::Result<Kafka> {
+    /// the process's producer (lingering as `linger` says); its consumers report their lag to
+    /// `lag`.
+    pub async fn connect(
+        config: &KafkaConfig,
+        linger: Linger,
+        lag: LagBoard,
+    ) -> anyhow::Result<Kafka> {
         if config.create_topics {
             create_topics(config).await?;
         }
         shrike_bus::kafka::validate_topics(config, &Topic::NAMES)?;
         Ok(Kafka {
             config: config.clone(),
-            producer: KafkaProducer::new(config)?,
+            producer: KafkaProducer::new(config, linger)?,
+            lag,
         })
     }
 }
@@ -81,6 +88,7 @@ impl Bus for Kafka {
             group,
             &[topic.name()],
             Some(self.producer.clone()),
+            &self.lag,
         )?)
     }
 }
@@ -114,6 +122,7 @@ fn members<B: Bus>(
 pub fn normalizer<B: Bus>(
     bus: &B,
     grouping: Arc<ProjectConfigs>,
+    config: shrike_normalizer::NormalizerConfig,
     shutdown: CancellationToken,
 ) -> anyhow::Result<impl Future<Output = anyhow::Result<()>> + Send + 'static> {
     let mut member = members(bus, Topic::RawEvents, shrike_normalizer::GROUP)?;
@@ -123,6 +132,7 @@ pub fn normalizer<B: Bus>(
             member()?,
             producer.clone(),
             grouping.clone(),
+            config,
             shutdown.clone(),
         ))
     }))

@@ -11,12 +11,14 @@
 //! the beginning.
 
 use super::admin::read_topic;
+use super::lag::{LagBoard, STATISTICS_INTERVAL_MS};
 use super::{KafkaConfig, KafkaProducer, OffsetReset, setup};
 use crate::{BusError, Consumer, FencedConsumer, Outgoing, Record, TopicName};
 use bytes::Bytes;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message as _;
+use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::HashMap;
@@ -31,9 +33,15 @@ struct Context {
     generation: Arc<AtomicU64>,
     fence: Arc<tokio::sync::Mutex<()>>,
     offset_reset: OffsetReset,
+    group: String,
+    lag: LagBoard,
 }
 
-impl ClientContext for Context {}
+impl ClientContext for Context {
+    fn stats(&self, statistics: Statistics) {
+        self.lag.update(&self.group, &statistics);
+    }
+}
 
 impl ConsumerContext for Context {
     /// Assigns as librdkafka would (eager rebalancing: every partition is revoked, then the new
@@ -51,6 +59,11 @@ impl ConsumerContext for Context {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 set_starts(consumer, partitions, self.offset_reset);
                 let result = consumer.assign(partitions);
+                // librdkafka keeps a partition's pause across assignments: one this member
+                // paused under an earlier assignment would never be fetched again.
+                if let Err(error) = consumer.resume(partitions) {
+                    tracing::warn!(%error, "cannot resume the new assignment");
+                }
                 self.post_rebalance(consumer, &Rebalance::Assign(partitions));
                 result
             }
@@ -119,12 +132,14 @@ pub struct KafkaConsumer {
 
 impl KafkaConsumer {
     /// Joins `group` on `topics`. `producer` is what [`FencedConsumer::produce_and_commit`]
-    /// produces with (consumers that never call it may pass `None`).
+    /// produces with (consumers that never call it may pass `None`); the group's lag is reported
+    /// to `lag`.
     pub fn new(
         config: &KafkaConfig,
         group: &str,
         topics: &[TopicName],
         producer: Option<KafkaProducer>,
+        lag: &LagBoard,
     ) -> Result<Self, BusError> {
         let generation = Arc::new(AtomicU64::new(0));
         let fence = Arc::new(tokio::sync::Mutex::new(()));
@@ -139,12 +154,18 @@ impl KafkaConsumer {
             .set("isolation.level", "read_committed")
             .set("session.timeout.ms", "6000")
             .set("heartbeat.interval.ms", "500")
-            .set("queued.max.messages.kbytes", "16384");
+            .set("queued.max.messages.kbytes", "16384")
+            // librdkafka waits this long before fetching again once its queue was over the
+            // limit (default 1 s: a stall every time a burst fills the queue).
+            .set("fetch.queue.backoff.ms", "10")
+            .set("statistics.interval.ms", STATISTICS_INTERVAL_MS.to_string());
         let consumer: BaseConsumer<Context> = client
             .create_with_context(Context {
                 generation: generation.clone(),
                 fence: fence.clone(),
                 offset_reset: config.offset_reset,
+                group: group.to_owned(),
+                lag: lag.clone(),
             })
             .map_err(setup)?;
         let names: Vec<String> = topics.iter().map(|t| config.topic_name(t)).collect();
@@ -208,18 +229,28 @@ fn poll_loop(
     config: &KafkaConfig,
     topics: &[TopicName],
 ) {
-    // Records polled but not yet taken by the async side. When the channel is full the
-    // assignment is paused (no more fetching) while polling goes on, so heartbeats, rebalances
-    // and `max.poll.interval.ms` keep working however long the consumer takes.
+    // Records polled but not yet taken by the async side. A full channel is waited on for up to
+    // `HAND_OVER_WAIT` (the consumer usually makes room within moments); only then is the
+    // assignment paused, while polling goes on, so heartbeats, rebalances and
+    // `max.poll.interval.ms` keep working however long the consumer takes. Pausing is the
+    // exception because librdkafka drops what it prefetched for a paused partition and fetches
+    // it again on resume.
     let mut pending: std::collections::VecDeque<Record> = std::collections::VecDeque::new();
-    let mut paused = false;
+    // The generation whose assignment is paused: a new assignment starts unpaused.
+    let mut paused_in: Option<u64> = None;
     while !stop.load(Ordering::Relaxed) {
+        let paused = paused_in == Some(generation.load(Ordering::SeqCst));
+        let mut waited = Duration::ZERO;
         while let Some(record) = pending.pop_front() {
             match tx.try_send(Ok(record)) {
-                Ok(()) => {}
+                Ok(()) => waited = Duration::ZERO,
                 Err(mpsc::error::TrySendError::Full(Ok(record))) => {
                     pending.push_front(record);
-                    break;
+                    if paused || waited >= HAND_OVER_WAIT || stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    std::thread::sleep(HAND_OVER_STEP);
+                    waited += HAND_OVER_STEP;
                 }
                 Err(_) => return,
             }
@@ -234,7 +265,9 @@ fn poll_loop(
                 consumer.resume(&assignment)
             };
             match result {
-                Ok(()) => paused = want_pause,
+                Ok(()) => {
+                    paused_in = want_pause.then(|| generation.load(Ordering::SeqCst));
+                }
                 Err(error) => tracing::warn!(%error, "cannot pause or resume the assignment"),
             }
         }
@@ -271,6 +304,11 @@ fn poll_loop(
         }
     }
 }
+
+/// How long the poll thread waits for room in the channel before pausing the assignment.
+const HAND_OVER_WAIT: Duration = Duration::from_secs(1);
+/// How often it looks for room meanwhile.
+const HAND_OVER_STEP: Duration = Duration::from_millis(1);
 
 /// Sets where each partition of a new assignment starts: the beginning when the group never
 /// committed it, and (under [`OffsetReset::Earliest`]) when its committed offset is gone, which is

@@ -70,6 +70,38 @@ impl MockKafka {
         Ok(())
     }
 
+    /// Makes `broker` (1-based) the leader of `topic`'s `partition` (with `config`'s prefix).
+    pub fn set_leader(
+        &self,
+        config: &KafkaConfig,
+        topic: TopicName,
+        partition: i32,
+        broker: i32,
+    ) -> Result<(), BusError> {
+        let mock = self
+            .owner
+            .client()
+            .mock_cluster()
+            .ok_or(BusError::Setup("no mock cluster".into()))?;
+        mock.partition_leader(&config.topic_name(topic), partition, Some(broker))
+            .map_err(|e| BusError::Setup(e.to_string()))
+    }
+
+    /// Takes one broker (1-based) down (true) or brings it back (false).
+    pub fn set_broker_down(&self, broker: i32, down: bool) -> Result<(), BusError> {
+        let mock = self
+            .owner
+            .client()
+            .mock_cluster()
+            .ok_or(BusError::Setup("no mock cluster".into()))?;
+        let result = if down {
+            mock.broker_down(broker)
+        } else {
+            mock.broker_up(broker)
+        };
+        result.map_err(|e| BusError::Setup(e.to_string()))
+    }
+
     /// Takes every broker down (true) or brings them back (false).
     pub fn set_down(&self, down: bool) -> Result<(), BusError> {
         let mock = self

@@ -12,13 +12,15 @@
 
 pub mod admin;
 mod consumer;
+mod lag;
 #[cfg(feature = "kafka-mock")]
 pub mod mock;
 mod producer;
 
 pub use admin::{create_topics, read_all, validate_topics};
 pub use consumer::KafkaConsumer;
-pub use producer::KafkaProducer;
+pub use lag::LagBoard;
+pub use producer::{KafkaProducer, Linger};
 
 use crate::{BusError, TopicName};
 use rdkafka::config::ClientConfig;
@@ -50,6 +52,9 @@ pub struct KafkaConfig {
     pub properties: HashMap<String, String>,
     /// What a consumer does when its group's committed offset is no longer on the broker.
     pub offset_reset: OffsetReset,
+    /// A consumer whose lag stayed above this many records for a minute without shrinking
+    /// answers `/readyz` with 503: it is not keeping up.
+    pub ready_max_lag: u64,
 }
 
 impl Default for KafkaConfig {
@@ -64,6 +69,7 @@ impl Default for KafkaConfig {
             create_topics: false,
             properties: HashMap::new(),
             offset_reset: OffsetReset::Fail,
+            ready_max_lag: 100_000,
         }
     }
 }
@@ -127,12 +133,16 @@ impl KafkaConfig {
     }
 
     fn client(&self) -> ClientConfig {
-        let mut config = ClientConfig::new();
-        config.set("bootstrap.servers", &self.bootstrap_servers);
+        self.client_over(ClientConfig::new())
+    }
+
+    /// `defaults`, then the brokers and `kafka.properties` over them.
+    fn client_over(&self, mut defaults: ClientConfig) -> ClientConfig {
+        defaults.set("bootstrap.servers", &self.bootstrap_servers);
         for (key, value) in &self.properties {
-            config.set(key, value);
+            defaults.set(key, value);
         }
-        config
+        defaults
     }
 }
 

@@ -5,9 +5,13 @@
 use crate::config::Config;
 use crate::pipeline::{self, Bus, Kafka};
 use crate::{ops, runtime};
+use shrike_bus::kafka::{LagBoard, Linger};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// How long a consumer's lag must stay high without shrinking before it is not ready.
+const LAG_WINDOW: Duration = Duration::from_secs(60);
 
 /// Which service a per-service command runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,14 +42,39 @@ pub async fn run(config: Config, service: Service) -> anyhow::Result<()> {
         Service::Normalizer => None,
         _ => Some(crate::store::connect(&config).await?),
     };
-    ops::serve(&config.ops_listen, store.clone(), metrics).await?;
+    // Consumers are ready while they keep up (see `kafka.ready_max_lag`).
+    let lag = LagBoard::default();
+    let readiness: Option<ops::Readiness> = match service {
+        Service::Normalizer | Service::Grouper => {
+            let (lag, max) = (lag.clone(), config.kafka.ready_max_lag);
+            Some(Arc::new(move || {
+                match lag.behind(max, LAG_WINDOW).as_slice() {
+                [] => Ok(()),
+                behind => Err(behind
+                    .iter()
+                    .map(|(group, records)| {
+                        format!("{group} is not keeping up: {records} records behind and not catching up")
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")),
+            }
+            }))
+        }
+        Service::Ingest | Service::Alerter => None,
+    };
+    ops::serve(&config.ops_listen, store.clone(), readiness, metrics).await?;
     if let (Service::Alerter, Some(store)) = (service, &store) {
         if let Some(alerter) = pipeline::alerter(&config, store.clone(), shutdown)? {
             alerter.await;
         }
         return Ok(());
     }
-    let bus = Kafka::connect(config.kafka()?).await?;
+    // Ingest's requests wait for their own records; the consumers hand many over at once.
+    let linger = match service {
+        Service::Ingest => Linger::Short,
+        _ => Linger::Batch,
+    };
+    let bus = Kafka::connect(config.kafka()?, linger, lag).await?;
     match (service, store) {
         (Service::Ingest, Some(store)) => {
             let stop = CancellationToken::new();
@@ -58,7 +87,7 @@ pub async fn run(config: Config, service: Service) -> anyhow::Result<()> {
         }
         (Service::Normalizer, _) => {
             let grouping = Arc::new(config.grouping()?);
-            pipeline::normalizer(&bus, grouping, shutdown)?.await?;
+            pipeline::normalizer(&bus, grouping, config.normalizer, shutdown)?.await?;
         }
         (Service::Grouper, Some(store)) => {
             let writers = pipeline::writers(&bus, &store, config.grouper, &shutdown)?;

@@ -44,7 +44,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         None => store.create_key(project.id).await?,
     };
     let metrics = ops::metrics()?;
-    ops::serve(&config.ops_listen, Some(store.clone()), metrics).await?;
+    ops::serve(&config.ops_listen, Some(store.clone()), None, metrics).await?;
 
     let dir = config.data_dir.join("bus");
     let bus = LocalBus::open(&config.bus, &dir, &Topic::NAMES)
@@ -60,7 +60,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     // Every consumer subscribes here, before ingest opens: nothing it produces is missed.
     let grouping = Arc::new(config.grouping()?);
-    let mut tasks = vec![low.spawn(pipeline::normalizer(&bus, grouping, shutdown.clone())?)];
+    let mut tasks = vec![low.spawn(pipeline::normalizer(
+        &bus,
+        grouping,
+        config.normalizer,
+        shutdown.clone(),
+    )?)];
     let grouper = config.grouper_in_one_process();
     for writer in pipeline::writers(&bus, &store, grouper, &shutdown)? {
         tasks.push(low.spawn(writer));

@@ -88,6 +88,11 @@ pub enum DevCommand {
         #[arg(long, default_value_t = 4)]
         partitions: i32,
     },
+    /// Run the local ClickHouse server `shrike up` would (data under `data_dir/clickhouse`, user
+    /// `shrike`, its password in `data_dir/clickhouse/password`), migrated, and serve until
+    /// stopped: for running the services one per process on this machine, which then use it as
+    /// they use a running `shrike up`'s.
+    Clickhouse,
 }
 
 /// `shrike project ...`.

@@ -1,6 +1,8 @@
 //! `shrike dev kafka`: librdkafka's mock cluster as a standalone broker for short trials and
 //! outage tests. It keeps at most 5 MiB per partition, in memory, and must never hold data anyone
 //! needs (`deploy/scripts/kafka.sh` runs a broker that keeps what it accepted).
+//! `shrike dev clickhouse`: the local ClickHouse of `shrike up` on its own, for the services run
+//! one per process on this machine.
 
 use crate::config::Config;
 use shrike_bus::kafka::mock::MockKafka;
@@ -33,4 +35,23 @@ pub async fn kafka(config: &Config, brokers: i32, partitions: i32) -> anyhow::Re
         }
         let _ = std::io::stdout().flush();
     }
+}
+
+/// Runs the local ClickHouse server until Ctrl-C or SIGTERM, then stops it.
+pub async fn clickhouse(config: &Config) -> anyhow::Result<()> {
+    let (_store, server) = crate::store::start(config).await?;
+    let Some(server) = server else {
+        anyhow::bail!(
+            "clickhouse.url is set, or another shrike process runs the local server: nothing to start"
+        );
+    };
+    println!(
+        "CLICKHOUSE: {} (user shrike, password in {})",
+        server.url,
+        config.local_clickhouse_dir().join("password").display()
+    );
+    let _ = std::io::stdout().flush();
+    crate::runtime::shutdown_signal().await;
+    drop(server);
+    Ok(())
 }

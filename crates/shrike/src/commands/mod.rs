@@ -32,12 +32,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Project { command } => project::run(&config, command).await,
         Command::Issues { command } => issues::run(&config, command).await,
         #[cfg(feature = "dev")]
-        Command::Dev {
-            command:
-                crate::cli::DevCommand::Kafka {
-                    brokers,
-                    partitions,
-                },
-        } => dev::kafka(&config, brokers, partitions).await,
+        Command::Dev { command } => match command {
+            crate::cli::DevCommand::Kafka {
+                brokers,
+                partitions,
+            } => dev::kafka(&config, brokers, partitions).await,
+            crate::cli::DevCommand::Clickhouse => dev::clickhouse(&config).await,
+        },
     }
 }

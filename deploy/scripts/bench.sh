@@ -3,11 +3,18 @@
 # with its own ClickHouse under a temporary directory, runs the load harness against it, and
 # prints the harness reports plus ClickHouse's disk use per stored event.
 #
-#   bash deploy/scripts/bench.sh [ingest|e2e|latency|memory|all|backlog]   (default: all)
+#   bash deploy/scripts/bench.sh [ingest|e2e|latency|memory|all|backlog|kafka]   (default: all)
 #
 # all = ingest, e2e, latency, memory, in that order. backlog (not in all) sends as fast as possible
 # for 60 s with the end-to-end check: ingest outpaces the pipeline, and the check waits for the
 # backlog to drain.
+#
+# kafka (not in all): the same closed-loop bursts ($KAFKA_EVENTS events, default 100,000, with the
+# end-to-end check; 32 connections, then 128) against `shrike up`, then against the services run
+# one per process over `shrike dev kafka` (librdkafka's mock broker, $KAFKA_PARTITIONS partitions,
+# default 64; the normalizer and grouper at nice 10, as `shrike up` runs its pipeline), then
+# $TANSU_EVENTS events (default 20,000) over tansu (SQLite), beside what a plain Kafka client moves
+# through that tansu over the same two hops (examples/kafka_two_hops.rs).
 #
 # Needs what `deploy/scripts/setup.sh` installs. Each run's JSON, Markdown and SVG reports go to
 # $BENCH_DIR/results (default /tmp/shrike-bench/results).
@@ -25,6 +32,10 @@ ops="127.0.0.1:8401"
 cargo build --release --locked -p shrike -p shrike-load --manifest-path "$repo/Cargo.toml"
 shrike="$target/release/shrike"
 load="$target/release/shrike-load"
+if [ "$what" = kafka ]; then
+    cargo build --release --locked -p shrike-bus --features kafka --example kafka_two_hops \
+        --manifest-path "$repo/Cargo.toml"
+fi
 
 # A fresh start: no events of earlier runs for ClickHouse to merge, no journal to resume.
 rm -rf "$bench_dir/data"
@@ -77,6 +88,106 @@ e2e=(--clickhouse-url "http://127.0.0.1:$http_port" --clickhouse-database shrike
 # The password of the ClickHouse `shrike up` runs, for the harness's end-to-end check.
 SHRIKE_LOAD_CLICKHOUSE_PASSWORD="$(cat "$bench_dir/data/clickhouse/password")"
 export SHRIKE_LOAD_CLICKHOUSE_PASSWORD
+
+# Kafka mode: ClickHouse, a broker and the services, each a process of its own; `run_kafka NAME
+# BOOTSTRAP EVENTS` sends EVENTS through them.
+kafka_dir="$bench_dir/kafka"
+kafka_pids=()
+stop_kafka_services() {
+    for pid in "${kafka_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${kafka_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    kafka_pids=()
+}
+kafka_cleanup() {
+    stop_kafka_services
+    for pid in ${broker_pid:-} ${kch_pid:-}; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+    cleanup
+}
+start_kafka_clickhouse() {
+    rm -rf "$kafka_dir"
+    mkdir -p "$kafka_dir"
+    cat > "$kafka_dir/shrike.toml" <<TOML
+data_dir = "$kafka_dir/data"
+[clickhouse]
+local_http_port = 28124
+local_tcp_port = 29001
+[ingest]
+listen = "$ingest"
+[alerter]
+enabled = false
+TOML
+    "$shrike" --config "$kafka_dir/shrike.toml" dev clickhouse > "$kafka_dir/clickhouse.log" 2>&1 &
+    kch_pid=$!
+    for _ in $(seq 60); do grep -q '^CLICKHOUSE:' "$kafka_dir/clickhouse.log" && break; sleep 1; done
+    kch_server="$(pgrep -f "clickhouse-server --config-file=$kafka_dir" | head -1)"
+}
+# `run_kafka NAME BOOTSTRAP EVENTS [HARNESS ARGS]...`: the services over BOOTSTRAP, then each
+# burst (one per `--connections N` given, or one with the scenario's 32).
+run_kafka() {
+    local name="$1" bootstrap="$2" events="$3" config="$kafka_dir/shrike.toml" n=0 pids=()
+    shift 3
+    dsn_k="$("$shrike" --config "$config" --kafka "$bootstrap" project create "$name" | tail -n 1)"
+    for service in ingest normalizer grouper; do
+        n=$((n + 1))
+        local nice=10
+        [ "$service" = ingest ] && nice=0
+        SHRIKE__OPS_LISTEN="127.0.0.1:84$((10 + n))" nice -n "$nice" "$shrike" --config "$config" \
+            --kafka "$bootstrap" "$service" > "$kafka_dir/$name-$service.log" 2>&1 &
+        kafka_pids+=($!)
+        pids+=(--process-pid $!)
+    done
+    for _ in $(seq 60); do curl -sf "http://$ingest/healthz" > /dev/null && break; sleep 0.5; done
+    for connections in "${@:-32}"; do
+        SHRIKE_LOAD_CLICKHOUSE_PASSWORD="$(cat "$kafka_dir/data/clickhouse/password")" \
+            RUST_BACKTRACE=0 "$load" run python-5k-max --events "$events" --connections "$connections" \
+            --dsn "$dsn_k" --no-progress --out-dir "$bench_dir/results" \
+            --clickhouse-url http://127.0.0.1:28124 --e2e-timeout 600 \
+            "${pids[@]}" --process-pid "$broker_pid" --process-pid "$kch_server"
+    done
+    echo "grouper: the fenced produce-and-commit per batch (seconds):"
+    curl -s http://127.0.0.1:8413/metrics | grep '^shrike_grouper_fence_seconds' || true
+    stop_kafka_services
+}
+
+case "$what" in
+    kafka)
+        events="${KAFKA_EVENTS:-100000}"
+        partitions="${KAFKA_PARTITIONS:-64}"
+        for connections in 32 128; do
+            echo "== shrike up: $events events, $connections connections"
+            run python-5k-max --events "$events" --connections "$connections" "${e2e[@]}" \
+                --e2e-timeout 600
+        done
+        cleanup
+        trap kafka_cleanup EXIT
+        start_kafka_clickhouse
+        echo "== Kafka mode over shrike dev kafka ($partitions partitions): $events events, 32 then 128 connections"
+        "$shrike" --config "$kafka_dir/shrike.toml" dev kafka --partitions "$partitions" \
+            > "$kafka_dir/mock.log" 2>&1 < <(sleep infinity) &
+        broker_pid=$!
+        for _ in $(seq 60); do grep -q '^BOOTSTRAP:' "$kafka_dir/mock.log" && break; sleep 0.5; done
+        run_kafka mock "$(awk '/^BOOTSTRAP:/ {print $2}' "$kafka_dir/mock.log")" "$events" 32 128
+        kill "$broker_pid"; wait "$broker_pid" 2>/dev/null || true
+        tansu_events="${TANSU_EVENTS:-20000}"
+        echo "== over tansu (SQLite): a plain Kafka client's two hops, then Kafka mode: $tansu_events events"
+        tansu="$(bash "$here/tansu.sh")"
+        mkdir -p "$kafka_dir/tansu"
+        (cd "$kafka_dir/tansu" && exec "$tansu" broker --listener-url tcp://127.0.0.1:19092 \
+            --advertised-listener-url tcp://127.0.0.1:19092 --storage-engine sqlite://tansu.db \
+            > tansu.log 2>&1) &
+        broker_pid=$!
+        for _ in $(seq 100); do
+            "$shrike" --config "$kafka_dir/shrike.toml" --kafka 127.0.0.1:19092 topics create \
+                > /dev/null 2>&1 && break
+            sleep 0.2
+        done
+        "$load" sample python-5k-max --count 3000 > "$kafka_dir/payloads.txt"
+        "$target/release/examples/kafka_two_hops" 127.0.0.1:19092 "$tansu_events" 8 \
+            "$kafka_dir/payloads.txt"
+        run_kafka tansu 127.0.0.1:19092 "$tansu_events"
+        exit 0
+        ;;
+esac
 
 case "$what" in
     ingest | all) run python-5k-max --duration 30 ;;&

@@ -74,6 +74,8 @@ pub fn event_row(payload: &[u8]) -> Result<EventRow, ProcessError> {
         sdk_name: fields.sdk_name,
         sdk_version: fields.sdk_version,
         grouping_variant: message.grouping_variant,
+        body: String::from_utf8(message.body)
+            .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned()),
     })
 }
 
@@ -126,6 +128,7 @@ mod tests {
             primary_hash: hash.into(),
             grouping_variant: "app".into(),
             fields: Some(fields),
+            body: br#"{"title":"Main: v"}"#.to_vec(),
         })
     }
 
@@ -158,6 +161,7 @@ mod tests {
         );
         assert_eq!(row.frame_in_app, vec![1]);
         assert_eq!(row.tags_key, vec!["a"]);
+        assert_eq!(row.body, r#"{"title":"Main: v"}"#);
         let kept = pending(&payload, 5).expect("summary");
         assert_eq!((kept.record, kept.event.hash.as_str()), (5, A));
         assert_eq!(kept.event.summary.title, "Main: v");

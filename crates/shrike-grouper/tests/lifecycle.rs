@@ -65,6 +65,7 @@ fn event(hash: &str, release: &str) -> pb::NormalizedEvent {
             title: format!("Error {}", &hash[..1]),
             ..Default::default()
         }),
+        body: format!(r#"{{"release":"{release}"}}"#).into_bytes(),
     }
 }
 

@@ -74,6 +74,7 @@ mod tests {
                 title: "t".into(),
                 ..Default::default()
             }),
+            body: br#"{"message":"t"}"#.to_vec(),
         };
         let decoded: pb::NormalizedEvent = decode(&encode(&message)).expect("decodes");
         assert_eq!(decoded, message);

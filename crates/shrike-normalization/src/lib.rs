@@ -9,6 +9,14 @@
 //! Pure: no I/O, no clock (the receive time comes with the message). Normalization never fails: a
 //! field Shrike cannot use is dropped, not the event.
 
+pub mod meta;
+pub mod scrub;
+pub mod trim;
+mod whole;
+
+pub use scrub::{ScrubSettings, Scrubber, Scrubbers, ScrubbingConfig};
+pub use whole::normalize_body;
+
 use chrono::{DateTime, Utc};
 use shrike_grouping::GroupingConfig;
 use shrike_messages::pb;
@@ -141,6 +149,7 @@ pub fn normalize(meta: pb::Meta, event: Event, grouping: &GroupingConfig) -> pb:
         primary_hash,
         grouping_variant,
         fields: Some(fields),
+        body: Vec::new(),
     }
 }
 

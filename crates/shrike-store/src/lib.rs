@@ -204,7 +204,8 @@ impl Store {
                     .fetch_one()
                     .await?;
                 if present == 0 {
-                    let (table, name, definition) = (column.table, column.name, column.definition);
+                    let (table, name) = (column.table, column.name);
+                    let definition = column.definition_for(server);
                     self.client
                         .query(&format!(
                             "ALTER TABLE {db}.{table} ADD COLUMN {name} {definition}"
@@ -422,5 +423,25 @@ impl Store {
             .bind(project_id)
             .fetch_one()
             .await?)
+    }
+
+    /// The whole event (its JSON, as stored), or `None` when the project has no such event or
+    /// it was stored before whole events were kept.
+    pub async fn event_json(
+        &self,
+        project_id: u64,
+        event_id: uuid::Uuid,
+    ) -> Result<Option<String>> {
+        let bodies: Vec<String> = self
+            .client
+            .query(&format!(
+                "SELECT body FROM {}.events WHERE project_id = ? AND event_id = ? LIMIT 1",
+                self.db
+            ))
+            .bind(project_id)
+            .bind(event_id.to_string())
+            .fetch_all()
+            .await?;
+        Ok(bodies.into_iter().find(|body| !body.is_empty()))
     }
 }

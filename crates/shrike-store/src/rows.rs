@@ -129,6 +129,8 @@ pub struct EventRow {
     pub sdk_version: String,
     /// The grouping variant that produced `primary_hash`.
     pub grouping_variant: String,
+    /// The whole event as JSON: scrubbed, trimmed, with its `_meta` (Sentry's event JSON).
+    pub body: String,
 }
 
 /// A row of `alert_state`.

@@ -11,7 +11,10 @@ async fn start() -> (tempfile::TempDir, LocalClickHouse, Store) {
         .await
         .expect("clickhouse-server starts");
     let store = server.store("shrike_test").expect("store");
-    assert_eq!(store.migrate().await.expect("migrate"), vec![1, 2, 3, 4, 5]);
+    assert_eq!(
+        store.migrate().await.expect("migrate"),
+        vec![1, 2, 3, 4, 5, 6]
+    );
     (dir, server, store)
 }
 
@@ -47,6 +50,38 @@ async fn migrations_are_idempotent_and_projects_get_keys() {
             .any(|k| k.public_key == key_a.public_key && k.project_id == 1 && k.active)
     );
     assert_eq!(store.project_by_name("b").await.expect("lookup"), Some(b));
+}
+
+#[tokio::test]
+async fn the_whole_event_is_kept_beside_its_columns() {
+    let (_dir, _server, store) = start().await;
+    let now = store.server_now().await.expect("now");
+    let (kept, bare) = (Uuid::new_v4(), Uuid::new_v4());
+    let body = r#"{"event_id":"x","extra":{"cart":"c-1"}}"#;
+    store
+        .insert_events([
+            EventRow {
+                body: body.into(),
+                ..event(3, 30, kept, now)
+            },
+            event(3, 30, bare, now),
+        ])
+        .await
+        .expect("insert");
+    assert_eq!(
+        store.event_json(3, kept).await.expect("query").as_deref(),
+        Some(body)
+    );
+    assert_eq!(
+        store.event_json(3, bare).await.expect("query"),
+        None,
+        "stored without a body"
+    );
+    assert_eq!(
+        store.event_json(2, kept).await.expect("query"),
+        None,
+        "another project's"
+    );
 }
 
 #[tokio::test]

@@ -8,10 +8,11 @@
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use serde::Deserialize;
 use shrike_bus::Record;
-use shrike_grouping::ProjectConfigs;
 use shrike_load::scenario::{CountRange, EventMix, PlatformWeights, SizeRange};
 use shrike_messages::{Topic, pb};
+use shrike_normalizer::Projects;
 use std::hint::black_box;
 use uuid::Uuid;
 
@@ -81,11 +82,13 @@ fn stages(c: &mut Criterion) {
             }))
         })
         .collect();
-    let grouping = ProjectConfigs::default();
+    let projects = Projects::default();
     let normalized: Vec<Bytes> = raw
         .iter()
         .map(|r| {
-            shrike_messages::encode(&shrike_normalizer::process(r, &grouping).expect("normalizes"))
+            shrike_messages::encode(
+                &shrike_normalizer::process(r, &projects, false).expect("normalizes"),
+            )
         })
         .collect();
 
@@ -103,8 +106,59 @@ fn stages(c: &mut Criterion) {
     group.bench_function("normalizer-process", |b| {
         b.iter(|| {
             i = (i + 1) % raw.len();
-            let message = shrike_normalizer::process(&raw[i], &grouping).expect("normalizes");
+            let message =
+                shrike_normalizer::process(&raw[i], &projects, false).expect("normalizes");
             black_box(shrike_messages::encode(&message).len())
+        })
+    });
+    group.bench_function("normalizer-process-whole", |b| {
+        b.iter(|| {
+            i = (i + 1) % raw.len();
+            let message = shrike_normalizer::process(&raw[i], &projects, true).expect("normalizes");
+            black_box(shrike_messages::encode(&message).len())
+        })
+    });
+    // The parts of the whole event's preparation, each on its own.
+    let values: Vec<serde_json::Value> = events
+        .iter()
+        .map(|(_, json)| serde_json::from_slice(json).expect("json"))
+        .collect();
+    group.bench_function("whole-parse", |b| {
+        b.iter(|| {
+            i = (i + 1) % events.len();
+            let value: serde_json::Value = serde_json::from_slice(&events[i].1).expect("json");
+            black_box(value.is_object())
+        })
+    });
+    let scrubber = shrike_normalization::Scrubber::default();
+    group.bench_function("whole-scrub-trim", |b| {
+        b.iter_batched(
+            || {
+                i = (i + 1) % values.len();
+                values[i].clone()
+            },
+            |mut value| {
+                let mut meta = shrike_normalization::meta::Meta::default();
+                if let serde_json::Value::Object(event) = &mut value {
+                    scrubber.scrub(event, &mut meta);
+                    shrike_normalization::trim::trim(event, &mut meta);
+                }
+                black_box(meta.is_empty())
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("whole-typed-view", |b| {
+        b.iter(|| {
+            i = (i + 1) % values.len();
+            let event = shrike_protocol::Event::deserialize(&values[i]).expect("event");
+            black_box(event.exception.len())
+        })
+    });
+    group.bench_function("whole-serialize", |b| {
+        b.iter(|| {
+            i = (i + 1) % values.len();
+            black_box(serde_json::to_vec(&values[i]).expect("json").len())
         })
     });
     group.bench_function("grouper-batch-summary", |b| {

@@ -40,6 +40,8 @@ pub struct Config {
     pub grouper: shrike_grouper::GrouperConfig,
     /// Per-project grouping rules.
     pub grouping: shrike_grouping::GroupingRules,
+    /// Per-project scrubbing of secrets.
+    pub scrubbing: shrike_normalization::ScrubbingConfig,
     /// The alerter.
     pub alerter: shrike_alerter::AlerterConfig,
 }
@@ -58,6 +60,7 @@ impl Default for Config {
             normalizer: Default::default(),
             grouper: Default::default(),
             grouping: Default::default(),
+            scrubbing: Default::default(),
             alerter: Default::default(),
         }
     }
@@ -105,6 +108,7 @@ impl Config {
         }
         shrike_alerter::Schedule::parse(&self.alerter.schedule).context("alerter.schedule")?;
         named(self.grouping.configs().map(drop))?;
+        named(self.scrubbing.scrubbers().map(drop))?;
         Ok(())
     }
 
@@ -113,9 +117,13 @@ impl Config {
         self.data_dir.join("clickhouse")
     }
 
-    /// Every project's grouping settings, parsed (validated at load).
-    pub fn grouping(&self) -> anyhow::Result<shrike_grouping::ProjectConfigs> {
-        self.grouping.configs().map_err(anyhow::Error::msg)
+    /// What the normalizer knows of every project: grouping and scrubbing settings, parsed
+    /// (validated at load).
+    pub fn projects(&self) -> anyhow::Result<shrike_normalizer::Projects> {
+        Ok(shrike_normalizer::Projects {
+            grouping: self.grouping.configs().map_err(anyhow::Error::msg)?,
+            scrubbing: self.scrubbing.scrubbers().map_err(anyhow::Error::msg)?,
+        })
     }
 
     /// The Kafka settings; fails when no brokers are configured.

@@ -9,7 +9,6 @@ use shrike_bus::kafka::{KafkaConfig, KafkaConsumer, KafkaProducer, LagBoard, Lin
 use shrike_bus::local::LocalConsumer;
 use shrike_bus::{FencedConsumer, LocalBus, Producer, TopicName};
 use shrike_consumer::supervise;
-use shrike_grouping::ProjectConfigs;
 use shrike_ingest::{IngestState, KeyCache, Outcomes};
 use shrike_messages::Topic;
 use shrike_store::Store;
@@ -121,7 +120,7 @@ fn members<B: Bus>(
 /// The normalizer on `bus`.
 pub fn normalizer<B: Bus>(
     bus: &B,
-    grouping: Arc<ProjectConfigs>,
+    projects: Arc<shrike_normalizer::Projects>,
     config: shrike_normalizer::NormalizerConfig,
     shutdown: CancellationToken,
 ) -> anyhow::Result<impl Future<Output = anyhow::Result<()>> + Send + 'static> {
@@ -131,7 +130,7 @@ pub fn normalizer<B: Bus>(
         Ok(shrike_normalizer::run(
             member()?,
             producer.clone(),
-            grouping.clone(),
+            projects.clone(),
             config,
             shutdown.clone(),
         ))

@@ -86,8 +86,8 @@ pub async fn run(config: Config, service: Service) -> anyhow::Result<()> {
             tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(10))).await??;
         }
         (Service::Normalizer, _) => {
-            let grouping = Arc::new(config.grouping()?);
-            pipeline::normalizer(&bus, grouping, config.normalizer, shutdown)?.await?;
+            let projects = Arc::new(config.projects()?);
+            pipeline::normalizer(&bus, projects, config.normalizer, shutdown)?.await?;
         }
         (Service::Grouper, Some(store)) => {
             let writers = pipeline::writers(&bus, &store, config.grouper, &shutdown)?;

@@ -59,10 +59,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let low = LowPriority::start(config.pipeline_nice)?;
     let shutdown = CancellationToken::new();
     // Every consumer subscribes here, before ingest opens: nothing it produces is missed.
-    let grouping = Arc::new(config.grouping()?);
+    let projects = Arc::new(config.projects()?);
     let mut tasks = vec![low.spawn(pipeline::normalizer(
         &bus,
-        grouping,
+        projects,
         config.normalizer,
         shutdown.clone(),
     )?)];

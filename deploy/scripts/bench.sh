@@ -16,6 +16,8 @@
 # $TANSU_EVENTS events (default 20,000) over tansu (SQLite), beside what a plain Kafka client moves
 # through that tansu over the same two hops (examples/kafka_two_hops.rs).
 #
+# BENCH_WHOLE_EVENT=true runs `shrike up` with `[normalizer] keep_whole_event` on.
+#
 # Needs what `deploy/scripts/setup.sh` installs. Each run's JSON, Markdown and SVG reports go to
 # $BENCH_DIR/results (default /tmp/shrike-bench/results).
 set -euo pipefail
@@ -50,6 +52,8 @@ local_tcp_port = 29000
 listen = "$ingest"
 [alerter]
 schedule = "0 0 1 1 *"
+[normalizer]
+keep_whole_event = ${BENCH_WHOLE_EVENT:-false}
 TOML
 
 "$shrike" --config "$bench_dir/shrike.toml" up > "$bench_dir/up.log" 2>&1 &

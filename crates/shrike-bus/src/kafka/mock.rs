@@ -7,7 +7,8 @@ use super::KafkaConfig;
 use crate::BusError;
 use crate::TopicName;
 use rdkafka::config::ClientConfig;
-use rdkafka::producer::{BaseProducer, Producer as _};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, DefaultProducerContext, Producer as _};
 
 /// A running mock cluster; stops when dropped.
 pub struct MockKafka {
@@ -58,11 +59,7 @@ impl MockKafka {
         topics: &[TopicName],
         partitions: i32,
     ) -> Result<(), BusError> {
-        let mock = self
-            .owner
-            .client()
-            .mock_cluster()
-            .ok_or(BusError::Setup("no mock cluster".into()))?;
+        let mock = self.cluster()?;
         for topic in topics {
             mock.create_topic(&config.topic_name(topic), partitions, self.brokers.min(3))
                 .map_err(|e| BusError::Setup(e.to_string()))?;
@@ -78,22 +75,14 @@ impl MockKafka {
         partition: i32,
         broker: i32,
     ) -> Result<(), BusError> {
-        let mock = self
-            .owner
-            .client()
-            .mock_cluster()
-            .ok_or(BusError::Setup("no mock cluster".into()))?;
+        let mock = self.cluster()?;
         mock.partition_leader(&config.topic_name(topic), partition, Some(broker))
             .map_err(|e| BusError::Setup(e.to_string()))
     }
 
     /// Takes one broker (1-based) down (true) or brings it back (false).
     pub fn set_broker_down(&self, broker: i32, down: bool) -> Result<(), BusError> {
-        let mock = self
-            .owner
-            .client()
-            .mock_cluster()
-            .ok_or(BusError::Setup("no mock cluster".into()))?;
+        let mock = self.cluster()?;
         let result = if down {
             mock.broker_down(broker)
         } else {
@@ -102,20 +91,17 @@ impl MockKafka {
         result.map_err(|e| BusError::Setup(e.to_string()))
     }
 
-    /// Takes every broker down (true) or brings them back (false).
-    pub fn set_down(&self, down: bool) -> Result<(), BusError> {
-        let mock = self
-            .owner
+    fn cluster(&self) -> Result<MockCluster<'_, DefaultProducerContext>, BusError> {
+        self.owner
             .client()
             .mock_cluster()
-            .ok_or(BusError::Setup("no mock cluster".into()))?;
+            .ok_or(BusError::Setup("no mock cluster".into()))
+    }
+
+    /// Takes every broker down (true) or brings them back (false).
+    pub fn set_down(&self, down: bool) -> Result<(), BusError> {
         for broker in 1..=self.brokers {
-            let result = if down {
-                mock.broker_down(broker)
-            } else {
-                mock.broker_up(broker)
-            };
-            result.map_err(|e| BusError::Setup(e.to_string()))?;
+            self.set_broker_down(broker, down)?;
         }
         Ok(())
     }

@@ -71,30 +71,20 @@ impl KafkaProducer {
     /// that may still be delivered.
     pub async fn send_all_and_wait(&self, records: Vec<Outgoing>) -> Result<(), BusError> {
         let mut deliveries = Vec::with_capacity(records.len());
-        for record in &records {
-            let name = self.config.topic_name(record.topic);
+        for record in records {
             let delivery = loop {
-                let future = FutureRecord::to(&name)
-                    .key(record.key.as_ref())
-                    .payload(record.payload.as_ref());
-                match self.producer.send_result(future) {
-                    Ok(delivery) => break delivery,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                match self.enqueue(record.topic, &record.key, record.payload.clone()) {
+                    Err(BusError::QueueFull(_)) => {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
-                    Err((error, _)) => return Err(send_error(record.topic, error)),
+                    other => break other?,
                 }
             };
-            deliveries.push((record.topic, delivery));
+            deliveries.push(delivery);
         }
         let mut first_error = None;
-        for (topic, delivery) in deliveries {
-            let result = match delivery.await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err((error, _))) => Err(send_error(topic, error)),
-                Err(_cancelled) => Err(BusError::Closed),
-            };
-            if let (Err(error), None) = (result, &first_error) {
+        for delivery in deliveries {
+            if let (Err(error), None) = (delivery.await, &first_error) {
                 first_error = Some(error);
             }
         }
@@ -123,6 +113,7 @@ impl Producer for KafkaProducer {
     fn enqueue(&self, topic: TopicName, key: &[u8], payload: Bytes) -> Result<Delivery, BusError> {
         let name = self.config.topic_name(topic);
         let record = FutureRecord::to(&name).key(key).payload(payload.as_ref());
+        // A zero queue timeout: a full queue is refused at once instead of waiting.
         let delivery = self
             .producer
             .send_result(record)
@@ -139,17 +130,9 @@ impl Producer for KafkaProducer {
     }
 
     async fn send(&self, topic: TopicName, key: &[u8], payload: Bytes) -> Result<(), BusError> {
-        let name = self.config.topic_name(topic);
-        let record = FutureRecord::to(&name).key(key).payload(payload.as_ref());
-        // A zero queue timeout: a full queue is refused at once instead of waiting.
-        let delivery = match self.producer.send_result(record) {
-            Ok(delivery) => delivery,
-            Err((error, _)) => return Err(send_error(topic, error)),
-        };
+        let delivery = self.enqueue(topic, key, payload)?;
         match tokio::time::timeout(self.config.send_timeout(), delivery).await {
-            Ok(Ok(Ok(_))) => Ok(()),
-            Ok(Ok(Err((error, _)))) => Err(send_error(topic, error)),
-            Ok(Err(_cancelled)) => Err(BusError::Closed),
+            Ok(result) => result,
             // The record stays queued and may still be delivered; a retry is deduplicated downstream.
             Err(_elapsed) => Err(BusError::Unavailable(format!(
                 "no acknowledgement within {:?}",

@@ -43,9 +43,21 @@ pub async fn send_with_backoff<P: Producer>(
     key: &[u8],
     payload: bytes::Bytes,
 ) -> Result<(), BusError> {
-    let mut backoff = Backoff::new(Duration::from_millis(5), Duration::from_secs(1));
+    let backoff = Backoff::new(Duration::from_millis(5), Duration::from_secs(1));
+    while_refused(backoff, || producer.send(topic, key, payload.clone())).await
+}
+
+/// Runs `attempt` until the bus stops refusing it for now (full, broker away), waiting with
+/// `backoff` in between; any other outcome is returned.
+pub(crate) async fn while_refused<T, Fut>(
+    mut backoff: Backoff,
+    mut attempt: impl FnMut() -> Fut,
+) -> Result<T, BusError>
+where
+    Fut: Future<Output = Result<T, BusError>>,
+{
     loop {
-        match producer.send(topic, key, payload.clone()).await {
+        match attempt().await {
             Err(error @ (BusError::QueueFull(_) | BusError::Unavailable(_))) => {
                 tracing::debug!(%error, "bus refused a record; retrying");
                 backoff.wait().await;

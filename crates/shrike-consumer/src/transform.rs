@@ -4,6 +4,7 @@
 //! becomes a dead letter in its place. It never waits on one delivery before taking the next
 //! record, and never takes more than the window holds.
 
+use crate::retry::while_refused;
 use crate::window::{Slot, Window, WindowLimits};
 use crate::{Backoff, ProcessError, dead_letter};
 use shrike_bus::{BusError, Consumer, Delivery, Outgoing, Producer, Record};
@@ -142,16 +143,11 @@ fn skipped(record: &Record, group: &'static str) -> Delivery {
 
 /// Hands `output` to the bus, waiting with backoff while the bus has no room for it.
 async fn hand_over<P: Producer>(producer: &P, output: &Outgoing) -> Result<Delivery, BusError> {
-    let mut backoff = Backoff::new(Duration::from_millis(1), Duration::from_millis(100));
-    loop {
-        match producer.enqueue(output.topic, &output.key, output.payload.clone()) {
-            Err(error @ (BusError::QueueFull(_) | BusError::Unavailable(_))) => {
-                tracing::debug!(%error, "bus refused a record; retrying");
-                backoff.wait().await;
-            }
-            other => return other,
-        }
-    }
+    let backoff = Backoff::new(Duration::from_millis(1), Duration::from_millis(100));
+    while_refused(backoff, || {
+        std::future::ready(producer.enqueue(output.topic, &output.key, output.payload.clone()))
+    })
+    .await
 }
 
 /// The window's size as gauges.

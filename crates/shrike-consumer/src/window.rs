@@ -51,11 +51,16 @@ impl Slot {
 type Lane = (TopicName, i32, u64);
 
 struct Entry {
-    offset: i64,
     acknowledged: bool,
     record: Record,
     output: Outgoing,
     bytes: usize,
+}
+
+/// Where `slot` is in its lane (whose offsets only grow).
+fn position(lane: &VecDeque<Entry>, slot: Slot) -> Option<usize> {
+    lane.binary_search_by_key(&slot.offset, |e| e.record.offset)
+        .ok()
 }
 
 /// A delivery with the slot it belongs to.
@@ -118,7 +123,6 @@ impl Window {
         self.records += 1;
         self.bytes += bytes;
         self.lanes.entry(slot.lane()).or_default().push_back(Entry {
-            offset: slot.offset,
             acknowledged: false,
             record,
             output,
@@ -135,14 +139,14 @@ impl Window {
     /// The input record and the output of `slot`, for a retry or a dead letter.
     pub fn entry(&self, slot: Slot) -> Option<(&Record, &Outgoing)> {
         let lane = self.lanes.get(&slot.lane())?;
-        let index = lane.binary_search_by_key(&slot.offset, |e| e.offset).ok()?;
-        Some((&lane[index].record, &lane[index].output))
+        let entry = &lane[position(lane, slot)?];
+        Some((&entry.record, &entry.output))
     }
 
     /// Hands `slot`'s record over again: `output` replaces its output, `delivery` is awaited.
     pub fn resend(&mut self, slot: Slot, output: Outgoing, delivery: Delivery) {
         if let Some(lane) = self.lanes.get_mut(&slot.lane())
-            && let Ok(index) = lane.binary_search_by_key(&slot.offset, |e| e.offset)
+            && let Some(index) = position(lane, slot)
         {
             lane[index].output = output;
         }
@@ -153,7 +157,7 @@ impl Window {
     /// committed (without its key and payload), when that moved.
     pub fn acknowledge(&mut self, slot: Slot) -> Option<Record> {
         let lane = self.lanes.get_mut(&slot.lane())?;
-        let index = lane.binary_search_by_key(&slot.offset, |e| e.offset).ok()?;
+        let index = position(lane, slot)?;
         lane[index].acknowledged = true;
         let mut last = None;
         while lane.front().is_some_and(|e| e.acknowledged) {

@@ -94,6 +94,22 @@ impl LagBoard {
         self.behind_at(max, over, Instant::now())
     }
 
+    /// Readiness: why this process's consumers are not keeping up (see [`LagBoard::behind`]),
+    /// if they are not.
+    pub fn keeping_up(&self, max: u64, over: Duration) -> Result<(), String> {
+        let behind = self.behind(max, over);
+        if behind.is_empty() {
+            return Ok(());
+        }
+        let why: Vec<String> = behind
+            .iter()
+            .map(|(group, records)| {
+                format!("{group} is not keeping up: {records} records behind and not catching up")
+            })
+            .collect();
+        Err(why.join("; "))
+    }
+
     fn behind_at(&self, max: u64, over: Duration, now: Instant) -> Vec<(String, i64)> {
         let board = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let mut behind = Vec::new();

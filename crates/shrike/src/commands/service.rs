@@ -47,18 +47,7 @@ pub async fn run(config: Config, service: Service) -> anyhow::Result<()> {
     let readiness: Option<ops::Readiness> = match service {
         Service::Normalizer | Service::Grouper => {
             let (lag, max) = (lag.clone(), config.kafka.ready_max_lag);
-            Some(Arc::new(move || {
-                match lag.behind(max, LAG_WINDOW).as_slice() {
-                [] => Ok(()),
-                behind => Err(behind
-                    .iter()
-                    .map(|(group, records)| {
-                        format!("{group} is not keeping up: {records} records behind and not catching up")
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ")),
-            }
-            }))
+            Some(Arc::new(move || lag.keeping_up(max, LAG_WINDOW)))
         }
         Service::Ingest | Service::Alerter => None,
     };

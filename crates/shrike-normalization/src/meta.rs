@@ -48,6 +48,30 @@ impl Path {
     }
 }
 
+/// `{"values": [...]}` or a bare list: `f` on each object item, at its path.
+pub(crate) fn each_item(
+    container: &mut Value,
+    path: &mut Path,
+    mut f: impl FnMut(&mut Map<String, Value>, &mut Path),
+) {
+    let mut each = |list: &mut Vec<Value>, p: &mut Path| {
+        for (i, item) in list.iter_mut().enumerate() {
+            if let Value::Object(item) = item {
+                p.with(i, |p| f(item, p));
+            }
+        }
+    };
+    match container {
+        Value::Object(map) => {
+            if let Some(Value::Array(list)) = map.get_mut("values") {
+                path.with("values", |p| each(list, p));
+            }
+        }
+        Value::Array(list) => each(list, path),
+        _ => {}
+    }
+}
+
 /// The `_meta` tree being built while an event is normalized.
 #[derive(Debug, Default)]
 pub struct Meta(Map<String, Value>);

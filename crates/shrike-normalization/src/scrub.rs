@@ -16,7 +16,7 @@
 //!
 //! Every change is noted in the event's `_meta` ([`Meta`]).
 
-use crate::meta::{Meta, Path};
+use crate::meta::{Meta, Path, each_item};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -237,8 +237,7 @@ impl Scrubber {
         }
         if let Some(breadcrumbs) = event.get_mut("breadcrumbs") {
             path.with("breadcrumbs", |p| {
-                let (list, p_values) = values(breadcrumbs);
-                for_each_item(list, p, p_values, |crumb, p| {
+                each_item(breadcrumbs, p, |crumb, p| {
                     for key in ["message", "data"] {
                         if let Some(value) = crumb.get_mut(key) {
                             p.with(key, |p| self.any(value, p, meta));
@@ -250,8 +249,7 @@ impl Scrubber {
         for key in ["exception", "threads"] {
             if let Some(container) = event.get_mut(key) {
                 path.with(key, |p| {
-                    let (list, p_values) = values(container);
-                    for_each_item(list, p, p_values, |item, p| {
+                    each_item(container, p, |item, p| {
                         if let Some(Value::Object(trace)) = item.get_mut("stacktrace") {
                             p.with("stacktrace", |p| self.frames(trace, p, meta));
                         }
@@ -298,7 +296,7 @@ impl Scrubber {
         }
         if let Some(headers) = request.get_mut("headers") {
             path.with("headers", |p| {
-                self.pairs(headers, p, meta, |key| {
+                self.pairs(headers, p, meta, &|key| {
                     key.eq_ignore_ascii_case("cookie") || key.eq_ignore_ascii_case("set-cookie")
                 })
             });
@@ -308,7 +306,7 @@ impl Scrubber {
                 if let Value::String(cookies) = cookies {
                     self.cookie_string(cookies, p, meta);
                 } else {
-                    self.pairs(cookies, p, meta, |key| {
+                    self.pairs(cookies, p, meta, &|key| {
                         SESSION_COOKIES.iter().any(|c| key.eq_ignore_ascii_case(c))
                     });
                 }
@@ -316,63 +314,55 @@ impl Scrubber {
         }
     }
 
-    /// An object or a list of `[key, value]` pairs whose values under keys `filter_key` accepts are
-    /// filtered whole (`@anything:filter`); the rest is scrubbed as usual.
+    /// Any value, with no key filtered whole.
+    fn any(&self, value: &mut Value, path: &mut Path, meta: &mut Meta) {
+        self.pairs(value, path, meta, &|_| false);
+    }
+
+    /// Any value: an object by key and a list of `[key, value]` pairs by their keys (the values
+    /// under keys `filter_key` accepts filtered whole, `@anything:filter`, the rest scrubbed as
+    /// usual), other lists item by item, strings by their contents.
     fn pairs(
         &self,
         value: &mut Value,
         path: &mut Path,
         meta: &mut Meta,
-        filter_key: impl Fn(&str) -> bool,
+        filter_key: &dyn Fn(&str) -> bool,
     ) {
         match value {
             Value::Object(map) => {
                 for (key, value) in map.iter_mut() {
-                    path.with(key, |p| {
-                        if filter_key(key) && !self.is_safe(key) {
-                            filter(value, p, meta, "@anything:filter");
-                        } else {
-                            self.member(key, value, p, meta);
+                    path.with(key, |p| self.keyed(key, value, p, meta, filter_key));
+                }
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    path.with(i, |p| match pair(item) {
+                        Some((key, value)) => {
+                            p.with(1, |p| self.keyed(&key, value, p, meta, filter_key))
                         }
-                    });
-                }
-            }
-            Value::Array(items) => {
-                for (i, item) in items.iter_mut().enumerate() {
-                    path.with(i, |p| match pair(item) {
-                        Some((key, value)) => p.with(1, |p| {
-                            if filter_key(&key) && !self.is_safe(&key) {
-                                filter(value, p, meta, "@anything:filter");
-                            } else {
-                                self.member(&key, value, p, meta);
-                            }
-                        }),
-                        None => self.any(item, p, meta),
-                    });
-                }
-            }
-            other => self.any(other, path, meta),
-        }
-    }
-
-    /// Any value: objects by key, pairs by their first item, strings by their contents.
-    fn any(&self, value: &mut Value, path: &mut Path, meta: &mut Meta) {
-        match value {
-            Value::Object(map) => {
-                for (key, value) in map.iter_mut() {
-                    path.with(key, |p| self.member(key, value, p, meta));
-                }
-            }
-            Value::Array(items) => {
-                for (i, item) in items.iter_mut().enumerate() {
-                    path.with(i, |p| match pair(item) {
-                        Some((key, value)) => p.with(1, |p| self.member(&key, value, p, meta)),
                         None => self.any(item, p, meta),
                     });
                 }
             }
             Value::String(text) => self.string(text, path, meta),
             _ => {}
+        }
+    }
+
+    /// The value of `key` in a container whose keys `filter_key` accepts are filtered whole.
+    fn keyed(
+        &self,
+        key: &str,
+        value: &mut Value,
+        path: &mut Path,
+        meta: &mut Meta,
+        filter_key: &dyn Fn(&str) -> bool,
+    ) {
+        if filter_key(key) && !self.is_safe(key) {
+            filter(value, path, meta, "@anything:filter");
+        } else {
+            self.member(key, value, path, meta);
         }
     }
 
@@ -524,39 +514,6 @@ impl Scrubber {
             *text = out;
         }
         changed
-    }
-}
-
-/// `{"values": [...]}` or a bare list: the list and whether it sat under `values`.
-fn values(container: &mut Value) -> (Option<&mut Vec<Value>>, bool) {
-    match container {
-        Value::Object(map) => match map.get_mut("values") {
-            Some(Value::Array(list)) => (Some(list), true),
-            _ => (None, true),
-        },
-        Value::Array(list) => (Some(list), false),
-        _ => (None, false),
-    }
-}
-
-fn for_each_item(
-    list: Option<&mut Vec<Value>>,
-    path: &mut Path,
-    under_values: bool,
-    mut f: impl FnMut(&mut Map<String, Value>, &mut Path),
-) {
-    let Some(list) = list else { return };
-    let mut each = |p: &mut Path| {
-        for (i, item) in list.iter_mut().enumerate() {
-            if let Value::Object(item) = item {
-                p.with(i, |p| f(item, p));
-            }
-        }
-    };
-    if under_values {
-        path.with("values", each);
-    } else {
-        each(path);
     }
 }
 

@@ -12,7 +12,7 @@
 //! Every cut is noted in `_meta`: `!limit` for a string, `len` for the original count of a list.
 //! Runs after scrubbing, so that no secret is cut in half where its pattern no longer matches.
 
-use crate::meta::{Meta, Path};
+use crate::meta::{Meta, Path, each_item};
 use serde_json::{Map, Value};
 
 /// Frames kept per stack trace (the newest).
@@ -192,30 +192,6 @@ fn slim(frames: &mut [Value]) {
     let kept_other = other.len().min(other_allowance);
     if app.len() + kept_other > SLIM_FRAMES {
         strip_middle(frames, &app, SLIM_FRAMES.saturating_sub(kept_other));
-    }
-}
-
-/// `{"values": [...]}` or a bare list: `f` on each object item, at its path.
-fn each_item(
-    container: &mut Value,
-    path: &mut Path,
-    mut f: impl FnMut(&mut Map<String, Value>, &mut Path),
-) {
-    let mut each = |list: &mut Vec<Value>, p: &mut Path| {
-        for (i, item) in list.iter_mut().enumerate() {
-            if let Value::Object(item) = item {
-                p.with(i, |p| f(item, p));
-            }
-        }
-    };
-    match container {
-        Value::Object(map) => {
-            if let Some(Value::Array(list)) = map.get_mut("values") {
-                path.with("values", |p| each(list, p));
-            }
-        }
-        Value::Array(list) => each(list, path),
-        _ => {}
     }
 }
 

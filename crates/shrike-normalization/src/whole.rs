@@ -23,27 +23,20 @@ pub fn normalize_body(
     grouping: &GroupingConfig,
     scrubber: &Scrubber,
 ) -> Result<pb::NormalizedEvent, EventError> {
-    // serde would also read a struct from a JSON array; an event must be an object.
-    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(EventError::NotAnObject);
-    }
-    let mut value: Value = serde_json::from_slice(body)?;
-    let Value::Object(event) = &mut value else {
-        return Err(EventError::NotAnObject);
-    };
+    let mut event = shrike_protocol::event::parse_tree(body)?;
     // What an SDK says about changes it made is not Shrike's to vouch for.
     event.remove("_meta");
     let mut notes = Meta::default();
-    scrubber.scrub(event, &mut notes);
-    trim::trim(event, &mut notes);
+    scrubber.scrub(&mut event, &mut notes);
+    trim::trim(&mut event, &mut notes);
+    let mut value = Value::Object(event);
     let typed = Event::deserialize(&value)?;
     let mut message = normalize(meta, typed, grouping);
-    let Value::Object(event) = &mut value else {
-        unreachable!("checked above")
-    };
-    complete(event, &message);
-    if !notes.is_empty() {
-        event.insert("_meta".to_owned(), notes.into_value());
+    if let Value::Object(event) = &mut value {
+        complete(event, &message);
+        if !notes.is_empty() {
+            event.insert("_meta".to_owned(), notes.into_value());
+        }
     }
     message.body = serde_json::to_vec(&value)?;
     Ok(message)
@@ -51,8 +44,9 @@ pub fn normalize_body(
 
 /// Writes what normalization decided into the whole event.
 fn complete(event: &mut Map<String, Value>, message: &pb::NormalizedEvent) {
-    let meta = message.meta.clone().unwrap_or_default();
-    let fields = message.fields.clone().unwrap_or_default();
+    let (Some(meta), Some(fields)) = (&message.meta, &message.fields) else {
+        return; // `normalize` always sets both
+    };
     let event_id = uuid::Uuid::from_slice(&meta.event_id)
         .map(|id| id.simple().to_string())
         .unwrap_or_default();

@@ -22,19 +22,20 @@ use tokio_util::sync::CancellationToken;
 pub const GROUP: &str = "shrike-normalizer";
 
 /// `[normalizer]`: how much may be in flight, taken from the raw topic and not yet acknowledged
-/// on the normalized one. This bounds the normalizer's memory; when it is full, fetching pauses.
+/// on the normalized one (this bounds the normalizer's memory; when it is full, fetching pauses),
+/// and whether whole events are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NormalizerConfig {
     /// Most records in flight.
     pub window_records: usize,
+    /// Most MiB of raw and normalized payloads in flight.
+    pub window_mib: usize,
     /// Keep each whole event (scrubbed, trimmed, with `_meta`) in `events.body`, beside the
     /// searchable columns. Off by default for now: on 2 vCPUs it halves the pipeline's
     /// sustained rate, mostly in ClickHouse (BENCHMARKS.md); the work to bring that down is
     /// open.
     pub keep_whole_event: bool,
-    /// Most MiB of raw and normalized payloads in flight.
-    pub window_mib: usize,
 }
 
 impl Default for NormalizerConfig {

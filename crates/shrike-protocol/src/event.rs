@@ -329,10 +329,7 @@ pub enum EventError {
 impl Event {
     /// Parses an event body; fails only when the body is not a JSON object.
     pub fn parse(body: &[u8]) -> Result<Self, EventError> {
-        // serde would also read a struct from a JSON array; an event must be an object.
-        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return Err(EventError::NotAnObject);
-        }
+        opens_an_object(body)?;
         match serde_json::from_slice(body) {
             Ok(event) => Ok(event),
             Err(error) if error.is_syntax() || error.is_eof() || error.is_io() => Err(error.into()),
@@ -343,6 +340,26 @@ impl Event {
                 Ok(Event::deserialize(value)?)
             }
         }
+    }
+}
+
+/// Parses an event body as a JSON tree (where the last of a repeated key wins); fails when the
+/// body is not a JSON object.
+pub fn parse_tree(body: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, EventError> {
+    opens_an_object(body)?;
+    match serde_json::from_slice(body)? {
+        serde_json::Value::Object(event) => Ok(event),
+        _ => Err(EventError::NotAnObject),
+    }
+}
+
+/// Refuses a body that does not start as an object: serde would also read a struct from a JSON
+/// array, and an event must be an object.
+fn opens_an_object(body: &[u8]) -> Result<(), EventError> {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        Ok(())
+    } else {
+        Err(EventError::NotAnObject)
     }
 }
 

@@ -12,7 +12,7 @@
 # kafka (not in all): the same closed-loop bursts ($KAFKA_EVENTS events, default 100,000, with the
 # end-to-end check; 32 connections, then 128) against `shrike up`, then against the services run
 # one per process over `shrike dev kafka` (librdkafka's mock broker, $KAFKA_PARTITIONS partitions,
-# default 64; the normalizer and grouper at nice 10, as `shrike up` runs its pipeline), then
+# default 64; the normalizer and grouper as SCHED_IDLE, see docs/operations.md), then
 # $TANSU_EVENTS events (default 20,000) over tansu (SQLite), beside what a plain Kafka client moves
 # through that tansu over the same two hops (examples/kafka_two_hops.rs).
 #
@@ -133,9 +133,9 @@ run_kafka() {
     dsn_k="$("$shrike" --config "$config" --kafka "$bootstrap" project create "$name" | tail -n 1)"
     for service in ingest normalizer grouper; do
         n=$((n + 1))
-        local nice=10
-        [ "$service" = ingest ] && nice=0
-        SHRIKE__OPS_LISTEN="127.0.0.1:84$((10 + n))" nice -n "$nice" "$shrike" --config "$config" \
+        local priority=(chrt --idle 0)
+        [ "$service" = ingest ] && priority=()
+        SHRIKE__OPS_LISTEN="127.0.0.1:84$((10 + n))" "${priority[@]}" "$shrike" --config "$config" \
             --kafka "$bootstrap" "$service" > "$kafka_dir/$name-$service.log" 2>&1 &
         kafka_pids+=($!)
         pids+=(--process-pid $!)

@@ -20,16 +20,32 @@ use shrike_issues::lifecycle::{
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
-/// Which issues `list_issues` returns.
+/// Which issues `list_issues` returns, in which order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssueFilter {
     /// Only issues with this status now.
     pub status: Option<IssueStatus>,
-    /// Only issues seen at or after this time, Unix seconds.
+    /// Only issues last seen at or after this time, Unix seconds.
     pub since: Option<u32>,
+    /// Only issues last seen before this time, Unix seconds.
+    pub until: Option<u32>,
+    /// Only issues first seen at or after this time, Unix seconds.
+    pub first_seen_since: Option<u32>,
+    /// Only issues first seen before this time, Unix seconds.
+    pub first_seen_until: Option<u32>,
     /// Only issues whose title, culprit, type or value contains this text (any case), or whose id
     /// is this text.
     pub query: Option<String>,
+    /// Only events in this environment count (and issues without any are left out).
+    pub environment: Option<String>,
+    /// Only events of this release count.
+    pub release: Option<String>,
+    /// Only events with these tags (key, exact value) count.
+    pub tags: Vec<(String, String)>,
+    /// The order.
+    pub sort: IssueSort,
+    /// Issues to skip, in that order (for paging).
+    pub offset: u64,
     /// Most issues.
     pub limit: u64,
 }
@@ -39,10 +55,52 @@ impl Default for IssueFilter {
         IssueFilter {
             status: None,
             since: None,
+            until: None,
+            first_seen_since: None,
+            first_seen_until: None,
             query: None,
+            environment: None,
+            release: None,
+            tags: Vec::new(),
+            sort: IssueSort::LastSeen,
+            offset: 0,
             limit: 100,
         }
     }
+}
+
+/// How `list_issues` orders issues (each descending; ties by issue id).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IssueSort {
+    /// Most recently seen first.
+    #[default]
+    LastSeen,
+    /// Most recently created first.
+    FirstSeen,
+    /// Most events first.
+    Events,
+    /// Most distinct users first.
+    Users,
+}
+
+impl IssueSort {
+    fn order_by(self) -> &'static str {
+        match self {
+            IssueSort::LastSeen => "last_seen DESC, issue_id",
+            IssueSort::FirstSeen => "first_seen DESC, issue_id",
+            IssueSort::Events => "times_seen DESC, issue_id",
+            IssueSort::Users => "users DESC, issue_id",
+        }
+    }
+}
+
+/// Conditions on the events an issue's counts are made of.
+#[derive(Default)]
+struct EventConditions<'a> {
+    issue: Option<u64>,
+    environment: Option<&'a str>,
+    release: Option<&'a str>,
+    tags: &'a [(String, String)],
 }
 
 /// A grouping hash of a project with its own issue and the issue that owns it now.
@@ -122,42 +180,93 @@ const USER_KEY: &str = "multiIf(user_id != '', concat('id:', user_id),
     user_ip != '', concat('ip:', user_ip), '') AS user_key";
 
 impl Store {
-    /// Exact counts per issue of a project, most recently seen first: every issue seen at or
-    /// after `since`, or only `issue` when given.
+    /// Exact counts per issue of a project over the events `on` admits, in `filter`'s order,
+    /// with `filter`'s seen ranges (its status, text, offset and limit are the caller's).
     async fn issue_stats(
         &self,
         project_id: u64,
-        issue: Option<u64>,
-        since: u32,
+        on: &EventConditions<'_>,
+        filter: &IssueFilter,
         limit: u64,
     ) -> Result<Vec<IssueStats>> {
         let events = mapped_events(
             &self.db,
-            &format!("event_id, timestamp, release, {USER_KEY}"),
+            &format!("event_id, timestamp, release, environment, tags.key, tags.value, {USER_KEY}"),
         );
-        let only = if issue.is_some() {
-            "WHERE group_id = ?"
-        } else {
-            ""
-        };
-        let query = self
+        let mut conditions = vec!["1"];
+        if on.issue.is_some() {
+            conditions.push("group_id = ?");
+        }
+        if on.environment.is_some() {
+            conditions.push("environment = ?");
+        }
+        if on.release.is_some() {
+            conditions.push("release = ?");
+        }
+        conditions.extend(std::iter::repeat_n(
+            "tags.value[indexOf(tags.key, ?)] = ?",
+            on.tags.len(),
+        ));
+        let mut having = vec!["last_seen >= ?"];
+        if filter.until.is_some() {
+            having.push("last_seen < ?");
+        }
+        if filter.first_seen_since.is_some() {
+            having.push("first_seen >= ?");
+        }
+        if filter.first_seen_until.is_some() {
+            having.push("first_seen < ?");
+        }
+        let mut query = self
             .client
             .query(&format!(
                 "SELECT group_id AS issue_id, uniqExact(event_id) AS times_seen,
                         toUInt32(min(timestamp)) AS first_seen, toUInt32(max(timestamp)) AS last_seen,
                         uniqExactIf(user_key, user_key != '') AS users,
                         argMaxIf(release, timestamp, release != '') AS last_release
-                 FROM ({events}) {only}
-                 GROUP BY issue_id HAVING last_seen >= ?
-                 ORDER BY last_seen DESC, issue_id LIMIT ?"
+                 FROM ({events}) WHERE {}
+                 GROUP BY issue_id HAVING {}
+                 ORDER BY {} LIMIT ?",
+                conditions.join(" AND "),
+                having.join(" AND "),
+                filter.sort.order_by()
             ))
             .bind(project_id)
             .bind(project_id);
-        let query = match issue {
-            Some(id) => query.bind(id),
-            None => query,
+        if let Some(id) = on.issue {
+            query = query.bind(id);
+        }
+        if let Some(environment) = on.environment {
+            query = query.bind(environment);
+        }
+        if let Some(release) = on.release {
+            query = query.bind(release);
+        }
+        for (key, value) in on.tags {
+            query = query.bind(key.as_str()).bind(value.as_str());
+        }
+        query = query.bind(filter.since.unwrap_or(0));
+        for bound in [
+            filter.until,
+            filter.first_seen_since,
+            filter.first_seen_until,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            query = query.bind(bound);
+        }
+        Ok(query.bind(limit).fetch_all().await?)
+    }
+
+    /// Exact counts of one issue over all its events.
+    async fn one_issue_stats(&self, project_id: u64, issue: u64) -> Result<Vec<IssueStats>> {
+        let on = EventConditions {
+            issue: Some(issue),
+            ..Default::default()
         };
-        Ok(query.bind(since).bind(limit).fetch_all().await?)
+        self.issue_stats(project_id, &on, &IssueFilter::default(), 1)
+            .await
     }
 
     async fn describe_issues(
@@ -312,17 +421,37 @@ impl Store {
         Ok(hashes)
     }
 
-    /// The issues of a project, most recently seen first, with exact counts and their status.
+    /// The issue that owns a grouping hash now (its own issue unless it was merged).
+    pub async fn owner_of_hash(&self, project_id: u64, hash: &str, own: u64) -> Result<u64> {
+        Ok(self
+            .hash_owners(project_id)
+            .await?
+            .iter()
+            .find(|o| o.primary_hash == hash)
+            .map_or(own, HashOwner::owner))
+    }
+
+    /// The grouping hashes an issue owns now; fails for an unknown or merged-away issue.
+    pub async fn issue_hashes(&self, project_id: u64, issue: u64) -> Result<Vec<String>> {
+        Self::live_hashes(&self.hash_owners(project_id).await?, issue)
+    }
+
+    /// The issues of a project in `filter`'s order, with exact counts and their status.
     pub async fn list_issues(
         &self,
         project_id: u64,
         filter: &IssueFilter,
     ) -> Result<Vec<IssueSummary>> {
         let filtered = filter.status.is_some() || filter.query.is_some();
-        let limit = if filtered { u64::MAX } else { filter.limit };
-        let stats = self
-            .issue_stats(project_id, None, filter.since.unwrap_or(0), limit)
-            .await?;
+        let wanted = filter.offset.saturating_add(filter.limit);
+        let limit = if filtered { u64::MAX } else { wanted };
+        let on = EventConditions {
+            issue: None,
+            environment: filter.environment.as_deref(),
+            release: filter.release.as_deref(),
+            tags: &filter.tags,
+        };
+        let stats = self.issue_stats(project_id, &on, filter, limit).await?;
         let mut issues = self.summarize(project_id, stats).await?;
         if let Some(status) = filter.status {
             issues.retain(|i| i.status.status == status);
@@ -338,8 +467,12 @@ impl Store {
                     })
             });
         }
-        issues.truncate(usize::try_from(filter.limit).unwrap_or(usize::MAX));
-        Ok(issues)
+        let offset = usize::try_from(filter.offset).unwrap_or(usize::MAX);
+        Ok(issues
+            .into_iter()
+            .skip(offset)
+            .take(usize::try_from(filter.limit).unwrap_or(usize::MAX))
+            .collect())
     }
 
     async fn summarize(
@@ -371,7 +504,7 @@ impl Store {
     /// One issue with its hashes and latest event; fails for an unknown or merged-away issue.
     pub async fn issue_detail(&self, project_id: u64, issue: u64) -> Result<IssueDetail> {
         let hashes = Self::live_hashes(&self.hash_owners(project_id).await?, issue)?;
-        let stats = self.issue_stats(project_id, Some(issue), 0, 1).await?;
+        let stats = self.one_issue_stats(project_id, issue).await?;
         let summary = self
             .summarize(project_id, stats)
             .await?
@@ -409,7 +542,7 @@ impl Store {
         change: &StatusChange,
     ) -> Result<IssueStatusRow> {
         Self::live_hashes(&self.hash_owners(project_id).await?, issue)?;
-        let stats = self.issue_stats(project_id, Some(issue), 0, 1).await?;
+        let stats = self.one_issue_stats(project_id, issue).await?;
         let current = self.issue_states(&[issue]).await?;
         let context = StatusContext {
             project_id,

@@ -6,14 +6,20 @@
 //! batch (one insert per second per table is the target) rather than inserting row by row.
 
 mod config;
+mod events;
 mod issues;
 pub mod local;
 pub mod migrations;
 mod rows;
+mod tokens;
 
 pub use config::{ClickHouseConfig, redact_url};
-pub use issues::IssueFilter;
+pub use events::{
+    AttachmentInfo, EventFilter, EventOrder, EventSummary, StoredEvent, TagValueCount,
+};
+pub use issues::{IssueFilter, IssueSort};
 pub use rows::*;
+pub use tokens::{ApiTokenRow, TOKEN_PREFIX, token_hash};
 
 use clickhouse::Client;
 use migrations::{MIGRATIONS, ServerVersion};
@@ -84,6 +90,18 @@ pub struct Store {
     client: Client,
     db: String,
 }
+
+/// The tables holding a project's data (what deleting a project deletes).
+const PROJECT_DATA: [&str; 8] = [
+    "events",
+    "event_index",
+    "issues",
+    "issue_status",
+    "issue_hashes",
+    "check_ins",
+    "outcomes",
+    "attachment_chunks",
+];
 
 /// Current Unix time in milliseconds, used as row version.
 pub fn now_ms() -> u64 {
@@ -253,6 +271,7 @@ impl Store {
                 name: project.name.clone(),
                 created_at: now,
                 version: now_ms(),
+                deleted: 0,
             }],
         )
         .await?;
@@ -307,16 +326,77 @@ impl Store {
         Ok(true)
     }
 
-    /// Every project.
+    /// Every project not deleted.
     pub async fn projects(&self) -> Result<Vec<Project>> {
         Ok(self
             .client
             .query(&format!(
-                "SELECT id, argMax(name, version) FROM {}.projects GROUP BY id ORDER BY id",
+                "SELECT id, argMax(name, version), argMax(deleted, version) AS gone
+                 FROM {}.projects GROUP BY id HAVING gone = 0 ORDER BY id",
                 self.db
             ))
-            .fetch_all::<Project>()
-            .await?)
+            .fetch_all::<(u64, String, u8)>()
+            .await?
+            .into_iter()
+            .map(|(id, name, _)| Project { id, name })
+            .collect())
+    }
+
+    /// The project with this id.
+    pub async fn project(&self, id: u64) -> Result<Option<Project>> {
+        Ok(self.projects().await?.into_iter().find(|p| p.id == id))
+    }
+
+    /// Renames a project; false when there is no such project.
+    pub async fn rename_project(&self, id: u64, name: &str) -> Result<bool> {
+        if self.project(id).await?.is_none() {
+            return Ok(false);
+        }
+        self.project_row(id, name, 0).await?;
+        Ok(true)
+    }
+
+    /// Deletes a project: its keys stop working, it leaves every listing, and its events,
+    /// issues, check-ins, outcomes and attachments are deleted (ClickHouse mutations, which run
+    /// in the background). False when there is no such project.
+    pub async fn delete_project(&self, id: u64) -> Result<bool> {
+        let Some(project) = self.project(id).await? else {
+            return Ok(false);
+        };
+        for key in self
+            .keys()
+            .await?
+            .into_iter()
+            .filter(|k| k.project_id == id)
+        {
+            self.set_key_active(&key.public_key, false).await?;
+        }
+        self.project_row(id, &project.name, 1).await?;
+        for table in PROJECT_DATA {
+            self.client
+                .query(&format!(
+                    "ALTER TABLE {}.{table} DELETE WHERE project_id = ?",
+                    self.db
+                ))
+                .bind(id)
+                .execute()
+                .await?;
+        }
+        Ok(true)
+    }
+
+    async fn project_row(&self, id: u64, name: &str, deleted: u8) -> Result<()> {
+        self.insert_rows(
+            "projects",
+            &[ProjectRow {
+                id,
+                name: name.to_owned(),
+                created_at: (now_ms() / 1000) as u32,
+                version: now_ms(),
+                deleted,
+            }],
+        )
+        .await
     }
 
     /// The project with this name.
@@ -423,25 +503,5 @@ impl Store {
             .bind(project_id)
             .fetch_one()
             .await?)
-    }
-
-    /// The whole event (its JSON, as stored), or `None` when the project has no such event or
-    /// it was stored before whole events were kept.
-    pub async fn event_json(
-        &self,
-        project_id: u64,
-        event_id: uuid::Uuid,
-    ) -> Result<Option<String>> {
-        let bodies: Vec<String> = self
-            .client
-            .query(&format!(
-                "SELECT body FROM {}.events WHERE project_id = ? AND event_id = ? LIMIT 1",
-                self.db
-            ))
-            .bind(project_id)
-            .bind(event_id.to_string())
-            .fetch_all()
-            .await?;
-        Ok(bodies.into_iter().find(|body| !body.is_empty()))
     }
 }

@@ -106,7 +106,59 @@ pub const MIGRATIONS: &[Migration] = &[
         }],
         statements: nothing,
     },
+    Migration {
+        version: 7,
+        name: "API tokens; events by id; deleted projects",
+        columns: &[NewColumn {
+            table: "projects",
+            name: "deleted",
+            definition: "UInt8 DEFAULT 0",
+            codec: None,
+        }],
+        statements: api,
+    },
 ];
+
+fn api(db: &str, _server: ServerVersion) -> Vec<String> {
+    vec![
+        // API tokens: only the SHA-256 of each token is kept (tokens are 32 random bytes, so a
+        // fast hash is enough: there is nothing to guess from). Latest `version` wins; a revoked
+        // token keeps its row with `revoked = 1`.
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.api_tokens (
+                id UInt64,
+                name String,
+                token_hash String,
+                scope String,
+                created_at DateTime,
+                revoked UInt8,
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version) ORDER BY id"
+        ),
+        // Where an event is, by its id: `events` is ordered by time, so finding one event by id
+        // alone would read the project's whole table. A materialized view fills this index as
+        // events are inserted; the time it gives then reads `events` by its primary key.
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.event_index (
+                project_id UInt64,
+                event_id UUID,
+                timestamp DateTime,
+                primary_hash String
+            ) ENGINE = ReplacingMergeTree()
+            PARTITION BY toDate(timestamp)
+            ORDER BY (project_id, event_id)"
+        ),
+        format!(
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.event_index_mv TO {db}.event_index
+             AS SELECT project_id, event_id, timestamp, primary_hash FROM {db}.events"
+        ),
+        // Events stored before the index existed (a repeated run only adds copies that merge away).
+        format!(
+            "INSERT INTO {db}.event_index SELECT project_id, event_id, timestamp, primary_hash
+             FROM {db}.events WHERE event_id NOT IN (SELECT event_id FROM {db}.event_index)"
+        ),
+    ]
+}
 
 fn nothing(_db: &str, _server: ServerVersion) -> Vec<String> {
     Vec::new()

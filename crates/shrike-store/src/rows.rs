@@ -18,6 +18,8 @@ pub struct ProjectRow {
     pub created_at: u32,
     /// Row version (Unix ms).
     pub version: u64,
+    /// 1 once the project was deleted (its data is deleted with it).
+    pub deleted: u8,
 }
 
 /// A row of `project_keys`.
@@ -164,7 +166,7 @@ pub struct IssueStats {
 }
 
 /// Descriptive fields of an issue (from the event that opened it).
-#[derive(Debug, Clone, Row, Deserialize, PartialEq, Eq)]
+#[derive(Default, Debug, Clone, Row, Deserialize, PartialEq, Eq)]
 pub struct IssueDescription {
     /// Issue id.
     pub issue_id: u64,
@@ -341,7 +343,7 @@ pub struct AttachmentChunkRow {
 }
 
 /// Writes bytes as a ClickHouse `String` (RowBinary strings are length-prefixed bytes).
-mod serde_bytes_as_string {
+pub(crate) mod serde_bytes_as_string {
     use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {

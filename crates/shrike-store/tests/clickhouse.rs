@@ -2,7 +2,7 @@
 
 use shrike_issues::{IssueRow, IssueStatus, StatusChange};
 use shrike_store::local::LocalClickHouse;
-use shrike_store::{EventRow, IssueFilter, Store, StoreError};
+use shrike_store::{EventFilter, EventOrder, EventRow, IssueFilter, IssueSort, Store, StoreError};
 use uuid::Uuid;
 
 async fn start() -> (tempfile::TempDir, LocalClickHouse, Store) {
@@ -13,7 +13,7 @@ async fn start() -> (tempfile::TempDir, LocalClickHouse, Store) {
     let store = server.store("shrike_test").expect("store");
     assert_eq!(
         store.migrate().await.expect("migrate"),
-        vec![1, 2, 3, 4, 5, 6]
+        vec![1, 2, 3, 4, 5, 6, 7]
     );
     (dir, server, store)
 }
@@ -68,19 +68,262 @@ async fn the_whole_event_is_kept_beside_its_columns() {
         ])
         .await
         .expect("insert");
+    let found = store.event(3, kept).await.expect("query").expect("found");
+    assert_eq!(found.body, body);
+    assert_eq!(found.summary.event_id, kept);
+    let without = store.event(3, bare).await.expect("query").expect("found");
+    assert_eq!(without.body, "", "stored without a body");
     assert_eq!(
-        store.event_json(3, kept).await.expect("query").as_deref(),
-        Some(body)
-    );
-    assert_eq!(
-        store.event_json(3, bare).await.expect("query"),
-        None,
-        "stored without a body"
-    );
-    assert_eq!(
-        store.event_json(2, kept).await.expect("query"),
+        store.event(2, kept).await.expect("query"),
         None,
         "another project's"
+    );
+}
+
+#[tokio::test]
+async fn events_by_id_by_issue_with_tags_and_series() {
+    let (_dir, _server, store) = start().await;
+    let now = store.server_now().await.expect("now");
+    let ids: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
+    let mut rows: Vec<EventRow> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| EventRow {
+            environment: if i == 0 { "qa".into() } else { "prod".into() },
+            release: format!("r@{i}"),
+            message: if i == 3 {
+                "cart expired".into()
+            } else {
+                "boom".into()
+            },
+            tags_value: vec![if i % 2 == 0 { "firefox" } else { "chrome" }.into()],
+            user_id: format!("u{}", i % 2),
+            ..event(1, 10, *id, now - 7200 * (3 - i as u32))
+        })
+        .collect();
+    rows.push(event(1, 20, Uuid::new_v4(), now));
+    store.insert_events(&rows).await.expect("insert");
+    // Redelivered: counted and listed once.
+    store.insert_events(&rows[..1]).await.expect("again");
+    let hashes = vec![format!("{:032x}", 10)];
+
+    // By id, through the index, not found in another project.
+    let third = store.event(1, ids[2]).await.expect("event").expect("found");
+    assert_eq!(third.summary.release, "r@2");
+    assert_eq!(third.summary.tag_values, vec!["firefox"]);
+    assert_eq!(store.event(2, ids[2]).await.expect("event"), None);
+    assert_eq!(
+        store.event_location(1, ids[0]).await.expect("location"),
+        Some((now - 21_600, hashes[0].clone()))
+    );
+
+    // An issue's events newest first from a position, once each; filtered.
+    let page = |after, filter: EventFilter, order| {
+        let (store, hashes) = (&store, &hashes);
+        async move {
+            store
+                .events_of_hashes(1, hashes, &filter, order, after, 10)
+                .await
+                .expect("events")
+                .iter()
+                .map(|e| e.event_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let newest: Vec<Uuid> = ids.iter().rev().copied().collect();
+    assert_eq!(
+        page(None, EventFilter::default(), EventOrder::NewestFirst).await,
+        newest
+    );
+    assert_eq!(
+        page(
+            Some((now - 7200, ids[2])),
+            EventFilter::default(),
+            EventOrder::NewestFirst
+        )
+        .await,
+        vec![ids[1], ids[0]]
+    );
+    assert_eq!(
+        page(
+            Some((now - 7200, ids[2])),
+            EventFilter::default(),
+            EventOrder::OldestFirst
+        )
+        .await,
+        vec![ids[3]]
+    );
+    let chrome = EventFilter {
+        tags: vec![("browser".into(), "chrome".into())],
+        ..Default::default()
+    };
+    assert_eq!(
+        page(None, chrome, EventOrder::NewestFirst).await,
+        vec![ids[3], ids[1]]
+    );
+    let text = EventFilter {
+        text: Some("EXPIRED".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        page(None, text, EventOrder::NewestFirst).await,
+        vec![ids[3]]
+    );
+
+    // Tag values and counts over time.
+    let tags = store.tag_values(1, &hashes, 10).await.expect("tags");
+    assert_eq!(
+        tags.iter()
+            .map(|t| (t.key.as_str(), t.value.as_str(), t.count))
+            .collect::<Vec<_>>(),
+        vec![("browser", "chrome", 2), ("browser", "firefox", 2)]
+    );
+    let series = store
+        .event_series(1, &hashes, now - 86_400, 3600)
+        .await
+        .expect("series");
+    assert_eq!(series.iter().map(|(_, c)| c).sum::<u64>(), 4);
+    assert!(series.iter().all(|(start, _)| start % 3600 == 0));
+
+    // Issue lists: by environment, release, tag; sorted; paged.
+    let list = |filter: IssueFilter| {
+        let store = &store;
+        async move {
+            store
+                .list_issues(1, &filter)
+                .await
+                .expect("list")
+                .iter()
+                .map(|i| (i.stats.issue_id, i.stats.times_seen))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        list(IssueFilter {
+            environment: Some("prod".into()),
+            ..Default::default()
+        })
+        .await,
+        vec![(10, 3)]
+    );
+    assert_eq!(
+        list(IssueFilter {
+            release: Some("r@0".into()),
+            ..Default::default()
+        })
+        .await,
+        vec![(10, 1)]
+    );
+    assert_eq!(
+        list(IssueFilter {
+            tags: vec![("browser".into(), "chrome".into())],
+            ..Default::default()
+        })
+        .await,
+        vec![(10, 2)]
+    );
+    assert_eq!(
+        list(IssueFilter {
+            sort: IssueSort::Events,
+            ..Default::default()
+        })
+        .await,
+        vec![(10, 4), (20, 1)]
+    );
+    assert_eq!(
+        list(IssueFilter {
+            sort: IssueSort::Events,
+            offset: 1,
+            ..Default::default()
+        })
+        .await,
+        vec![(20, 1)]
+    );
+    assert_eq!(
+        list(IssueFilter {
+            first_seen_since: Some(now - 60),
+            ..Default::default()
+        })
+        .await,
+        vec![(20, 1)]
+    );
+}
+
+#[tokio::test]
+async fn tokens_are_stored_hashed_and_revoked() {
+    let (_dir, _server, store) = start().await;
+    let (row, token) = store.create_token("ci", "read").await.expect("create");
+    assert!(token.starts_with(shrike_store::TOKEN_PREFIX));
+    assert_eq!(row.token_hash, shrike_store::token_hash(&token));
+    assert_ne!(row.token_hash, token);
+    let found = store
+        .token_by_hash(&row.token_hash)
+        .await
+        .expect("lookup")
+        .expect("found");
+    assert_eq!((found.id, found.scope.as_str()), (row.id, "read"));
+    let (second, _) = store.create_token("", "admin").await.expect("create");
+    assert_eq!(second.id, row.id + 1);
+    assert!(store.revoke_token(row.id).await.expect("revoke"));
+    assert!(!store.revoke_token(99).await.expect("revoke unknown"));
+    assert_eq!(
+        store.token_by_hash(&row.token_hash).await.expect("lookup"),
+        None
+    );
+    let listed = store.tokens().await.expect("list");
+    assert_eq!(
+        listed.iter().map(|t| (t.id, t.revoked)).collect::<Vec<_>>(),
+        vec![(row.id, 1), (second.id, 0)]
+    );
+}
+
+#[tokio::test]
+async fn projects_are_renamed_and_deleted_with_their_data() {
+    let (_dir, _server, store) = start().await;
+    let (shop, key) = store.create_project("shop").await.expect("create");
+    let (other, _) = store.create_project("other").await.expect("create");
+    let now = store.server_now().await.expect("now");
+    store
+        .insert_events([
+            event(shop.id, 1, Uuid::new_v4(), now),
+            event(other.id, 2, Uuid::new_v4(), now),
+        ])
+        .await
+        .expect("insert");
+    assert!(
+        store
+            .rename_project(shop.id, "store")
+            .await
+            .expect("rename")
+    );
+    assert_eq!(
+        store.project(shop.id).await.expect("get").map(|p| p.name),
+        Some("store".into())
+    );
+    assert!(store.delete_project(shop.id).await.expect("delete"));
+    assert!(!store.delete_project(shop.id).await.expect("again"));
+    assert_eq!(store.project(shop.id).await.expect("get"), None);
+    assert!(
+        store
+            .keys()
+            .await
+            .expect("keys")
+            .iter()
+            .any(|k| k.public_key == key.public_key && !k.active),
+        "its keys stop working"
+    );
+    // Mutations run in the background: wait for them.
+    for _ in 0..100 {
+        if store.count_events(shop.id).await.expect("count") == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(store.count_events(shop.id).await.expect("count"), 0);
+    assert_eq!(
+        store.count_events(other.id).await.expect("count"),
+        1,
+        "other projects keep theirs"
     );
 }
 

@@ -33,6 +33,8 @@ pub enum Command {
     Grouper,
     /// Run the alerter alone.
     Alerter,
+    /// Run the API alone (stateless: any number of replicas) on `web.listen`.
+    Web,
     /// Manage Kafka topics.
     Topics {
         /// What to do with topics.
@@ -59,6 +61,34 @@ pub enum Command {
         /// What to do with issues.
         #[command(subcommand)]
         command: IssuesCommand,
+    },
+    /// Manage API tokens.
+    Token {
+        /// What to do with tokens.
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+/// `shrike token ...`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token and print it (it is shown only this once; only its hash is stored).
+    Create {
+        /// What it may do: `read` (projects, issues, events), `write` (also change issues) or
+        /// `admin` (also manage projects and keys).
+        #[arg(long, value_parser = ["read", "write", "admin"])]
+        scope: String,
+        /// What it is for (shown in `shrike token list`).
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List tokens (ids, names, scopes; never the tokens).
+    List,
+    /// Revoke a token: the API refuses it within 10 seconds.
+    Revoke {
+        /// Token id (from `shrike token list`).
+        id: u64,
     },
 }
 

@@ -44,6 +44,8 @@ pub struct Config {
     pub scrubbing: shrike_normalization::ScrubbingConfig,
     /// The alerter.
     pub alerter: shrike_alerter::AlerterConfig,
+    /// The API (`shrike up`, `shrike web`).
+    pub web: shrike_api::WebConfig,
 }
 
 impl Default for Config {
@@ -62,6 +64,7 @@ impl Default for Config {
             grouping: Default::default(),
             scrubbing: Default::default(),
             alerter: Default::default(),
+            web: Default::default(),
         }
     }
 }
@@ -92,6 +95,7 @@ impl Config {
         named(self.ingest.validate())?;
         named(self.clickhouse.validate())?;
         named(self.bus.validate())?;
+        named(self.web.validate())?;
         if !self.ops_listen.is_empty() {
             self.ops_listen
                 .parse::<std::net::SocketAddr>()

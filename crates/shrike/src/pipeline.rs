@@ -243,6 +243,28 @@ pub async fn ingest<P: Producer>(
     }))
 }
 
+/// The API on `web.listen`, until `stop`.
+pub async fn web(
+    config: &Config,
+    store: Store,
+    stop: CancellationToken,
+) -> anyhow::Result<JoinHandle<()>> {
+    let listen = &config.web.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("web.listen: binding {listen}"))?;
+    let app = shrike_api::router(store, config.ingest.public_url(), &config.web);
+    tracing::info!(%listen, "API listening");
+    Ok(tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        if let Err(error) = served {
+            tracing::error!(%error, "the API server failed");
+        }
+    }))
+}
+
 /// The alerter, when enabled.
 pub fn alerter(
     config: &Config,

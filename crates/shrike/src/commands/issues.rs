@@ -39,6 +39,7 @@ pub async fn run(config: &Config, command: IssuesCommand) -> anyhow::Result<()> 
                 since,
                 query,
                 limit,
+                ..Default::default()
             };
             let issues = store.list_issues(project.id, &filter).await?;
             print!("{}", format_issues(&issues, json));

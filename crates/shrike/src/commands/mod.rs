@@ -7,6 +7,7 @@ mod issues;
 pub mod project;
 mod schema;
 mod service;
+mod token;
 mod up;
 
 use crate::cli::{Cli, Command};
@@ -27,10 +28,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Normalizer => service::run(config, Service::Normalizer).await,
         Command::Grouper => service::run(config, Service::Grouper).await,
         Command::Alerter => service::run(config, Service::Alerter).await,
+        Command::Web => service::run(config, Service::Web).await,
         Command::Topics { command: _ } => schema::create_topics(&config).await,
         Command::Migrate => schema::migrate(&config).await,
         Command::Project { command } => project::run(&config, command).await,
         Command::Issues { command } => issues::run(&config, command).await,
+        Command::Token { command } => token::run(&config, command).await,
         #[cfg(feature = "dev")]
         Command::Dev { command } => match command {
             crate::cli::DevCommand::Kafka {

@@ -1,4 +1,4 @@
-//! `shrike ingest|normalizer|grouper|alerter`: one service per process, over Kafka, until SIGTERM
+//! `shrike ingest|normalizer|grouper|alerter|web`: one service per process, over Kafka, until SIGTERM
 //! or Ctrl-C. The grouper's process also runs the table writers (check-ins, outcomes,
 //! attachments): everything that writes ClickHouse.
 
@@ -24,6 +24,8 @@ pub enum Service {
     Grouper,
     /// Alerter.
     Alerter,
+    /// The API.
+    Web,
 }
 
 /// Runs `service` until SIGTERM or Ctrl-C.
@@ -49,9 +51,16 @@ pub async fn run(config: Config, service: Service) -> anyhow::Result<()> {
             let (lag, max) = (lag.clone(), config.kafka.ready_max_lag);
             Some(Arc::new(move || lag.keeping_up(max, LAG_WINDOW)))
         }
-        Service::Ingest | Service::Alerter => None,
+        Service::Ingest | Service::Alerter | Service::Web => None,
     };
     ops::serve(&config.ops_listen, store.clone(), readiness, metrics).await?;
+    if let (Service::Web, Some(store)) = (service, &store) {
+        pipeline::web(&config, store.clone(), shutdown)
+            .await?
+            .await?;
+        tracing::info!("stopped");
+        return Ok(());
+    }
     if let (Service::Alerter, Some(store)) = (service, &store) {
         if let Some(alerter) = pipeline::alerter(&config, store.clone(), shutdown)? {
             alerter.await;

@@ -76,6 +76,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let stop_http = CancellationToken::new();
     let server = pipeline::ingest(&config, store.clone(), bus.clone(), stop_http.clone()).await?;
+    let web = if config.web.listen.is_empty() {
+        None
+    } else {
+        Some(pipeline::web(&config, store.clone(), stop_http.clone()).await?)
+    };
     let dsn = crate::commands::project::dsn(&config, &key.public_key, project.id)?;
     println!(
         "Shrike is up: ingest on http://{}, ClickHouse database {:?}",
@@ -83,12 +88,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         store.database()
     );
     println!("DSN: {dsn}");
+    if web.is_some() {
+        println!(
+            "API: http://{}/api/v1/ (a token: shrike token create --scope read)",
+            config.web.listen
+        );
+    }
     let _ = std::io::stdout().flush();
 
     shutdown_signal().await;
     tracing::info!("shutting down: ingest stops, then the bus drains");
     stop_http.cancel();
     let _ = server.await;
+    if let Some(web) = web {
+        let _ = web.await;
+    }
     if !drain(&bus, Duration::from_secs(15)).await {
         if config.bus.durable {
             tracing::warn!("bus not drained in time; the rest is processed on the next start");

@@ -260,7 +260,7 @@ fn shrike_command(config: &Path, log: &Path) -> Command {
 }
 
 /// Writes a `shrike up` config under `dir`: data in `dir/data`, the managed ClickHouse on
-/// `ch_http`/`ch_tcp`, ingest on `ingest`; `extra` is TOML appended as is (the test's own
+/// `ch_http`/`ch_tcp`, ingest on `ingest`, the API on a free port (`web_port`); `extra` is TOML appended as is (the test's own
 /// sections). Returns the file's path.
 pub fn write_up_config(dir: &Path, ingest: u16, ch_http: u16, ch_tcp: u16, extra: &str) -> PathBuf {
     let path = dir.join("shrike.toml");
@@ -269,13 +269,26 @@ pub fn write_up_config(dir: &Path, ingest: u16, ch_http: u16, ch_tcp: u16, extra
         format!(
             "data_dir = \"{data}\"\nops_listen = \"127.0.0.1:{ops}\"\n\
              [clickhouse]\nlocal_http_port = {ch_http}\nlocal_tcp_port = {ch_tcp}\n\
+             [web]\nlisten = \"127.0.0.1:{web}\"\n\
              [ingest]\nlisten = \"127.0.0.1:{ingest}\"\n{extra}",
             data = dir.join("data").display(),
-            ops = free_port()
+            ops = free_port(),
+            web = free_port()
         ),
     )
     .expect("write config");
     path
+}
+
+/// The API's port in a config `write_up_config` wrote.
+pub fn web_port(config: &Path) -> u16 {
+    let text = std::fs::read_to_string(config).expect("config reads");
+    let value: toml::Value = toml::from_str(&text).expect("config parses");
+    value["web"]["listen"]
+        .as_str()
+        .and_then(|l| l.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .expect("web.listen")
 }
 
 /// Starts `shrike --config CONFIG up` and waits for its DSN line.

@@ -4,7 +4,8 @@
 //!
 //! - [`json`]: `/api/v1/`, JSON for browsers, curl and scripts, described by the OpenAPI document
 //!   at `/api/v1/openapi.json`;
-//! - [`sentry`]: the part of Sentry's `/api/0/` that `sentry-cli` and other tools call.
+//! - [`sentry`]: the part of Sentry's `/api/0/` that `sentry-cli` and other tools call;
+//! - [`grpc`]: the same calls over gRPC (tonic), for programs, on the same port (HTTP/2).
 //!
 //! Served by `shrike up` and, in distributed mode, by `shrike web` (stateless: any number of
 //! replicas). Errors answer `{"detail": ...}` with 400 (naming the parameter), 401, 403, 404,
@@ -12,6 +13,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod grpc;
 pub mod json;
 mod search;
 pub mod sentry;
@@ -78,10 +80,12 @@ pub fn router(store: Store, ingest_url: String, config: &WebConfig) -> axum::Rou
         api: Api::new(store, ingest_url),
         organization: config.organization.clone(),
     });
+    let grpc = tonic::service::Routes::new(grpc::service(state.clone())).into_axum_router();
     json::routes()
         .merge(sentry::routes())
-        .fallback(|| async { error::ApiError::NotFound("this path".into()) })
         .with_state(state)
+        .merge(grpc)
+        .fallback(|| async { error::ApiError::NotFound("this path".into()) })
 }
 
 #[cfg(test)]

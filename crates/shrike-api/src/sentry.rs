@@ -14,7 +14,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::{issue_filter, uuid_param};
 use crate::service::{MAX_PAGE, status_change};
-use crate::views::IssueView;
+use crate::views::{IssueView, rfc3339};
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -91,7 +91,7 @@ fn sentry_status(status: &str) -> &'static str {
 
 fn sentry_issue(issue: &IssueView, slug: &str) -> Value {
     json!({
-        "id": issue.id,
+        "id": issue.id.to_string(),
         "shortId": format!("{}-{}", slug.to_uppercase(), issue.id),
         "title": issue.title,
         "culprit": issue.culprit,
@@ -105,8 +105,8 @@ fn sentry_issue(issue: &IssueView, slug: &str) -> Value {
         },
         "count": issue.events.to_string(),
         "userCount": issue.users,
-        "firstSeen": issue.first_seen,
-        "lastSeen": issue.last_seen,
+        "firstSeen": rfc3339(issue.first_seen),
+        "lastSeen": rfc3339(issue.last_seen),
         "platform": issue.platform,
         "type": "error",
         "metadata": { "type": issue.ty, "value": issue.value, "title": issue.title },
@@ -314,7 +314,7 @@ async fn event_json(
         object.insert("project".into(), json!(project_id));
         object
             .entry("datetime")
-            .or_insert_with(|| json!(summary.timestamp));
+            .or_insert_with(|| json!(rfc3339(summary.timestamp)));
         object
             .entry("title")
             .or_insert_with(|| json!(summary.title));

@@ -15,6 +15,16 @@ pub fn rfc3339(unix: u32) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// Serializes a Unix time as RFC 3339.
+fn as_rfc3339<S: serde::Serializer>(unix: &u32, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&rfc3339(*unix))
+}
+
+/// Serializes a 64-bit id as a decimal string (JavaScript numbers hold 53 bits).
+fn as_decimal<S: serde::Serializer>(id: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(id)
+}
+
 /// A page of results; pass `next_cursor` as `cursor` for the next one.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Page<T> {
@@ -54,7 +64,9 @@ pub struct KeyView {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct IssueView {
     /// Id (a decimal string).
-    pub id: String,
+    #[serde(serialize_with = "as_decimal")]
+    #[schema(value_type = String)]
+    pub id: u64,
     /// Project id.
     pub project_id: u64,
     /// Title (exception type and value, or message).
@@ -79,9 +91,13 @@ pub struct IssueView {
     /// Distinct users.
     pub users: u64,
     /// First event's time.
-    pub first_seen: String,
+    #[serde(serialize_with = "as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub first_seen: u32,
     /// Latest event's time.
-    pub last_seen: String,
+    #[serde(serialize_with = "as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub last_seen: u32,
     /// Latest release seen.
     pub last_release: String,
 }
@@ -91,7 +107,7 @@ impl IssueView {
     pub fn from_summary(project_id: u64, summary: IssueSummary) -> Self {
         let description = summary.description.unwrap_or_default();
         IssueView {
-            id: summary.stats.issue_id.to_string(),
+            id: summary.stats.issue_id,
             project_id,
             title: description.title,
             culprit: description.culprit,
@@ -103,8 +119,8 @@ impl IssueView {
             substatus: summary.status.substatus.to_owned(),
             events: summary.stats.times_seen,
             users: summary.stats.users,
-            first_seen: rfc3339(summary.stats.first_seen),
-            last_seen: rfc3339(summary.stats.last_seen),
+            first_seen: summary.stats.first_seen,
+            last_seen: summary.stats.last_seen,
             last_release: summary.stats.last_release,
         }
     }
@@ -224,11 +240,17 @@ pub struct EventSummaryView {
     /// Event id (32 hex digits with dashes).
     pub event_id: Uuid,
     /// The issue it belongs to (a decimal string).
-    pub issue_id: String,
+    #[serde(serialize_with = "as_decimal")]
+    #[schema(value_type = String)]
+    pub issue_id: u64,
     /// When it happened.
-    pub timestamp: String,
+    #[serde(serialize_with = "as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub timestamp: u32,
     /// When ingest received it.
-    pub received: String,
+    #[serde(serialize_with = "as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub received: u32,
     /// Title.
     pub title: String,
     /// Culprit.
@@ -254,9 +276,9 @@ impl EventSummaryView {
     pub fn new(e: EventSummary, issue_id: u64) -> Self {
         EventSummaryView {
             event_id: e.event_id,
-            issue_id: issue_id.to_string(),
-            timestamp: rfc3339(e.timestamp),
-            received: rfc3339(e.received),
+            issue_id,
+            timestamp: e.timestamp,
+            received: e.received,
             title: e.title,
             culprit: e.culprit,
             message: e.message,

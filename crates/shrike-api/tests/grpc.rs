@@ -1,0 +1,213 @@
+//! The gRPC API called by a tonic client, against a real ClickHouse: projects, issues, an issue's
+//! detail and events, one event, a status change, and the error codes of a bad token, a weak
+//! scope, an unknown issue and a bad argument.
+
+use shrike_api::grpc::ShrikeApiClient;
+use shrike_api::grpc::pb;
+use shrike_issues::IssueRow;
+use shrike_store::EventRow;
+use shrike_store::local::LocalClickHouse;
+use tonic::Code;
+use uuid::Uuid;
+
+fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("metadata"),
+    );
+    request
+}
+
+#[tokio::test]
+async fn a_tonic_client_reads_and_changes_issues() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = LocalClickHouse::start(dir.path(), 0, 0)
+        .await
+        .expect("clickhouse-server starts");
+    let store = server.store("shrike_grpc").expect("store");
+    store.migrate().await.expect("migrate");
+    let (project, _) = store.create_project("shop").await.expect("project");
+    let now = store.server_now().await.expect("now");
+    let hash = format!("{:032x}", 7);
+    let ids: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+    let rows: Vec<EventRow> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| EventRow {
+            project_id: project.id,
+            event_id: *id,
+            timestamp: now - 60 * (2 - i as u32),
+            received: now,
+            issue_id: 7,
+            primary_hash: hash.clone(),
+            title: "KeyError: 'card'".into(),
+            tags_key: vec!["browser".into()],
+            tags_value: vec!["firefox".into()],
+            body: r#"{"exception":{"values":[{"type":"KeyError"}]}}"#.into(),
+            ..Default::default()
+        })
+        .collect();
+    store.insert_events(&rows).await.expect("events");
+    store
+        .upsert_issues(&[IssueRow {
+            project_id: project.id,
+            issue_id: 7,
+            primary_hash: hash.clone(),
+            title: "KeyError: 'card'".into(),
+            ty: "KeyError".into(),
+            ..Default::default()
+        }])
+        .await
+        .expect("issue");
+    let (_, read) = store.create_token("read", "read").await.expect("token");
+    let (_, write) = store.create_token("write", "write").await.expect("token");
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = shrike_api::router(
+        store.clone(),
+        "http://127.0.0.1:8300".into(),
+        &shrike_api::WebConfig::default(),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connects");
+    let mut client = ShrikeApiClient::new(channel);
+
+    let projects = client
+        .list_projects(with_token(pb::ListProjectsRequest {}, &read))
+        .await
+        .expect("projects")
+        .into_inner();
+    assert_eq!(projects.projects.len(), 1);
+    assert!(projects.projects[0].keys[0].dsn.contains("127.0.0.1:8300"));
+
+    let issues = client
+        .list_issues(with_token(
+            pb::ListIssuesRequest {
+                project_id: project.id,
+                query: "browser:firefox".into(),
+                ..Default::default()
+            },
+            &read,
+        ))
+        .await
+        .expect("issues")
+        .into_inner();
+    assert_eq!(issues.issues.len(), 1);
+    assert_eq!((issues.issues[0].id, issues.issues[0].events), (7, 3));
+    assert!(issues.next_cursor.is_empty());
+
+    let detail = client
+        .get_issue(with_token(
+            pb::GetIssueRequest {
+                project_id: project.id,
+                issue_id: 7,
+            },
+            &read,
+        ))
+        .await
+        .expect("detail")
+        .into_inner();
+    assert_eq!(detail.hashes, vec![hash]);
+    assert_eq!(detail.tags[0].values[0].share, 1.0);
+    assert_eq!(detail.hourly.len(), 24);
+    assert_eq!(
+        detail.latest_event.map(|e| e.event_id),
+        Some(ids[2].to_string())
+    );
+
+    let events = client
+        .list_issue_events(with_token(
+            pb::ListIssueEventsRequest {
+                project_id: project.id,
+                issue_id: 7,
+                limit: 2,
+                ..Default::default()
+            },
+            &read,
+        ))
+        .await
+        .expect("events")
+        .into_inner();
+    assert_eq!(events.events.len(), 2);
+    assert!(!events.next_cursor.is_empty());
+
+    let event = client
+        .get_event(with_token(
+            pb::GetEventRequest {
+                project_id: project.id,
+                event_id: ids[1].simple().to_string(),
+            },
+            &read,
+        ))
+        .await
+        .expect("event")
+        .into_inner();
+    assert!(event.event_json.contains("KeyError"));
+    assert_eq!(event.previous_event_id, ids[0].to_string());
+    assert_eq!(event.next_event_id, ids[2].to_string());
+
+    let resolved = client
+        .update_issue(with_token(
+            pb::UpdateIssueRequest {
+                project_id: project.id,
+                issue_id: 7,
+                status: "resolved".into(),
+                ..Default::default()
+            },
+            &write,
+        ))
+        .await
+        .expect("resolve")
+        .into_inner();
+    assert_eq!(resolved.status, "resolved");
+
+    // Errors as gRPC codes.
+    let code = |result: Result<tonic::Response<pb::Issue>, tonic::Status>| {
+        result.err().map(|status| status.code())
+    };
+    let update = |token: &str, issue_id, status: &str| {
+        with_token(
+            pb::UpdateIssueRequest {
+                project_id: project.id,
+                issue_id,
+                status: status.into(),
+                ..Default::default()
+            },
+            token,
+        )
+    };
+    assert_eq!(
+        code(client.update_issue(update(&read, 7, "resolved")).await),
+        Some(Code::PermissionDenied)
+    );
+    assert_eq!(
+        code(
+            client
+                .update_issue(update("shrike_wrong", 7, "resolved"))
+                .await
+        ),
+        Some(Code::Unauthenticated)
+    );
+    assert_eq!(
+        code(client.update_issue(update(&write, 99, "resolved")).await),
+        Some(Code::NotFound)
+    );
+    assert_eq!(
+        code(client.update_issue(update(&write, 7, "closed")).await),
+        Some(Code::InvalidArgument)
+    );
+    let unauthenticated = client
+        .list_projects(pb::ListProjectsRequest {})
+        .await
+        .err()
+        .map(|s| s.code());
+    assert_eq!(unauthenticated, Some(Code::Unauthenticated));
+}

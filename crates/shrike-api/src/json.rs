@@ -3,11 +3,12 @@
 //! cannot drift from them).
 
 use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::service::{MAX_PAGE, status_change, status_filter};
 use crate::views::*;
 use crate::{ApiState, search};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -276,7 +277,7 @@ fn limit_param(limit: Option<u64>) -> Result<u64, ApiError> {
 }
 
 /// Every project with its keys.
-#[utoipa::path(get, path = "/api/v1/projects", responses(
+#[utoipa::path(get, path = "/api/v1/projects", responses((status = 400, body = ErrorBody), 
     (status = 200, body = Vec<ProjectView>), (status = 401, body = ErrorBody)))]
 async fn list_projects(
     State(s): S,
@@ -294,10 +295,9 @@ async fn list_projects(
 async fn create_project(
     State(s): S,
     headers: HeaderMap,
-    body: Result<Json<ProjectBody>, axum::extract::rejection::JsonRejection>,
+    ApiJson(body): ApiJson<ProjectBody>,
 ) -> Result<(StatusCode, Json<ProjectView>), ApiError> {
     let caller = s.tokens.caller(&headers).await?;
-    let Json(body) = body.map_err(|e| ApiError::bad("body", e.body_text()))?;
     Ok((
         StatusCode::CREATED,
         Json(s.api.create_project(caller, &body.name).await?),
@@ -307,12 +307,12 @@ async fn create_project(
 /// One project.
 #[utoipa::path(get, path = "/api/v1/projects/{project_id}",
     params(("project_id" = u64, Path, description = "Project id")),
-    responses((status = 200, body = ProjectView), (status = 401, body = ErrorBody),
+    responses((status = 400, body = ErrorBody), (status = 200, body = ProjectView), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
 async fn get_project(
     State(s): S,
     headers: HeaderMap,
-    Path(project_id): Path<u64>,
+    ApiPath(project_id): ApiPath<u64>,
 ) -> Result<Json<ProjectView>, ApiError> {
     let caller = s.tokens.caller(&headers).await?;
     Ok(Json(s.api.project(caller, project_id).await?))
@@ -327,11 +327,10 @@ async fn get_project(
 async fn update_project(
     State(s): S,
     headers: HeaderMap,
-    Path(project_id): Path<u64>,
-    body: Result<Json<ProjectBody>, axum::extract::rejection::JsonRejection>,
+    ApiPath(project_id): ApiPath<u64>,
+    ApiJson(body): ApiJson<ProjectBody>,
 ) -> Result<Json<ProjectView>, ApiError> {
     let caller = s.tokens.caller(&headers).await?;
-    let Json(body) = body.map_err(|e| ApiError::bad("body", e.body_text()))?;
     Ok(Json(
         s.api.rename_project(caller, project_id, &body.name).await?,
     ))
@@ -340,12 +339,12 @@ async fn update_project(
 /// Deletes a project and its data (admin).
 #[utoipa::path(delete, path = "/api/v1/projects/{project_id}",
     params(("project_id" = u64, Path, description = "Project id")),
-    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    responses((status = 400, body = ErrorBody), (status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
 async fn delete_project(
     State(s): S,
     headers: HeaderMap,
-    Path(project_id): Path<u64>,
+    ApiPath(project_id): ApiPath<u64>,
 ) -> Result<StatusCode, ApiError> {
     let caller = s.tokens.caller(&headers).await?;
     s.api.delete_project(caller, project_id).await?;
@@ -355,12 +354,12 @@ async fn delete_project(
 /// Adds a DSN key to a project (admin).
 #[utoipa::path(post, path = "/api/v1/projects/{project_id}/keys",
     params(("project_id" = u64, Path, description = "Project id")),
-    responses((status = 201, body = KeyView), (status = 401, body = ErrorBody),
+    responses((status = 400, body = ErrorBody), (status = 201, body = KeyView), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn create_key(
     State(s): S,
     headers: HeaderMap,
-    Path(project_id): Path<u64>,
+    ApiPath(project_id): ApiPath<u64>,
 ) -> Result<(StatusCode, Json<KeyView>), ApiError> {
     let caller = s.tokens.caller(&headers).await?;
     Ok((
@@ -380,11 +379,10 @@ async fn create_key(
 async fn update_key(
     State(s): S,
     headers: HeaderMap,
-    Path((project_id, public_key)): Path<(u64, String)>,
-    body: Result<Json<KeyBody>, axum::extract::rejection::JsonRejection>,
+    ApiPath((project_id, public_key)): ApiPath<(u64, String)>,
+    ApiJson(body): ApiJson<KeyBody>,
 ) -> Result<Json<KeyView>, ApiError> {
     let caller = s.tokens.caller(&headers).await?;
-    let Json(body) = body.map_err(|e| ApiError::bad("body", e.body_text()))?;
     Ok(Json(
         s.api
             .set_key_active(caller, project_id, &public_key, body.active)
@@ -400,11 +398,10 @@ async fn update_key(
 async fn list_issues(
     State(s): S,
     headers: HeaderMap,
-    Path(project_id): Path<u64>,
-    query: Result<Query<IssueQuery>, axum::extract::rejection::QueryRejection>,
+    ApiPath(project_id): ApiPath<u64>,
+    ApiQuery(q): ApiQuery<IssueQuery>,
 ) -> Result<Json<Page<IssueView>>, ApiError> {
     let caller = s.tokens.caller(&headers).await?;
-    let Query(q) = query.map_err(|e| ApiError::bad("query string", e.body_text()))?;
     let mut filter = issue_filter(
         q.status.as_deref(),
         q.query.as_deref(),
@@ -429,12 +426,12 @@ async fn list_issues(
 #[utoipa::path(get, path = "/api/v1/projects/{project_id}/issues/{issue_id}",
     params(("project_id" = u64, Path, description = "Project id"),
         ("issue_id" = u64, Path, description = "Issue id")),
-    responses((status = 200, body = IssueDetailView), (status = 401, body = ErrorBody),
+    responses((status = 400, body = ErrorBody), (status = 200, body = IssueDetailView), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn get_issue(
     State(s): S,
     headers: HeaderMap,
-    Path((project_id, issue_id)): Path<(u64, u64)>,
+    ApiPath((project_id, issue_id)): ApiPath<(u64, u64)>,
 ) -> Result<Json<IssueDetailView>, ApiError> {
     let caller = s.tokens.caller(&headers).await?;
     Ok(Json(s.api.issue(caller, project_id, issue_id).await?))
@@ -451,11 +448,10 @@ async fn get_issue(
 async fn update_issue(
     State(s): S,
     headers: HeaderMap,
-    Path((project_id, issue_id)): Path<(u64, u64)>,
-    body: Result<Json<IssueBody>, axum::extract::rejection::JsonRejection>,
+    ApiPath((project_id, issue_id)): ApiPath<(u64, u64)>,
+    ApiJson(body): ApiJson<IssueBody>,
 ) -> Result<Json<IssueView>, ApiError> {
     let caller = s.tokens.caller(&headers).await?;
-    let Json(body) = body.map_err(|e| ApiError::bad("body", e.body_text()))?;
     let until = time_param("ignore_until", body.ignore_until.as_ref())?;
     let change = status_change(&body.status, body.ignore_count, until)?;
     Ok(Json(
@@ -476,11 +472,10 @@ async fn update_issue(
 async fn merge_issues(
     State(s): S,
     headers: HeaderMap,
-    Path((project_id, issue_id)): Path<(u64, u64)>,
-    body: Result<Json<MergeBody>, axum::extract::rejection::JsonRejection>,
+    ApiPath((project_id, issue_id)): ApiPath<(u64, u64)>,
+    ApiJson(body): ApiJson<MergeBody>,
 ) -> Result<Json<Moved>, ApiError> {
     let caller = s.tokens.caller(&headers).await?;
-    let Json(body) = body.map_err(|e| ApiError::bad("body", e.body_text()))?;
     let sources = body
         .sources
         .iter()
@@ -502,11 +497,10 @@ async fn merge_issues(
 async fn unmerge_hashes(
     State(s): S,
     headers: HeaderMap,
-    Path(project_id): Path<u64>,
-    body: Result<Json<UnmergeBody>, axum::extract::rejection::JsonRejection>,
+    ApiPath(project_id): ApiPath<u64>,
+    ApiJson(body): ApiJson<UnmergeBody>,
 ) -> Result<Json<Unmerged>, ApiError> {
     let caller = s.tokens.caller(&headers).await?;
-    let Json(body) = body.map_err(|e| ApiError::bad("body", e.body_text()))?;
     let moved = s.api.unmerge(caller, project_id, &body.hashes).await?;
     Ok(Json(Unmerged {
         moved: moved
@@ -526,11 +520,10 @@ async fn unmerge_hashes(
 async fn list_issue_events(
     State(s): S,
     headers: HeaderMap,
-    Path((project_id, issue_id)): Path<(u64, u64)>,
-    query: Result<Query<EventQuery>, axum::extract::rejection::QueryRejection>,
+    ApiPath((project_id, issue_id)): ApiPath<(u64, u64)>,
+    ApiQuery(q): ApiQuery<EventQuery>,
 ) -> Result<Json<Page<EventSummaryView>>, ApiError> {
     let caller = s.tokens.caller(&headers).await?;
-    let Query(q) = query.map_err(|e| ApiError::bad("query string", e.body_text()))?;
     let search = search::parse(q.query.as_deref().unwrap_or(""))?;
     let mut tags = search.tags;
     tags.extend(search.environment.map(|e| ("environment".to_owned(), e)));
@@ -565,7 +558,7 @@ async fn list_issue_events(
 async fn get_issue_event(
     State(s): S,
     headers: HeaderMap,
-    Path((project_id, issue_id, which)): Path<(u64, u64, String)>,
+    ApiPath((project_id, issue_id, which)): ApiPath<(u64, u64, String)>,
 ) -> Result<Json<EventView>, ApiError> {
     let caller = s.tokens.caller(&headers).await?;
     let order = match which.as_str() {
@@ -589,7 +582,7 @@ async fn get_issue_event(
 async fn get_event(
     State(s): S,
     headers: HeaderMap,
-    Path((project_id, event_id)): Path<(u64, String)>,
+    ApiPath((project_id, event_id)): ApiPath<(u64, String)>,
 ) -> Result<Json<EventView>, ApiError> {
     let caller = s.tokens.caller(&headers).await?;
     let event_id = uuid_param("event_id", &event_id)?;
@@ -608,7 +601,7 @@ async fn get_event(
 async fn get_attachment(
     State(s): S,
     headers: HeaderMap,
-    Path((project_id, event_id, attachment_id)): Path<(u64, String, String)>,
+    ApiPath((project_id, event_id, attachment_id)): ApiPath<(u64, String, String)>,
 ) -> Result<Response, ApiError> {
     let caller = s.tokens.caller(&headers).await?;
     let event_id = uuid_param("event_id", &event_id)?;

@@ -13,6 +13,7 @@
 
 pub mod auth;
 pub mod error;
+mod extract;
 pub mod grpc;
 pub mod json;
 mod search;

@@ -12,11 +12,12 @@
 use crate::ApiState;
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath};
 use crate::json::{issue_filter, uuid_param};
 use crate::service::{MAX_PAGE, status_change};
 use crate::views::{IssueView, rfc3339};
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -143,7 +144,7 @@ fn link_header(offset: u64, next: Option<&str>) -> HeaderValue {
 async fn list_issues(
     State(s): S,
     headers: HeaderMap,
-    Path((org, slug)): Path<(String, String)>,
+    ApiPath((org, slug)): ApiPath<(String, String)>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let caller = s.tokens.caller(&headers).await?;
@@ -209,13 +210,12 @@ struct StatusDetails {
 async fn update_issues(
     State(s): S,
     headers: HeaderMap,
-    Path((org, slug)): Path<(String, String)>,
+    ApiPath((org, slug)): ApiPath<(String, String)>,
     RawQuery(raw): RawQuery,
-    body: Result<Json<BulkUpdate>, axum::extract::rejection::JsonRejection>,
+    ApiJson(body): ApiJson<BulkUpdate>,
 ) -> Result<Json<Value>, ApiError> {
     let caller = s.tokens.caller(&headers).await?;
     let project_id = project(&s, caller, &org, &slug).await?;
-    let Json(body) = body.map_err(|e| ApiError::bad("body", e.body_text()))?;
     let status = body
         .status
         .as_deref()
@@ -295,7 +295,7 @@ async fn update_issues(
 async fn event_json(
     State(s): S,
     headers: HeaderMap,
-    Path((org, slug, event_id)): Path<(String, String, String)>,
+    ApiPath((org, slug, event_id)): ApiPath<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     let caller = s.tokens.caller(&headers).await?;
     let project_id = project(&s, caller, &org, &slug).await?;

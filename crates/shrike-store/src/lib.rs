@@ -91,6 +91,11 @@ pub struct Store {
     db: String,
 }
 
+/// Held while the next id of a project or token is chosen (`max(id) + 1`) and its row written,
+/// so concurrent creations in this process never share an id. (Two processes creating at the
+/// same moment still could: create projects and tokens from one place at a time.)
+static NEXT_ID: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The tables holding a project's data (what deleting a project deletes).
 const PROJECT_DATA: [&str; 8] = [
     "events",
@@ -253,6 +258,7 @@ impl Store {
 
     /// Creates a project with one active key.
     pub async fn create_project(&self, name: &str) -> Result<(Project, ProjectKey)> {
+        let _one_at_a_time = NEXT_ID.lock().await;
         let db = &self.db;
         let next: u64 = self
             .client

@@ -37,6 +37,7 @@ impl Store {
     /// Creates a token with `scope`; returns its row and the token, which is not stored.
     pub async fn create_token(&self, name: &str, scope: &str) -> Result<(ApiTokenRow, String)> {
         let token = format!("{TOKEN_PREFIX}{}", hex::encode(rand::random::<[u8; 32]>()));
+        let _one_at_a_time = crate::NEXT_ID.lock().await;
         let next: u64 = self
             .client
             .query(&format!("SELECT max(id) + 1 FROM {}.api_tokens", self.db))

@@ -40,7 +40,7 @@ if [ "$want_test" = 1 ]; then
     python3 -m venv "$venv"
   fi
   stamp="$venv/.shrike-requirements"
-  extra=('aiosmtpd>=1.4' 'sentry-cli>=2.0' 'schemathesis>=4.3,<5')
+  extra=('aiosmtpd>=1.4' 'sentry-cli>=2.0' 'schemathesis>=4.3,<5' 'chdb-core>=26.9,<27')
   reqs="$(cat "$here/examples/django/requirements.txt"; printf '%s\n' "${extra[@]}")"
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$reqs" ]; then
     echo "setup: installing python test dependencies into $venv" >&2

@@ -3,7 +3,8 @@
 //! per batch.
 //!
 //! Events keep the issue id of their own hash; every reader maps them to the issue that owns the
-//! hash now through `issue_hashes` (an `ANY LEFT JOIN`, which ClickHouse 18.16 supports), so a
+//! hash now through `issue_hashes` (an `ANY LEFT JOIN`, which ClickHouse 18.16 supports; joined
+//! subqueries carry an alias, which current servers require), so a
 //! merge or unmerge never rewrites events. Counts are `uniqExact(event_id)`, exact while
 //! redelivered copies are still unmerged. The status rules are in `shrike_issues::lifecycle`; nothing
 //! here decides what a status means.
@@ -169,7 +170,7 @@ fn mapped_events(db: &str, columns: &str) -> String {
          FROM {db}.events ANY LEFT JOIN (
              SELECT primary_hash, argMax(issue_id, version) AS merged_into FROM {db}.issue_hashes
              WHERE project_id = ? GROUP BY primary_hash
-         ) USING primary_hash
+         ) AS merged USING primary_hash
          WHERE project_id = ?"
     )
 }
@@ -382,11 +383,11 @@ impl Store {
                 "SELECT primary_hash, own, merged_into, hash_version FROM (
                      SELECT primary_hash, any(issue_id) AS own FROM {db}.issues
                      WHERE project_id = ? GROUP BY primary_hash
-                 ) ANY LEFT JOIN (
+                 ) AS owners ANY LEFT JOIN (
                      SELECT primary_hash, argMax(issue_id, version) AS merged_into,
                             max(version) AS hash_version
                      FROM {db}.issue_hashes WHERE project_id = ? GROUP BY primary_hash
-                 ) USING primary_hash ORDER BY primary_hash"
+                 ) AS merged USING primary_hash ORDER BY primary_hash"
             ))
             .bind(project_id)
             .bind(project_id)

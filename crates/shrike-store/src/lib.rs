@@ -182,6 +182,21 @@ impl Store {
         ServerVersion::parse(&text).ok_or(StoreError::Version(text))
     }
 
+    /// The compression codec of a column of Shrike's database (empty: the server default).
+    pub async fn column_codec(&self, table: &str, column: &str) -> Result<String> {
+        Ok(self
+            .client
+            .query(
+                "SELECT compression_codec FROM system.columns
+                 WHERE database = ? AND table = ? AND name = ?",
+            )
+            .bind(&self.db)
+            .bind(table)
+            .bind(column)
+            .fetch_one()
+            .await?)
+    }
+
     /// The server's clock, Unix seconds.
     pub async fn server_now(&self) -> Result<u32> {
         Ok(self

@@ -4,7 +4,7 @@
 
 use crate::error::ApiError;
 use axum::http::HeaderMap;
-use shrike_store::{Store, token_hash};
+use shrike_store::{Store, TOKEN_PREFIX, token_hash};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -95,6 +95,10 @@ impl Tokens {
     /// The caller of a request, from its `Authorization: Bearer` header; 401 without a valid one.
     pub async fn caller(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
         let token = bearer(headers).ok_or(ApiError::Unauthorized)?;
+        // Only what `shrike token create` makes is looked up: garbage costs no query.
+        if !well_formed(token) {
+            return Err(ApiError::Unauthorized);
+        }
         let hash = token_hash(token);
         if let Some(caller) = self.cached(&hash) {
             return Ok(caller);
@@ -125,6 +129,13 @@ impl Tokens {
             .filter(|(_, at)| at.elapsed() < CACHE_FOR)
             .map(|(caller, _)| *caller)
     }
+}
+
+/// `shrike_` and 64 lowercase hex digits, as `Store::create_token` makes them.
+fn well_formed(token: &str) -> bool {
+    token.strip_prefix(TOKEN_PREFIX).is_some_and(|hex| {
+        hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
 }
 
 /// The token of `Authorization: Bearer <token>` (the scheme in any case).
@@ -158,6 +169,15 @@ mod tests {
         assert_eq!(bearer(&headers("Basic abc")), None);
         assert_eq!(bearer(&headers("Bearer ")), None);
         assert_eq!(bearer(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn only_well_formed_tokens_are_looked_up() {
+        assert!(well_formed(&format!("shrike_{}", "ab12".repeat(16))));
+        assert!(!well_formed(&format!("shrike_{}", "AB12".repeat(16))));
+        assert!(!well_formed(&format!("shrike_{}", "ab1".repeat(16))));
+        assert!(!well_formed(&format!("sntrys_{}", "ab12".repeat(16))));
+        assert!(!well_formed("shrike_"));
     }
 
     #[test]

@@ -2,12 +2,11 @@
 //! and tokens as the JSON API, on the same port (HTTP/2; `shrike up` and `shrike web` serve both).
 
 use crate::ApiState;
+use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::json::{issue_filter, uuid_param};
+use crate::json::{event_filter, issue_filter, uuid_param};
 use crate::service::{MAX_PAGE, status_change};
 use crate::views::{EventSummaryView, IssueView};
-use crate::{auth::Caller, search};
-use shrike_store::EventFilter;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -238,11 +237,7 @@ impl ShrikeApi for Grpc {
     ) -> Result<Response<pb::ListIssueEventsResponse>, Status> {
         let caller = self.caller(&request).await?;
         let r = request.into_inner();
-        let search = search::parse(&r.query)?;
-        let filter = EventFilter {
-            text: search.text,
-            tags: search.tags,
-        };
+        let filter = event_filter(&r.query)?;
         let page = self
             .state
             .api

@@ -268,6 +268,18 @@ pub(crate) fn issue_filter(
     Ok(filter)
 }
 
+/// The event filter of a search query: `environment:` and `release:` are the tags SDKs set.
+pub(crate) fn event_filter(query: &str) -> Result<EventFilter, ApiError> {
+    let search = search::parse(query)?;
+    let mut tags = search.tags;
+    tags.extend(search.environment.map(|e| ("environment".to_owned(), e)));
+    tags.extend(search.release.map(|r| ("release".to_owned(), r)));
+    Ok(EventFilter {
+        text: search.text,
+        tags,
+    })
+}
+
 fn limit_param(limit: Option<u64>) -> Result<u64, ApiError> {
     match limit {
         None => Ok(25),
@@ -524,14 +536,7 @@ async fn list_issue_events(
     ApiQuery(q): ApiQuery<EventQuery>,
 ) -> Result<Json<Page<EventSummaryView>>, ApiError> {
     let caller = s.tokens.caller(&headers).await?;
-    let search = search::parse(q.query.as_deref().unwrap_or(""))?;
-    let mut tags = search.tags;
-    tags.extend(search.environment.map(|e| ("environment".to_owned(), e)));
-    tags.extend(search.release.map(|r| ("release".to_owned(), r)));
-    let filter = EventFilter {
-        text: search.text,
-        tags,
-    };
+    let filter = event_filter(q.query.as_deref().unwrap_or(""))?;
     let limit = limit_param(q.limit)?;
     Ok(Json(
         s.api

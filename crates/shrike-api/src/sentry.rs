@@ -14,7 +14,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
 use crate::json::{issue_filter, uuid_param};
-use crate::service::{MAX_PAGE, status_change};
+use crate::service::{MAX_PAGE, Selection, status_change, status_filter};
 use crate::views::{IssueView, rfc3339};
 use axum::Json;
 use axum::extract::{RawQuery, State};
@@ -23,13 +23,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shrike_store::IssueFilter;
+use shrike_issues::IssueStatus;
 use std::sync::Arc;
 
 type S = State<Arc<ApiState>>;
-
-/// Most issues one bulk update changes (Sentry's own limit is 1,000).
-const BULK_MAX: u64 = 1000;
 
 /// The routes of `/api/0/`.
 pub fn routes() -> axum::Router<Arc<ApiState>> {
@@ -253,31 +250,24 @@ async fn update_issues(
                 .map_err(|_| ApiError::bad("id", format!("{v:?} is not an issue id")))
         })
         .collect::<Result<_, _>>()?;
-    let ids = if ids.is_empty() {
-        let filter = issue_filter(
-            first(&pairs, "status"),
-            first(&pairs, "query"),
-            None,
-            None,
-            None,
-        )?;
-        let filter = IssueFilter {
-            limit: BULK_MAX,
-            ..filter
+    let selection = if ids.is_empty() {
+        // Sentry's names: `resolved` covers both resolutions, `muted` is ignored.
+        let statuses = match first(&pairs, "status") {
+            None | Some("") => Vec::new(),
+            Some("resolved") => vec![IssueStatus::Resolved, IssueStatus::ResolvedInNextRelease],
+            Some("muted" | "ignored") => vec![IssueStatus::Ignored],
+            Some(other) => vec![status_filter(other)?],
         };
-        s.api
-            .store()
-            .list_issues(project_id, &filter)
-            .await?
-            .into_iter()
-            .map(|i| i.stats.issue_id)
-            .collect()
+        Selection::Filter(
+            issue_filter(None, first(&pairs, "query"), None, None, None)?,
+            statuses,
+        )
     } else {
-        ids
+        Selection::Ids(ids)
     };
-    for id in ids {
-        s.api.update_issue(caller, project_id, id, &change).await?;
-    }
+    s.api
+        .update_issues(caller, project_id, selection, &change)
+        .await?;
     let details = match &change {
         shrike_issues::StatusChange::ResolveInNextRelease => json!({ "inNextRelease": true }),
         _ => json!({}),

@@ -13,6 +13,20 @@ use uuid::Uuid;
 /// Most items one page holds.
 pub const MAX_PAGE: u64 = 100;
 
+/// Most issues a list may skip (`cursor`): deeper than this, narrow the query instead.
+pub const MAX_OFFSET: u64 = 10_000;
+
+/// Most issues one bulk change touches (Sentry's own limit is 1,000).
+pub const BULK_MAX: usize = 1000;
+
+/// Which issues a bulk change touches.
+pub enum Selection {
+    /// These ids.
+    Ids(Vec<u64>),
+    /// Those the filter lists, each with one of these statuses (any when empty).
+    Filter(IssueFilter, Vec<IssueStatus>),
+}
+
 /// Values shown per tag in an issue's detail.
 const TAG_VALUES: u64 = 10;
 
@@ -176,6 +190,12 @@ impl Api {
     ) -> Result<Page<IssueView>, ApiError> {
         caller.require(Scope::Read)?;
         self.project(caller, project_id).await?;
+        if filter.offset > MAX_OFFSET {
+            return Err(ApiError::bad(
+                "cursor",
+                format!("pages end after {MAX_OFFSET} issues: narrow the query"),
+            ));
+        }
         let limit = filter.limit.clamp(1, MAX_PAGE);
         // One more than asked tells whether there is a next page.
         filter.limit = limit + 1;
@@ -264,6 +284,49 @@ impl Api {
             .await?;
         let detail = self.store.issue_detail(project_id, issue_id).await?;
         Ok(IssueView::from_summary(project_id, detail.summary))
+    }
+
+    /// Changes the status of several issues (at most [`BULK_MAX`]); returns how many.
+    pub async fn update_issues(
+        &self,
+        caller: Caller,
+        project_id: u64,
+        selection: Selection,
+        change: &StatusChange,
+    ) -> Result<usize, ApiError> {
+        caller.require(Scope::Write)?;
+        self.project(caller, project_id).await?;
+        let mut ids = match selection {
+            Selection::Ids(ids) => ids,
+            Selection::Filter(filter, statuses) => {
+                let filter = IssueFilter {
+                    status: None,
+                    offset: 0,
+                    limit: u64::MAX,
+                    ..filter
+                };
+                self.store
+                    .list_issues(project_id, &filter)
+                    .await?
+                    .into_iter()
+                    .filter(|i| statuses.is_empty() || statuses.contains(&i.status.status))
+                    .map(|i| i.stats.issue_id)
+                    .take(BULK_MAX)
+                    .collect()
+            }
+        };
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() > BULK_MAX {
+            return Err(ApiError::bad(
+                "id",
+                format!("at most {BULK_MAX} issues at a time"),
+            ));
+        }
+        for &id in &ids {
+            self.store.set_issue_status(project_id, id, change).await?;
+        }
+        Ok(ids.len())
     }
 
     /// Merges `sources` into `into`; returns the hashes moved.

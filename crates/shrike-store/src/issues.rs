@@ -21,6 +21,9 @@ use shrike_issues::lifecycle::{
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
+/// Most issue ids bound in one query (20 digits each: well under the server's 256 KiB limit).
+const ID_CHUNK: usize = 5_000;
+
 /// Which issues `list_issues` returns, in which order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssueFilter {
@@ -275,49 +278,53 @@ impl Store {
         project_id: u64,
         ids: &[u64],
     ) -> Result<HashMap<u64, IssueDescription>> {
-        if ids.is_empty() {
-            return Ok(HashMap::new());
+        let mut described = HashMap::with_capacity(ids.len());
+        // In chunks: a bound list of every issue of a large project would pass the server's
+        // query size limit.
+        for chunk in ids.chunks(ID_CHUNK) {
+            let rows: Vec<IssueDescription> = self
+                .client
+                .query(&format!(
+                    "SELECT issue_id, argMax(primary_hash, version), argMax(title, version),
+                            argMax(culprit, version), argMax(type, version), argMax(value, version),
+                            argMax(level, version), argMax(platform, version)
+                     FROM {}.issues WHERE project_id = ? AND has(?, issue_id) GROUP BY issue_id",
+                    self.db
+                ))
+                .bind(project_id)
+                .bind(chunk)
+                .fetch_all()
+                .await?;
+            described.extend(rows.into_iter().map(|r| (r.issue_id, r)));
         }
-        let rows: Vec<IssueDescription> = self
-            .client
-            .query(&format!(
-                "SELECT issue_id, argMax(primary_hash, version), argMax(title, version),
-                        argMax(culprit, version), argMax(type, version), argMax(value, version),
-                        argMax(level, version), argMax(platform, version)
-                 FROM {}.issues WHERE project_id = ? AND has(?, issue_id) GROUP BY issue_id",
-                self.db
-            ))
-            .bind(project_id)
-            .bind(ids)
-            .fetch_all()
-            .await?;
-        Ok(rows.into_iter().map(|r| (r.issue_id, r)).collect())
+        Ok(described)
     }
 
     /// The current status rows of these issues (in any project), keyed by (project, issue). An
-    /// issue without a row is unresolved. One query, for the grouper's batches.
+    /// issue without a row is unresolved. One query per 5,000 issues (a grouper batch: one).
     pub async fn issue_states(&self, ids: &[u64]) -> Result<HashMap<(u64, u64), IssueState>> {
-        if ids.is_empty() {
-            return Ok(HashMap::new());
+        let mut states = HashMap::new();
+        for chunk in ids.chunks(ID_CHUNK) {
+            let rows: Vec<StateRow> = self
+                .client
+                .query(&format!(
+                    "SELECT project_id, issue_id, argMax(status, version), argMax(substatus, version),
+                            argMax(resolution, version), argMax(resolved_in_release, version),
+                            argMax(ignore_until_count, version), argMax(ignore_count_base, version),
+                            toUInt32(argMax(ignore_until, version)), argMax(regression_event, version),
+                            max(version), toUInt32(argMax(inserted_at, version))
+                     FROM {}.issue_status WHERE has(?, issue_id) GROUP BY project_id, issue_id",
+                    self.db
+                ))
+                .bind(chunk)
+                .fetch_all()
+                .await?;
+            states.extend(
+                rows.into_iter()
+                    .map(|r| ((r.project_id, r.issue_id), IssueState::from(r))),
+            );
         }
-        let rows: Vec<StateRow> = self
-            .client
-            .query(&format!(
-                "SELECT project_id, issue_id, argMax(status, version), argMax(substatus, version),
-                        argMax(resolution, version), argMax(resolved_in_release, version),
-                        argMax(ignore_until_count, version), argMax(ignore_count_base, version),
-                        toUInt32(argMax(ignore_until, version)), argMax(regression_event, version),
-                        max(version), toUInt32(argMax(inserted_at, version))
-                 FROM {}.issue_status WHERE has(?, issue_id) GROUP BY project_id, issue_id",
-                self.db
-            ))
-            .bind(ids)
-            .fetch_all()
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| ((r.project_id, r.issue_id), IssueState::from(r)))
-            .collect())
+        Ok(states)
     }
 
     /// The issues merged hashes belong to, keyed by (project, hash); hashes that belong to their

@@ -392,7 +392,8 @@ impl Store {
         {
             self.set_key_active(&key.public_key, false).await?;
         }
-        self.project_row(id, &project.name, 1).await?;
+        // The data first, the project's row last: a failure half-way leaves the project listed,
+        // so deleting it again finishes the job.
         for table in PROJECT_DATA {
             self.client
                 .query(&format!(
@@ -403,6 +404,7 @@ impl Store {
                 .execute()
                 .await?;
         }
+        self.project_row(id, &project.name, 1).await?;
         Ok(true)
     }
 

@@ -496,6 +496,24 @@ sentry_sdk.flush(10)
         &["issues", "list", "--query", "is:unresolved"],
     );
     assert!(ok && out.contains("No issues found"), "{out}");
+    // `-s resolved` selects by Sentry's status names (both kinds of resolution).
+    let (status, body) = call(
+        api,
+        "PUT",
+        &format!("/api/v1/projects/1/issues/{issue_id}"),
+        &write,
+        r#"{"status":"resolved_in_next_release"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let (ok, out) = sentry_cli(
+        &python,
+        api,
+        &write,
+        &["issues", "unresolve", "-s", "resolved"],
+    );
+    assert!(ok, "{out}");
+    assert_eq!(issue_status(api, &read, &whole_issue), "unresolved");
+    assert_eq!(issue_status(api, &read, &issue_id), "unresolved");
     let (ok, out) = sentry_cli(&python, api, "shrike_wrong", &["issues", "list"]);
     assert!(!ok && out.contains("credentials"), "{out}");
     let (status, body) = get(
@@ -627,6 +645,7 @@ sentry_sdk.flush(10)
             "30",
         ])
         .env("HOME", dir)
+        .current_dir(dir)
         .output()
         .expect("schemathesis runs");
     let report = String::from_utf8_lossy(&out.stdout);

@@ -352,8 +352,8 @@ fn real_clients_send_events_and_check_ins() {
     );
     assert_eq!(
         accepted.trim(),
-        "6",
-        "node, three python, rust and sentry-cli events"
+        "5",
+        "node, two python, rust and sentry-cli events"
     );
     shrike.proc.terminate(Duration::from_secs(30));
 }

@@ -48,7 +48,7 @@ async fn a_tonic_client_reads_and_changes_issues() {
             ..Default::default()
         })
         .collect();
-    store.insert_events(&rows).await.expect("events");
+    store.insert_events(rows.clone()).await.expect("events");
     store
         .upsert_issues(&[IssueRow {
             project_id: project.id,

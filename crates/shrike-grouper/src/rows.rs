@@ -76,6 +76,8 @@ pub fn event_row(payload: &[u8]) -> Result<EventRow, ProcessError> {
         grouping_variant: message.grouping_variant,
         body: String::from_utf8(message.body)
             .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned()),
+        // The store stamps the project's retention when it inserts.
+        retention_days: 0,
     })
 }
 

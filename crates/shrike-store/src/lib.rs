@@ -10,6 +10,7 @@ mod events;
 mod issues;
 pub mod local;
 pub mod migrations;
+mod retention;
 mod rows;
 mod tokens;
 
@@ -18,6 +19,7 @@ pub use events::{
     AttachmentInfo, EventFilter, EventOrder, EventSummary, StoredEvent, TagValueCount,
 };
 pub use issues::{IssueFilter, IssueSort};
+pub use retention::{Expired, RetentionConfig};
 pub use rows::*;
 pub use tokens::{ApiTokenRow, TOKEN_PREFIX, token_hash};
 
@@ -89,6 +91,8 @@ pub struct Store {
     /// Connection with the database selected; inserts name bare tables.
     client: Client,
     db: String,
+    /// How long each project's rows are kept: stamped on every row inserted.
+    retention: std::sync::Arc<RetentionConfig>,
 }
 
 /// Held while the next id of a project or token is chosen (`max(id) + 1`) and its row written,
@@ -97,7 +101,7 @@ pub struct Store {
 static NEXT_ID: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The tables holding a project's data (what deleting a project deletes).
-const PROJECT_DATA: [&str; 8] = [
+const PROJECT_DATA: [&str; 9] = [
     "events",
     "event_index",
     "issues",
@@ -106,7 +110,13 @@ const PROJECT_DATA: [&str; 8] = [
     "check_ins",
     "outcomes",
     "attachment_chunks",
+    "alert_state",
 ];
+
+/// A database name is a plain identifier: it is the one name put into SQL text.
+fn valid_database(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
 
 /// Current Unix time in milliseconds, used as row version.
 pub fn now_ms() -> u64 {
@@ -119,12 +129,7 @@ pub fn now_ms() -> u64 {
 impl Store {
     /// Creates a handle; no connection is made until the first query.
     pub fn new(config: &StoreConfig) -> Result<Self> {
-        let valid = !config.database.is_empty()
-            && config
-                .database
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_');
-        if !valid {
+        if !valid_database(&config.database) {
             return Err(StoreError::DatabaseName(config.database.clone()));
         }
         // Validation needs RowBinaryWithNamesAndTypes, which ClickHouse 18.16 lacks.
@@ -142,7 +147,27 @@ impl Store {
             admin: client.clone(),
             client: client.with_database(&config.database),
             db: config.database.clone(),
+            retention: Default::default(),
         })
+    }
+
+    /// A handle on another database of the same server (validated like the configured one).
+    pub fn sibling(&self, database: &str) -> Result<Store> {
+        if !valid_database(database) {
+            return Err(StoreError::DatabaseName(database.to_owned()));
+        }
+        Ok(Store {
+            admin: self.admin.clone(),
+            client: self.admin.clone().with_database(database),
+            db: database.to_owned(),
+            retention: self.retention.clone(),
+        })
+    }
+
+    /// The same store, stamping rows with `retention`'s days (default: 90 for every project).
+    pub fn with_retention(mut self, retention: RetentionConfig) -> Self {
+        self.retention = std::sync::Arc::new(retention);
+        self
     }
 
     /// Inserts `rows` into `table` in one request (nothing for an empty batch).
@@ -208,6 +233,11 @@ impl Store {
 
     /// Creates the database and applies every pending migration; returns the versions applied.
     pub async fn migrate(&self) -> Result<Vec<u32>> {
+        self.migrate_through(u32::MAX).await
+    }
+
+    /// Applies the pending migrations up to version `last` (for testing an upgrade with data).
+    pub async fn migrate_through(&self, last: u32) -> Result<Vec<u32>> {
         let db = &self.db;
         self.admin
             .query(&format!("CREATE DATABASE IF NOT EXISTS {db}"))
@@ -229,7 +259,10 @@ impl Store {
             .await?;
         let server = self.server_version().await?;
         let mut done = Vec::new();
-        for migration in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+        let pending = MIGRATIONS
+            .iter()
+            .filter(|m| m.version <= last && !applied.contains(&m.version));
+        for migration in pending {
             for column in migration.columns {
                 let present: u64 = self
                     .client
@@ -449,11 +482,18 @@ impl Store {
     }
 
     /// Inserts a batch of events in one request, serializing each row as the iterator yields it.
+    /// Each row gets its project's retention (`retention_days`) here.
     pub async fn insert_events<R>(&self, rows: impl IntoIterator<Item = R>) -> Result<()>
     where
-        R: std::borrow::Borrow<EventRow>,
+        R: std::borrow::BorrowMut<EventRow>,
     {
-        self.insert_each::<EventRow, R>("events", rows).await
+        let retention = &self.retention;
+        let stamped = rows.into_iter().map(|mut row| {
+            let r = row.borrow_mut();
+            r.retention_days = retention.days(r.project_id);
+            row
+        });
+        self.insert_each::<EventRow, R>("events", stamped).await
     }
 
     /// Inserts (or refreshes) issue descriptions in one request.
@@ -502,17 +542,37 @@ impl Store {
 
     /// Inserts check-ins in one request.
     pub async fn insert_check_ins(&self, rows: &[CheckInRow]) -> Result<()> {
-        self.insert_rows("check_ins", rows).await
+        let rows = self.stamped(rows, |r| r.project_id, |r, days| r.retention_days = days);
+        self.insert_rows("check_ins", &rows).await
+    }
+
+    /// Copies of `rows` with their project's retention.
+    fn stamped<T: Clone>(
+        &self,
+        rows: &[T],
+        project: impl Fn(&T) -> u64,
+        set: impl Fn(&mut T, u16),
+    ) -> Vec<T> {
+        rows.iter()
+            .map(|row| {
+                let days = self.retention.days(project(row));
+                let mut row = row.clone();
+                set(&mut row, days);
+                row
+            })
+            .collect()
     }
 
     /// Inserts attachment chunks in one request.
     pub async fn insert_attachment_chunks(&self, rows: &[AttachmentChunkRow]) -> Result<()> {
-        self.insert_rows("attachment_chunks", rows).await
+        let rows = self.stamped(rows, |r| r.project_id, |r, days| r.retention_days = days);
+        self.insert_rows("attachment_chunks", &rows).await
     }
 
     /// Inserts outcomes in one request.
     pub async fn insert_outcomes(&self, rows: &[OutcomeRow]) -> Result<()> {
-        self.insert_rows("outcomes", rows).await
+        let rows = self.stamped(rows, |r| r.project_id, |r, days| r.retention_days = days);
+        self.insert_rows("outcomes", &rows).await
     }
 
     /// Distinct events stored for a project (deduplicated by event id).

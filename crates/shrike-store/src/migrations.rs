@@ -117,7 +117,91 @@ pub const MIGRATIONS: &[Migration] = &[
         }],
         statements: api,
     },
+    Migration {
+        version: 8,
+        name: "retention: every table of event data partitioned by (retention_days, week)",
+        columns: &[
+            RETENTION_DAYS_OF("events"),
+            RETENTION_DAYS_OF("event_index"),
+            RETENTION_DAYS_OF("attachment_chunks"),
+            RETENTION_DAYS_OF("check_ins"),
+            RETENTION_DAYS_OF("outcomes"),
+        ],
+        statements: retention,
+    },
 ];
+
+/// The column that says how long a row is kept (`crate::retention`).
+#[allow(non_snake_case)]
+const fn RETENTION_DAYS_OF(table: &'static str) -> NewColumn {
+    NewColumn {
+        table,
+        name: "retention_days",
+        definition: "UInt16 DEFAULT 90",
+        codec: None,
+    }
+}
+
+/// Re-partitions each table of event data by `(retention_days, toMonday(time))` so that expired
+/// data goes by whole partitions (a table's partition key cannot be altered): a copy with the new
+/// key, the rows copied, the two swapped by name, the old one dropped. Safe to run again after an
+/// interruption (a repeated copy adds duplicates that the tables' ReplacingMergeTree collapses).
+/// Writers must be stopped meanwhile: rows inserted into the old table during the copy are lost.
+fn retention(db: &str, _server: ServerVersion) -> Vec<String> {
+    // The index is filled from `events` by name: detached while `events` is swapped.
+    let mut statements = vec![format!("DROP TABLE IF EXISTS {db}.event_index_mv")];
+    let tables = [
+        (
+            "events",
+            "timestamp",
+            "ReplacingMergeTree(keep_first)",
+            "project_id, timestamp, event_id",
+        ),
+        (
+            "event_index",
+            "timestamp",
+            "ReplacingMergeTree()",
+            "project_id, event_id",
+        ),
+        (
+            "attachment_chunks",
+            "received",
+            "ReplacingMergeTree()",
+            "project_id, event_id, attachment_id, chunk_index",
+        ),
+        (
+            "check_ins",
+            "received",
+            "ReplacingMergeTree()",
+            "project_id, monitor_slug, received, check_in_id, status",
+        ),
+        (
+            "outcomes",
+            "timestamp",
+            "ReplacingMergeTree()",
+            "project_id, timestamp, category, outcome, reason, id",
+        ),
+    ];
+    for (table, time, engine, order) in tables {
+        statements.extend([
+            format!("DROP TABLE IF EXISTS {db}.{table}_old"),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {db}.{table}_r AS {db}.{table} ENGINE = {engine}
+                 PARTITION BY (retention_days, toMonday({time})) ORDER BY ({order})"
+            ),
+            format!("INSERT INTO {db}.{table}_r SELECT * FROM {db}.{table}"),
+            format!(
+                "RENAME TABLE {db}.{table} TO {db}.{table}_old, {db}.{table}_r TO {db}.{table}"
+            ),
+            format!("DROP TABLE {db}.{table}_old"),
+        ]);
+    }
+    statements.push(format!(
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.event_index_mv TO {db}.event_index
+         AS SELECT project_id, event_id, timestamp, primary_hash, retention_days FROM {db}.events"
+    ));
+    statements
+}
 
 fn api(db: &str, _server: ServerVersion) -> Vec<String> {
     vec![

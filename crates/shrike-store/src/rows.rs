@@ -133,6 +133,8 @@ pub struct EventRow {
     pub grouping_variant: String,
     /// The whole event as JSON: scrubbed, trimmed, with its `_meta` (Sentry's event JSON).
     pub body: String,
+    /// Days the row is kept (its project's retention; set by the store when inserting).
+    pub retention_days: u16,
 }
 
 /// A row of `alert_state`.
@@ -290,6 +292,8 @@ pub struct CheckInRow {
     pub release: String,
     /// When ingest received it.
     pub received: u32,
+    /// Days the row is kept (its project's retention; set by the store when inserting).
+    pub retention_days: u16,
 }
 
 /// A row of `outcomes`.
@@ -310,6 +314,8 @@ pub struct OutcomeRow {
     /// Message id (deduplication).
     #[serde(with = "clickhouse::serde::uuid")]
     pub id: Uuid,
+    /// Days the row is kept (its project's retention; set by the store when inserting).
+    pub retention_days: u16,
 }
 
 /// A row of `attachment_chunks`.
@@ -340,6 +346,8 @@ pub struct AttachmentChunkRow {
     pub data: Vec<u8>,
     /// When ingest received it.
     pub received: u32,
+    /// Days the row is kept (its project's retention; set by the store when inserting).
+    pub retention_days: u16,
 }
 
 /// Writes bytes as a ClickHouse `String` (RowBinary strings are length-prefixed bytes).

@@ -16,7 +16,7 @@ async fn start() -> (tempfile::TempDir, LocalClickHouse, Store) {
     let store = server.store("shrike_test").expect("store");
     assert_eq!(
         store.migrate().await.expect("migrate"),
-        vec![1, 2, 3, 4, 5, 6, 7]
+        vec![1, 2, 3, 4, 5, 6, 7, 8]
     );
     (dir, server, store)
 }
@@ -36,7 +36,7 @@ async fn compressed_and_plain_clients_share_rows() {
     let one = event(1, 10, Uuid::new_v4(), now);
     let two = event(1, 10, Uuid::new_v4(), now);
     compressed
-        .insert_events([&one])
+        .insert_events([one.clone()])
         .await
         .expect("compressed insert");
     plain.insert_events([two]).await.expect("plain insert");
@@ -48,4 +48,41 @@ async fn compressed_and_plain_clients_share_rows() {
             .expect("list");
         assert_eq!(issues[0].stats.times_seen, 2);
     }
+}
+
+#[tokio::test]
+async fn the_retention_migration_keeps_existing_rows() {
+    let (_dir, server, store) = start().await;
+    let old = store.sibling("shrike_upgrade").expect("sibling");
+    assert_eq!(
+        old.migrate_through(7).await.expect("migrate to 7"),
+        vec![1, 2, 3, 4, 5, 6, 7]
+    );
+    let now = old.server_now().await.expect("now");
+    let id = Uuid::new_v4();
+    // A row as a Shrike before migration 8 wrote it (no retention column yet).
+    clickhouse::Client::default()
+        .with_url(&server.url)
+        .with_user(shrike_store::local::USER)
+        .with_password(&server.password)
+        .query(
+            "INSERT INTO shrike_upgrade.events (project_id, event_id, timestamp, received, issue_id,
+                 primary_hash) VALUES (1, ?, toDateTime(?), toDateTime(?), 10, 'abc')",
+        )
+        .bind(id.to_string())
+        .bind(now - 100)
+        .bind(now - 100)
+        .execute()
+        .await
+        .expect("insert before the upgrade");
+    assert_eq!(old.migrate().await.expect("upgrade"), vec![8]);
+    let kept = old.event(1, id).await.expect("event").expect("kept");
+    assert_eq!(kept.summary.event_id, id);
+    assert_eq!(old.count_events(1).await.expect("count"), 1);
+    // New rows reach the index through the recreated view.
+    let after = Uuid::new_v4();
+    old.insert_events([event(1, 10, after, now)])
+        .await
+        .expect("insert after");
+    assert!(old.event(1, after).await.expect("event").is_some());
 }

@@ -51,6 +51,8 @@ impl TableWriter for CheckInWriter {
             environment: check_in.environment.unwrap_or_else(|| "production".into()),
             release: check_in.release.unwrap_or_default(),
             received: u32::try_from(meta.received_ms.div_euclid(1000)).unwrap_or(0),
+            // The store stamps the project's retention when it inserts.
+            retention_days: 0,
         })
     }
 
@@ -87,6 +89,8 @@ impl TableWriter for AttachmentWriter {
             size: chunk.size,
             data: chunk.data,
             received: u32::try_from(meta.received_ms.div_euclid(1000)).unwrap_or(0),
+            // The store stamps the project's retention when it inserts.
+            retention_days: 0,
         })
     }
 
@@ -118,6 +122,7 @@ impl TableWriter for OutcomeWriter {
             reason: o.reason,
             quantity: o.quantity,
             id,
+            retention_days: 0,
         })
     }
 

@@ -46,6 +46,8 @@ pub struct Config {
     pub alerter: shrike_alerter::AlerterConfig,
     /// The API (`shrike up`, `shrike web`).
     pub web: shrike_api::WebConfig,
+    /// Days of event data kept, by default and per project.
+    pub retention: shrike_store::RetentionConfig,
 }
 
 impl Default for Config {
@@ -65,6 +67,7 @@ impl Default for Config {
             scrubbing: Default::default(),
             alerter: Default::default(),
             web: Default::default(),
+            retention: Default::default(),
         }
     }
 }
@@ -96,6 +99,7 @@ impl Config {
         named(self.clickhouse.validate())?;
         named(self.bus.validate())?;
         named(self.web.validate())?;
+        named(self.retention.validate())?;
         if !self.ops_listen.is_empty() {
             self.ops_listen
                 .parse::<std::net::SocketAddr>()

@@ -178,7 +178,8 @@ pub fn writer<W: TableWriter, B: Bus>(
 /// A service, ready to run.
 pub type Task = std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
 
-/// The grouper and the table writers, which run together: everything that writes ClickHouse.
+/// The grouper and the table writers, which run together: everything that writes ClickHouse
+/// (and the retention task that removes what expired).
 pub fn writers<B: Bus>(
     bus: &B,
     store: &Store,
@@ -208,7 +209,30 @@ pub fn writers<B: Bus>(
             wait,
             s.clone(),
         )?),
+        Box::pin(retention(store.clone(), s.clone())),
     ])
+}
+
+/// How often expired partitions are looked for.
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// Drops expired partitions (`[retention]`) at start and then hourly, beside the writers: the
+/// process that inserts event data also removes it. A failure is logged and tried again later.
+async fn retention(store: Store, shutdown: CancellationToken) -> anyhow::Result<()> {
+    loop {
+        match store.server_now().await {
+            Ok(now) => {
+                if let Err(error) = store.drop_expired(now).await {
+                    tracing::warn!(%error, "dropping expired partitions failed; trying again later");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "retention: clickhouse unreachable"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(RETENTION_EVERY) => {}
+            () = shutdown.cancelled() => return Ok(()),
+        }
+    }
 }
 
 /// Binds ingest and serves until `stop` fires; outcomes are flushed every second meanwhile and

@@ -49,7 +49,8 @@ pub async fn connect(config: &Config) -> anyhow::Result<Store> {
     } else {
         None
     };
-    let store = Store::new(&c.store_config(local_password.as_deref()))?;
+    let store = Store::new(&c.store_config(local_password.as_deref()))?
+        .with_retention(config.retention.clone());
     let version = store.server_version().await.with_context(|| {
         format!(
             "cannot reach clickhouse at {} (is `shrike up` running?)",

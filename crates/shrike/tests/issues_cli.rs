@@ -111,9 +111,9 @@ fn issues_are_listed_shown_resolved_ignored_merged_and_unmerged() {
             event(KEY, now - 7200, "", ""),
             event(VALUE, now - 20, "u3", ""),
         ];
-        store.insert_events(&rows).await.expect("events");
+        store.insert_events(rows.clone()).await.expect("events");
         store
-            .insert_events(&rows)
+            .insert_events(rows.clone())
             .await
             .expect("redelivered copies");
     });

@@ -91,9 +91,12 @@ async fn events_by_id_by_issue_with_tags_and_series() {
         })
         .collect();
     rows.push(event(1, 20, Uuid::new_v4(), now));
-    store.insert_events(&rows).await.expect("insert");
+    store.insert_events(rows.clone()).await.expect("insert");
     // Redelivered: counted and listed once.
-    store.insert_events(&rows[..1]).await.expect("again");
+    store
+        .insert_events(rows[..1].to_vec())
+        .await
+        .expect("again");
     let hashes = vec![format!("{:032x}", 10)];
 
     // By id, through the index, not found in another project.
@@ -326,10 +329,10 @@ async fn duplicate_events_count_once_and_issues_aggregate() {
         event(1, 10, Uuid::new_v4(), now),
         event(1, 20, Uuid::new_v4(), now),
     ];
-    store.insert_events(&rows).await.expect("insert");
+    store.insert_events(rows.clone()).await.expect("insert");
     // The same event delivered again, in a separate insert (a separate part, not yet merged).
     store
-        .insert_events(&rows[..1])
+        .insert_events(rows[..1].to_vec())
         .await
         .expect("insert duplicate");
     store
@@ -368,7 +371,7 @@ async fn duplicate_events_count_once_and_issues_aggregate() {
 async fn activity_windows_and_watermarks() {
     let (_dir, _server, store) = start().await;
     store
-        .insert_events(&[event(1, 10, Uuid::new_v4(), 1_000_000)])
+        .insert_events([event(1, 10, Uuid::new_v4(), 1_000_000)])
         .await
         .expect("insert");
     let now = store.server_now().await.expect("now");
@@ -400,7 +403,7 @@ async fn a_redelivered_copy_does_not_count_again_in_a_later_window() {
     let (_dir, _server, store) = start().await;
     let original = event(1, 10, Uuid::new_v4(), 1_000_000);
     store
-        .insert_events(std::slice::from_ref(&original))
+        .insert_events([original.clone()])
         .await
         .expect("insert");
     let t0 = store.server_now().await.expect("now");
@@ -411,7 +414,7 @@ async fn a_redelivered_copy_does_not_count_again_in_a_later_window() {
     );
 
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    store.insert_events(&[original]).await.expect("redelivery");
+    store.insert_events([original]).await.expect("redelivery");
     let t1 = store.server_now().await.expect("now");
     assert!(
         store
@@ -422,7 +425,7 @@ async fn a_redelivered_copy_does_not_count_again_in_a_later_window() {
     );
 
     store
-        .insert_events(&[event(1, 10, Uuid::new_v4(), 1_000_001)])
+        .insert_events([event(1, 10, Uuid::new_v4(), 1_000_001)])
         .await
         .expect("a new event");
     let t2 = store.server_now().await.expect("now");
@@ -479,9 +482,9 @@ async fn statuses_and_ignore_conditions() {
         user_event(10, now - 4, "u2", ""),
         user_event(20, now - 100, "", ""),
     ];
-    store.insert_events(&rows).await.expect("insert");
+    store.insert_events(rows.clone()).await.expect("insert");
     // Redelivered copies in their own part must not change any count.
-    store.insert_events(&rows).await.expect("duplicates");
+    store.insert_events(rows.clone()).await.expect("duplicates");
     let list = store
         .list_issues(1, &IssueFilter::default())
         .await
@@ -540,14 +543,14 @@ async fn statuses_and_ignore_conditions() {
             .expect("listed")
     };
     rows = vec![user_event(20, now - 50, "", "")];
-    store.insert_events(&rows).await.expect("one more");
+    store.insert_events(rows.clone()).await.expect("one more");
     let list = store
         .list_issues(1, &IssueFilter::default())
         .await
         .expect("list");
     assert_eq!(status_of(list, 20).status, IssueStatus::Ignored);
     store
-        .insert_events(&rows)
+        .insert_events(rows.clone())
         .await
         .expect("a duplicate is not an event");
     let list = store
@@ -556,7 +559,7 @@ async fn statuses_and_ignore_conditions() {
         .expect("list");
     assert_eq!(status_of(list, 20).status, IssueStatus::Ignored);
     store
-        .insert_events(&[user_event(20, now - 40, "", "")])
+        .insert_events([user_event(20, now - 40, "", "")])
         .await
         .expect("second more");
     let list = store
@@ -633,8 +636,8 @@ async fn merge_and_unmerge_move_hashes_and_counts() {
         user_event(20, now - 8, "b", ""),
         user_event(30, now - 7, "c", ""),
     ];
-    store.insert_events(&rows).await.expect("insert");
-    store.insert_events(&rows).await.expect("duplicates");
+    store.insert_events(rows.clone()).await.expect("insert");
+    store.insert_events(rows.clone()).await.expect("duplicates");
 
     let moved = store.merge_issues(1, 10, &[20]).await.expect("merge");
     assert_eq!(moved, vec![format!("{:032x}", 20)]);
@@ -654,7 +657,7 @@ async fn merge_and_unmerge_move_hashes_and_counts() {
 
     // A new event of the merged hash counts toward the target.
     store
-        .insert_events(&[user_event(20, now - 1, "d", "")])
+        .insert_events([user_event(20, now - 1, "d", "")])
         .await
         .expect("new event of the merged hash");
     let detail = store.issue_detail(1, 10).await.expect("detail");
@@ -721,7 +724,7 @@ async fn activity_reports_status_and_regressions() {
         .await
         .expect("issues");
     store
-        .insert_events(&[
+        .insert_events([
             event(1, 10, Uuid::new_v4(), 1_000_000),
             event(1, 20, Uuid::new_v4(), 1_000_000),
         ])
@@ -761,4 +764,61 @@ async fn activity_reports_status_and_regressions() {
     let twenty = activity.iter().find(|a| a.issue_id == 20).expect("twenty");
     assert_eq!(twenty.status.status, IssueStatus::Ignored);
     assert!(!twenty.is_regression);
+}
+
+#[tokio::test]
+async fn expired_weeks_are_dropped_per_project_retention() {
+    let (_dir, _server, store) = start().await;
+    let store = store.with_retention(shrike_store::RetentionConfig {
+        days: 90,
+        projects: [("3".to_owned(), 30)].into(),
+    });
+    let now = store.server_now().await.expect("now");
+    let day = 86_400;
+    let (old, recent, short_old, short_recent) = (
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+    );
+    store
+        .insert_events([
+            event(1, 10, old, now - 200 * day),
+            event(1, 10, recent, now - 60 * day),
+            event(3, 30, short_old, now - 60 * day),
+            event(3, 30, short_recent, now - day),
+        ])
+        .await
+        .expect("insert");
+    store
+        .insert_check_ins(&[shrike_store::CheckInRow {
+            project_id: 1,
+            monitor_slug: "nightly".into(),
+            received: now - 200 * day,
+            ..Default::default()
+        }])
+        .await
+        .expect("check-in");
+    let found = |id| {
+        let store = &store;
+        async move {
+            store
+                .event(if id == old || id == recent { 1 } else { 3 }, id)
+                .await
+                .expect("event")
+                .is_some()
+        }
+    };
+    assert!(found(old).await && found(short_old).await);
+
+    let dropped = store.drop_expired(now).await.expect("drop");
+    assert!(dropped.iter().any(|e| e.table == "events" && e.days == 90));
+    assert!(dropped.iter().any(|e| e.table == "events" && e.days == 30));
+    assert!(dropped.iter().any(|e| e.table == "check_ins"));
+    assert!(dropped.iter().any(|e| e.table == "event_index"));
+    assert!(!found(old).await, "older than 90 days");
+    assert!(found(recent).await, "60 days is within 90");
+    assert!(!found(short_old).await, "older than project 3's 30 days");
+    assert!(found(short_recent).await);
+    assert!(store.drop_expired(now).await.expect("again").is_empty());
 }

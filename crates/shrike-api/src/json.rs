@@ -34,7 +34,7 @@ pub fn routes() -> axum::Router<Arc<ApiState>> {
         .route("/api/v1/projects/{project_id}/keys", post(create_key))
         .route(
             "/api/v1/projects/{project_id}/keys/{public_key}",
-            axum::routing::patch(update_key),
+            axum::routing::patch(update_key).delete(delete_key),
         )
         .route("/api/v1/projects/{project_id}/issues", get(list_issues))
         .route(
@@ -79,7 +79,7 @@ pub fn routes() -> axum::Router<Arc<ApiState>> {
     ),
     paths(
         list_projects, create_project, get_project, update_project, delete_project, create_key,
-        update_key, list_issues, get_issue, update_issue, merge_issues, unmerge_hashes,
+        update_key, delete_key, list_issues, get_issue, update_issue, merge_issues, unmerge_hashes,
         list_issue_events, get_issue_event, get_event, get_attachment
     ),
     components(schemas(ErrorBody)),
@@ -400,6 +400,23 @@ async fn update_key(
             .set_key_active(caller, project_id, &public_key, body.active)
             .await?,
     ))
+}
+
+/// Deletes a DSN key (admin): ingest refuses it within `ingest.key_refresh_secs`.
+#[utoipa::path(delete, path = "/api/v1/projects/{project_id}/keys/{public_key}",
+    params(("project_id" = u64, Path, description = "Project id"),
+        ("public_key" = String, Path, description = "The key")),
+    responses((status = 204), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn delete_key(
+    State(s): S,
+    headers: HeaderMap,
+    ApiPath((project_id, public_key)): ApiPath<(u64, String)>,
+) -> Result<StatusCode, ApiError> {
+    let caller = s.tokens.caller(&headers).await?;
+    s.api.delete_key(caller, project_id, &public_key).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A page of a project's issues.

@@ -181,6 +181,22 @@ impl Api {
         })
     }
 
+    /// Deletes a key of a project.
+    pub async fn delete_key(
+        &self,
+        caller: Caller,
+        project_id: u64,
+        public_key: &str,
+    ) -> Result<(), ApiError> {
+        caller.require(Scope::Admin)?;
+        let project = self.project(caller, project_id).await?;
+        if !project.keys.iter().any(|k| k.public_key == public_key) {
+            return Err(ApiError::NotFound(format!("key {public_key}")));
+        }
+        self.store.delete_key(public_key).await?;
+        Ok(())
+    }
+
     /// A page of a project's issues.
     pub async fn issues(
         &self,

@@ -380,6 +380,24 @@ impl Store {
         Ok(true)
     }
 
+    /// Deletes a key: disabled at once (ingest refuses it within `ingest.key_refresh_secs`),
+    /// then its rows deleted (a ClickHouse mutation, in the background). False when there is no
+    /// such key.
+    pub async fn delete_key(&self, public_key: &str) -> Result<bool> {
+        if !self.set_key_active(public_key, false).await? {
+            return Ok(false);
+        }
+        self.client
+            .query(&format!(
+                "ALTER TABLE {}.project_keys DELETE WHERE public_key = ?",
+                self.db
+            ))
+            .bind(public_key)
+            .execute()
+            .await?;
+        Ok(true)
+    }
+
     /// Every project not deleted.
     pub async fn projects(&self) -> Result<Vec<Project>> {
         Ok(self

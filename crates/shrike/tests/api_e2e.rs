@@ -598,6 +598,34 @@ sentry_sdk.flush(10)
         "",
     );
     assert_eq!(status, 201, "{body}");
+    let second = json(&body)["public_key"].as_str().expect("key").to_owned();
+    let (status, _) = call(
+        api,
+        "DELETE",
+        &format!("/api/v1/projects/{shop_id}/keys/{second}"),
+        &admin,
+        "",
+    );
+    assert_eq!(status, 204);
+    let (_, body) = get(api, &format!("/api/v1/projects/{shop_id}"), &read);
+    let keys = json(&body)["keys"].clone();
+    assert!(
+        keys.as_array().is_some_and(|k| k
+            .iter()
+            .all(|k| k["public_key"] != second.as_str() || k["active"] == false)),
+        "deleted at once or disabled until the mutation ran: {keys}"
+    );
+    assert_error(
+        call(
+            api,
+            "DELETE",
+            &format!("/api/v1/projects/{shop_id}/keys/nope"),
+            &admin,
+            "",
+        ),
+        404,
+        "key",
+    );
     let (status, _) = call(
         api,
         "DELETE",

@@ -3,7 +3,7 @@
 # with its own ClickHouse under a temporary directory, runs the load harness against it, and
 # prints the harness reports plus ClickHouse's disk use per stored event.
 #
-#   bash deploy/scripts/bench.sh [ingest|e2e|latency|memory|all|backlog|kafka]   (default: all)
+#   bash deploy/scripts/bench.sh [ingest|e2e|latency|memory|all|backlog|kafka|api]   (default: all)
 #
 # all = ingest, e2e, latency, memory, in that order. backlog (not in all) sends as fast as possible
 # for 60 s with the end-to-end check: ingest outpaces the pipeline, and the check waits for the
@@ -15,6 +15,10 @@
 # default 64; the normalizer and grouper as SCHED_IDLE, see docs/operations.md), then
 # $TANSU_EVENTS events (default 20,000) over tansu (SQLite), beside what a plain Kafka client moves
 # through that tansu over the same two hops (examples/kafka_two_hops.rs).
+#
+# api (not in all): 5 million events in 10,000 issues through `shrike up` (scenario api-5m, 8 min
+# at 10,500/s), then the API's latency with them stored (`shrike-load api`: issue lists, an
+# issue's detail, one event by id; p50/p95/max over 100 requests each).
 #
 # BENCH_WHOLE_EVENT=true runs `shrike up` with `[normalizer] keep_whole_event` on.
 #
@@ -190,6 +194,17 @@ case "$what" in
             "$kafka_dir/payloads.txt"
         run_kafka tansu 127.0.0.1:19092 "$tansu_events"
         exit 0
+        ;;
+esac
+
+case "$what" in
+    api)
+        run api-5m "${e2e[@]}" --e2e-timeout 900
+        token="$("$shrike" --config "$bench_dir/shrike.toml" token create --scope read --name bench)"
+        echo "== the API with $(clickhouse-client --port 29000 --user shrike \
+            --password "$SHRIKE_LOAD_CLICKHOUSE_PASSWORD" \
+            --query 'SELECT count() FROM shrike.events') events stored"
+        SHRIKE_LOAD_API_TOKEN="$token" "$load" api --url "http://127.0.0.1:8380" --requests 100
         ;;
 esac
 

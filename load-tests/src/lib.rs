@@ -21,6 +21,7 @@
 //! It refuses targets that are not on this machine unless told otherwise, and every run is
 //! bounded by time and count.
 
+pub mod api;
 pub mod envelope;
 mod error;
 pub mod generator;

@@ -22,6 +22,22 @@ enum Command {
     Run(Box<RunArgs>),
     /// List the shipped scenarios.
     List,
+    /// Measure the API's latency (issue lists, an issue's detail, one event by id) with what
+    /// is stored; prints a Markdown table.
+    Api {
+        /// The API's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8380")]
+        url: String,
+        /// An API token with the read scope (from the environment, so it is not shown in `ps`).
+        #[arg(long, env = "SHRIKE_LOAD_API_TOKEN", hide_env_values = true)]
+        token: String,
+        /// The project.
+        #[arg(long, default_value_t = 1)]
+        project: u64,
+        /// Requests per measured call.
+        #[arg(long, default_value_t = 100)]
+        requests: usize,
+    },
     /// Print a scenario's first N envelopes (uncompressed) to standard output.
     Sample {
         /// A shipped scenario name or a TOML file.
@@ -131,6 +147,24 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Run(args) => run(*args),
+        Command::Api {
+            url,
+            token,
+            project,
+            requests,
+        } => {
+            let options = shrike_load::api::ApiOptions {
+                url,
+                token,
+                project,
+                requests,
+            };
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            let results = runtime.block_on(shrike_load::api::measure(&options))?;
+            print!("{}", shrike_load::api::markdown(&results));
+            Ok(())
+        }
     }
 }
 

@@ -23,6 +23,7 @@ const SHIPPED: &[(&str, &str)] = &[
         "python-5k-steady",
         include_str!("../scenarios/python-5k-steady.toml"),
     ),
+    ("api-5m", include_str!("../scenarios/api-5m.toml")),
 ];
 
 /// The names of the shipped scenarios.
@@ -430,7 +431,8 @@ mod tests {
                 "max-ingest",
                 "burst",
                 "python-5k-max",
-                "python-5k-steady"
+                "python-5k-steady",
+                "api-5m"
             ]
         );
         for name in shipped_names() {

@@ -452,15 +452,10 @@ impl Api {
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("event {event_id}")))?;
         let summary = &stored.summary;
-        let issue_id = self
+        let (issue_id, hashes) = self
             .store
-            .owner_of_hash(project_id, &summary.primary_hash, summary.issue_id)
+            .issue_of_hash(project_id, &summary.primary_hash, summary.issue_id)
             .await?;
-        let hashes = self
-            .store
-            .issue_hashes(project_id, issue_id)
-            .await
-            .unwrap_or_else(|_| vec![summary.primary_hash.clone()]);
         let here = Some((summary.timestamp, summary.event_id));
         let neighbour = |order| {
             let store = &self.store;

@@ -17,7 +17,7 @@ pub struct EventSummary {
     pub timestamp: u32,
     /// When ingest received it, Unix seconds.
     pub received: u32,
-    /// The issue of its grouping hash (before merges: see `Store::owner_of_hash`).
+    /// The issue of its grouping hash (before merges: see `Store::issue_of_hash`).
     pub issue_id: u64,
     /// Its grouping hash.
     pub primary_hash: String,

@@ -429,14 +429,21 @@ impl Store {
         Ok(hashes)
     }
 
-    /// The issue that owns a grouping hash now (its own issue unless it was merged).
-    pub async fn owner_of_hash(&self, project_id: u64, hash: &str, own: u64) -> Result<u64> {
-        Ok(self
-            .hash_owners(project_id)
-            .await?
+    /// The issue that owns a grouping hash now (`own`, its own issue, unless it was merged) and
+    /// every hash that issue owns, from one read of the project's hash owners.
+    pub async fn issue_of_hash(
+        &self,
+        project_id: u64,
+        hash: &str,
+        own: u64,
+    ) -> Result<(u64, Vec<String>)> {
+        let owners = self.hash_owners(project_id).await?;
+        let owner = owners
             .iter()
             .find(|o| o.primary_hash == hash)
-            .map_or(own, HashOwner::owner))
+            .map_or(own, HashOwner::owner);
+        let hashes = Self::live_hashes(&owners, owner).unwrap_or_else(|_| vec![hash.to_owned()]);
+        Ok((owner, hashes))
     }
 
     /// The grouping hashes an issue owns now; fails for an unknown or merged-away issue.

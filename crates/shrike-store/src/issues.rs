@@ -467,7 +467,26 @@ impl Store {
             tags: &filter.tags,
         };
         let stats = self.issue_stats(project_id, &on, filter, limit).await?;
-        let mut issues = self.summarize(project_id, stats).await?;
+        let filtered_events =
+            on.environment.is_some() || on.release.is_some() || !on.tags.is_empty();
+        let totals = if filtered_events {
+            let all = self
+                .issue_stats(
+                    project_id,
+                    &EventConditions::default(),
+                    &IssueFilter::default(),
+                    u64::MAX,
+                )
+                .await?;
+            Some(
+                all.into_iter()
+                    .map(|s| (s.issue_id, s.times_seen))
+                    .collect(),
+            )
+        } else {
+            None
+        };
+        let mut issues = self.summarize(project_id, stats, totals).await?;
         if let Some(status) = filter.status {
             issues.retain(|i| i.status.status == status);
         }
@@ -490,10 +509,14 @@ impl Store {
             .collect())
     }
 
+    /// Descriptions and statuses for `stats`. An ignore condition counts all of an issue's
+    /// events: when `stats` counted only some (a list filtered by environment, release or tags),
+    /// `totals` holds each issue's whole count.
     async fn summarize(
         &self,
         project_id: u64,
         stats: Vec<IssueStats>,
+        totals: Option<HashMap<u64, u64>>,
     ) -> Result<Vec<IssueSummary>> {
         let ids: Vec<u64> = stats.iter().map(|s| s.issue_id).collect();
         let described = self.describe_issues(project_id, &ids).await?;
@@ -503,11 +526,15 @@ impl Store {
             .into_iter()
             .map(|stats| {
                 let state = states.remove(&(project_id, stats.issue_id));
+                let times_seen = totals
+                    .as_ref()
+                    .and_then(|t| t.get(&stats.issue_id).copied())
+                    .unwrap_or(stats.times_seen);
                 IssueSummary {
                     description: described.get(&stats.issue_id).cloned(),
                     status: state
                         .as_ref()
-                        .map(|s| s.effective(stats.times_seen, now))
+                        .map(|s| s.effective(times_seen, now))
                         .unwrap_or_default(),
                     state,
                     stats,
@@ -521,7 +548,7 @@ impl Store {
         let hashes = Self::live_hashes(&self.hash_owners(project_id).await?, issue)?;
         let stats = self.one_issue_stats(project_id, issue).await?;
         let summary = self
-            .summarize(project_id, stats)
+            .summarize(project_id, stats, None)
             .await?
             .pop()
             .ok_or(StoreError::NoIssue(issue))?;

@@ -822,3 +822,59 @@ async fn expired_weeks_are_dropped_per_project_retention() {
     assert!(found(short_recent).await);
     assert!(store.drop_expired(now).await.expect("again").is_empty());
 }
+
+#[tokio::test]
+async fn an_ignore_lapses_on_all_events_even_in_a_filtered_list() {
+    let (_dir, _server, store) = start().await;
+    let now = store.server_now().await.expect("now");
+    let in_env = |env: &str, at| EventRow {
+        environment: env.into(),
+        ..event(1, 10, Uuid::new_v4(), at)
+    };
+    store
+        .insert_events([in_env("qa", now - 100)])
+        .await
+        .expect("insert");
+    store
+        .upsert_issues(&[IssueRow {
+            project_id: 1,
+            issue_id: 10,
+            primary_hash: format!("{:032x}", 10),
+            ..Default::default()
+        }])
+        .await
+        .expect("issue");
+    store
+        .set_issue_status(
+            1,
+            10,
+            &StatusChange::Ignore {
+                count: Some(2),
+                until: None,
+            },
+        )
+        .await
+        .expect("ignore");
+    // Two more events, one of them in prod: the ignore lapsed, whatever a list is filtered by.
+    store
+        .insert_events([in_env("prod", now - 50), in_env("qa", now - 10)])
+        .await
+        .expect("insert");
+    let unresolved_in_prod = IssueFilter {
+        status: Some(IssueStatus::Unresolved),
+        environment: Some("prod".into()),
+        ..Default::default()
+    };
+    let listed = store
+        .list_issues(1, &unresolved_in_prod)
+        .await
+        .expect("list");
+    assert_eq!(
+        listed
+            .iter()
+            .map(|i| (i.stats.issue_id, i.stats.times_seen))
+            .collect::<Vec<_>>(),
+        vec![(10, 1)],
+        "listed as unresolved, with prod's count"
+    );
+}

@@ -92,6 +92,14 @@ impl Api {
             .ok_or_else(|| ApiError::NotFound(format!("project {id}")))
     }
 
+    /// Fails with 404 unless the project exists (a check only: no keys read, no view made).
+    async fn exists(&self, project_id: u64) -> Result<(), ApiError> {
+        match self.store.project(project_id).await? {
+            Some(_) => Ok(()),
+            None => Err(ApiError::NotFound(format!("project {project_id}"))),
+        }
+    }
+
     /// The project whose id or name (slug) this is.
     pub async fn project_by_slug(&self, caller: Caller, slug: &str) -> Result<u64, ApiError> {
         caller.require(Scope::Read)?;
@@ -155,7 +163,7 @@ impl Api {
     /// Adds a key to a project.
     pub async fn create_key(&self, caller: Caller, project_id: u64) -> Result<KeyView, ApiError> {
         caller.require(Scope::Admin)?;
-        self.project(caller, project_id).await?;
+        self.exists(project_id).await?;
         let key = self.store.create_key(project_id).await?;
         Ok(self.key_view(&key))
     }
@@ -205,7 +213,7 @@ impl Api {
         mut filter: IssueFilter,
     ) -> Result<Page<IssueView>, ApiError> {
         caller.require(Scope::Read)?;
-        self.project(caller, project_id).await?;
+        self.exists(project_id).await?;
         if filter.offset > MAX_OFFSET {
             return Err(ApiError::bad(
                 "cursor",
@@ -238,21 +246,21 @@ impl Api {
         issue_id: u64,
     ) -> Result<IssueDetailView, ApiError> {
         caller.require(Scope::Read)?;
-        self.project(caller, project_id).await?;
-        let detail = self.store.issue_detail(project_id, issue_id).await?;
-        let hashes = detail.hashes.clone();
+        self.exists(project_id).await?;
+        let (summary, hashes) = self.store.issue_summary(project_id, issue_id).await?;
         let now = self.store.server_now().await?;
         let tag_counts = self
             .store
             .tag_values(project_id, &hashes, TAG_VALUES)
             .await?;
+        let (hours_from, days_from) = (hour_start(now) - 23 * 3600, day_start(now) - 29 * 86_400);
         let hourly = self
             .store
-            .event_series(project_id, &hashes, hour_start(now) - 23 * 3600, 3600)
+            .event_series(project_id, &hashes, hours_from, 3600)
             .await?;
         let daily = self
             .store
-            .event_series(project_id, &hashes, day_start(now) - 29 * 86_400, 86_400)
+            .event_series(project_id, &hashes, days_from, 86_400)
             .await?;
         let first = self
             .first_event(project_id, &hashes, EventOrder::OldestFirst)
@@ -260,13 +268,13 @@ impl Api {
         let latest = self
             .first_event(project_id, &hashes, EventOrder::NewestFirst)
             .await?;
-        let times_seen = detail.summary.stats.times_seen;
+        let times_seen = summary.stats.times_seen;
         Ok(IssueDetailView {
-            issue: IssueView::from_summary(project_id, detail.summary),
+            issue: IssueView::from_summary(project_id, summary),
             hashes,
             tags: TagView::from_counts(tag_counts, times_seen),
-            hourly: Bucket::series(&hourly, hour_start(now) - 23 * 3600, 3600, 24),
-            daily: Bucket::series(&daily, day_start(now) - 29 * 86_400, 86_400, 30),
+            hourly: Bucket::series(&hourly, hours_from, 3600, 24),
+            daily: Bucket::series(&daily, days_from, 86_400, 30),
             first_event: first.map(|e| EventSummaryView::new(e, issue_id)),
             latest_event: latest.map(|e| EventSummaryView::new(e, issue_id)),
         })
@@ -294,12 +302,12 @@ impl Api {
         change: &StatusChange,
     ) -> Result<IssueView, ApiError> {
         caller.require(Scope::Write)?;
-        self.project(caller, project_id).await?;
+        self.exists(project_id).await?;
         self.store
             .set_issue_status(project_id, issue_id, change)
             .await?;
-        let detail = self.store.issue_detail(project_id, issue_id).await?;
-        Ok(IssueView::from_summary(project_id, detail.summary))
+        let (summary, _) = self.store.issue_summary(project_id, issue_id).await?;
+        Ok(IssueView::from_summary(project_id, summary))
     }
 
     /// Changes the status of several issues (at most [`BULK_MAX`]); returns how many.
@@ -311,7 +319,7 @@ impl Api {
         change: &StatusChange,
     ) -> Result<usize, ApiError> {
         caller.require(Scope::Write)?;
-        self.project(caller, project_id).await?;
+        self.exists(project_id).await?;
         let mut ids = match selection {
             Selection::Ids(ids) => ids,
             Selection::Filter(filter, statuses) => {
@@ -354,7 +362,7 @@ impl Api {
         sources: &[u64],
     ) -> Result<Vec<String>, ApiError> {
         caller.require(Scope::Write)?;
-        self.project(caller, project_id).await?;
+        self.exists(project_id).await?;
         if sources.is_empty() {
             return Err(ApiError::bad("sources", "name at least one issue to merge"));
         }
@@ -369,7 +377,7 @@ impl Api {
         hashes: &[String],
     ) -> Result<Vec<(String, u64)>, ApiError> {
         caller.require(Scope::Write)?;
-        self.project(caller, project_id).await?;
+        self.exists(project_id).await?;
         if hashes.is_empty() {
             return Err(ApiError::bad("hashes", "name at least one grouping hash"));
         }
@@ -387,7 +395,7 @@ impl Api {
         limit: u64,
     ) -> Result<Page<EventSummaryView>, ApiError> {
         caller.require(Scope::Read)?;
-        self.project(caller, project_id).await?;
+        self.exists(project_id).await?;
         let hashes = self.store.issue_hashes(project_id, issue_id).await?;
         let after = cursor.map(parse_event_cursor).transpose()?;
         let limit = limit.clamp(1, MAX_PAGE);
@@ -445,7 +453,7 @@ impl Api {
         event_id: Uuid,
     ) -> Result<EventView, ApiError> {
         caller.require(Scope::Read)?;
-        self.project(caller, project_id).await?;
+        self.exists(project_id).await?;
         let stored = self
             .store
             .event(project_id, event_id)
@@ -494,7 +502,7 @@ impl Api {
         attachment_id: Uuid,
     ) -> Result<(AttachmentView, Vec<u8>), ApiError> {
         caller.require(Scope::Read)?;
-        self.project(caller, project_id).await?;
+        self.exists(project_id).await?;
         let info = self
             .store
             .attachments(project_id, event_id)

@@ -543,8 +543,13 @@ impl Store {
             .collect())
     }
 
-    /// One issue with its hashes and latest event; fails for an unknown or merged-away issue.
-    pub async fn issue_detail(&self, project_id: u64, issue: u64) -> Result<IssueDetail> {
+    /// One issue's counts, status and description, with its hashes; fails for an unknown or
+    /// merged-away issue.
+    pub async fn issue_summary(
+        &self,
+        project_id: u64,
+        issue: u64,
+    ) -> Result<(IssueSummary, Vec<String>)> {
         let hashes = Self::live_hashes(&self.hash_owners(project_id).await?, issue)?;
         let stats = self.one_issue_stats(project_id, issue).await?;
         let summary = self
@@ -552,6 +557,12 @@ impl Store {
             .await?
             .pop()
             .ok_or(StoreError::NoIssue(issue))?;
+        Ok((summary, hashes))
+    }
+
+    /// One issue with its hashes and latest event; fails for an unknown or merged-away issue.
+    pub async fn issue_detail(&self, project_id: u64, issue: u64) -> Result<IssueDetail> {
+        let (summary, hashes) = self.issue_summary(project_id, issue).await?;
         let events = mapped_events(
             &self.db,
             "event_id, toUInt32(timestamp) AS time, release, exception_type, exception_value, \

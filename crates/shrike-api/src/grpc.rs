@@ -5,7 +5,7 @@ use crate::ApiState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::{event_filter, issue_filter, uuid_param};
-use crate::service::{MAX_PAGE, status_change};
+use crate::service::{page_limit, status_change};
 use crate::views::{EventSummaryView, IssueView};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -57,12 +57,9 @@ fn text(value: &str) -> Option<&str> {
     (!value.is_empty()).then_some(value)
 }
 
-fn limit(value: u64) -> Result<Option<u64>, ApiError> {
-    match value {
-        0 => Ok(None),
-        n if n <= MAX_PAGE => Ok(Some(n)),
-        _ => Err(ApiError::bad("limit", format!("give 1 to {MAX_PAGE}"))),
-    }
+/// A request's `limit`: proto3 sends 0 when it is unset.
+fn limit(value: u64) -> Option<u64> {
+    (value > 0).then_some(value)
 }
 
 fn issue(view: IssueView) -> pb::Issue {
@@ -144,7 +141,7 @@ impl ShrikeApi for Grpc {
             text(&r.status),
             text(&r.query),
             text(&r.sort),
-            limit(r.limit)?,
+            limit(r.limit),
             text(&r.cursor),
         )?;
         let page = self.state.api.issues(caller, r.project_id, filter).await?;
@@ -247,7 +244,7 @@ impl ShrikeApi for Grpc {
                 r.issue_id,
                 &filter,
                 text(&r.cursor),
-                limit(r.limit)?.unwrap_or(25),
+                page_limit(limit(r.limit))?,
             )
             .await?;
         Ok(Response::new(pb::ListIssueEventsResponse {

@@ -4,7 +4,7 @@
 
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::service::{MAX_PAGE, status_change, status_filter};
+use crate::service::{page_limit, status_change, status_filter};
 use crate::views::*;
 use crate::{ApiState, search};
 use axum::Json;
@@ -257,7 +257,7 @@ pub(crate) fn issue_filter(
         release: search.release,
         tags: search.tags,
         sort: sort_param(sort)?,
-        limit: limit_param(limit)?,
+        limit: page_limit(limit)?,
         ..Default::default()
     };
     if let Some(cursor) = cursor.filter(|c| !c.is_empty()) {
@@ -278,14 +278,6 @@ pub(crate) fn event_filter(query: &str) -> Result<EventFilter, ApiError> {
         text: search.text,
         tags,
     })
-}
-
-fn limit_param(limit: Option<u64>) -> Result<u64, ApiError> {
-    match limit {
-        None => Ok(25),
-        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
-        Some(_) => Err(ApiError::bad("limit", format!("give 1 to {MAX_PAGE}"))),
-    }
 }
 
 /// Every project with its keys.
@@ -554,7 +546,7 @@ async fn list_issue_events(
 ) -> Result<Json<Page<EventSummaryView>>, ApiError> {
     let caller = s.tokens.caller(&headers).await?;
     let filter = event_filter(q.query.as_deref().unwrap_or(""))?;
-    let limit = limit_param(q.limit)?;
+    let limit = page_limit(q.limit)?;
     Ok(Json(
         s.api
             .issue_events(

@@ -13,6 +13,19 @@ use uuid::Uuid;
 /// Most items one page holds.
 pub const MAX_PAGE: u64 = 100;
 
+/// Items on a page when the caller does not say.
+const DEFAULT_PAGE: u64 = 25;
+
+/// The page size a caller asked for (`None`: the default), or a 400 naming `limit`; every door
+/// checks it here.
+pub fn page_limit(limit: Option<u64>) -> Result<u64, ApiError> {
+    match limit {
+        None => Ok(DEFAULT_PAGE),
+        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::bad("limit", format!("give 1 to {MAX_PAGE}"))),
+    }
+}
+
 /// Most issues a list may skip (`cursor`): deeper than this, narrow the query instead.
 pub const MAX_OFFSET: u64 = 10_000;
 
@@ -628,6 +641,18 @@ mod tests {
         assert_eq!(parse_event_cursor(&format!("17:{id}")).ok(), Some((17, id)));
         for bad in ["", "17", "x:y", &format!("-1:{id}")] {
             assert!(parse_event_cursor(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn page_sizes_default_and_are_bounded() {
+        assert_eq!(page_limit(None).ok(), Some(25));
+        assert_eq!(page_limit(Some(100)).ok(), Some(100));
+        for bad in [0, 101] {
+            assert!(matches!(
+                page_limit(Some(bad)),
+                Err(ApiError::BadRequest { name: "limit", .. })
+            ));
         }
     }
 

@@ -2,13 +2,13 @@
 //! `shrike_issues::plan` decide, write statuses, issues and events, then produce the activity and
 //! dead letters and commit the batch as one fenced step.
 
-use crate::rows::{Pending, Undecodable, event_rows};
+use crate::rows::{Pending, Undecodable, event_key, event_rows};
 use crate::{GROUP, GrouperError};
 use shrike_bus::{BusError, FencedConsumer};
 use shrike_consumer::{Batch, dead_letter, outgoing, retry};
 use shrike_issues::{Announced, Lookups, issue_id_for_hash, plan};
 use shrike_messages::{Topic, pb};
-use shrike_store::{Store, StoreError, now_ms};
+use shrike_store::{EventKey, Store, StoreError, now_ms};
 use tokio_util::sync::CancellationToken;
 
 /// Reads what was announced: the issue-activity topic, plus ClickHouse when asked.
@@ -58,12 +58,17 @@ pub async fn flush<C: FencedConsumer>(
         now_ms(),
     );
     let undecodable = Undecodable::default();
+    let keys: Vec<EventKey> = batch.items.iter().map(event_key).collect();
     let written = retry("insert", shutdown, || async {
         // Regressions first: once an event is visible, so is the status it caused.
         store.insert_issue_statuses(&plan.statuses).await?;
         store.upsert_issues(&plan.issues).await?;
+        // Events already stored (a redelivered batch) are left out, also on a retry.
         store
-            .insert_events(event_rows(&batch.items, &batch.records, &undecodable))
+            .insert_new_events(
+                &keys,
+                event_rows(&batch.items, &batch.records, &undecodable),
+            )
             .await
     })
     .await;

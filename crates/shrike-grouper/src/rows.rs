@@ -4,7 +4,7 @@
 use shrike_consumer::ProcessError;
 use shrike_issues::{IssueEvent, issue_id_for_hash};
 use shrike_messages::pb;
-use shrike_store::EventRow;
+use shrike_store::{EventKey, EventRow};
 
 /// What a batch keeps of a normalized-event record until the batch is written: what decides about
 /// its issue, and the index of its record, from which its row is decoded at write time (so a
@@ -32,6 +32,16 @@ pub fn pending(payload: &[u8], record: usize) -> Result<Pending, ProcessError> {
         },
         record,
     })
+}
+
+/// Where a pending event goes in `events`: its project, timestamp (as its row has it) and id.
+pub fn event_key(pending: &Pending) -> EventKey {
+    let event = &pending.event;
+    (
+        event.meta.project_id,
+        secs(event.summary.timestamp_ms),
+        event.event_id,
+    )
 }
 
 /// The `events` row of a normalized-event message.

@@ -18,9 +18,10 @@ pub mod pb {
     include!(concat!(env!("OUT_DIR"), "/shrike.bus.v1.rs"));
 }
 
-/// The fields of `fields` that describe an issue.
+/// The fields of `fields` that describe an issue, and its time.
 pub fn event_summary(fields: &pb::EventFields) -> pb::EventSummary {
     pb::EventSummary {
+        timestamp_ms: fields.timestamp_ms,
         platform: fields.platform.clone(),
         level: fields.level.clone(),
         release: fields.release.clone(),

@@ -5,7 +5,17 @@
 use crate::{Result, Store};
 use clickhouse::Row;
 use serde::Deserialize;
+use std::collections::{BTreeMap, HashSet};
 use uuid::Uuid;
+
+/// Where an event is in `events`: (project, timestamp in Unix seconds, event id).
+pub type EventKey = (u64, u32, Uuid);
+
+/// Most event ids bound in one query (38 characters each, under the server's 256 KiB limit).
+const EVENT_CHUNK: usize = 2_000;
+
+/// Timestamps further apart than this start another range in [`Store::stored_events`].
+const RANGE_GAP: u32 = 60;
 
 /// The columns of an event that listings show.
 #[derive(Debug, Clone, PartialEq, Eq, Row, Deserialize)]
@@ -76,6 +86,16 @@ pub enum EventOrder {
     OldestFirst,
 }
 
+impl EventOrder {
+    /// The SQL direction and the comparison that means "after" in this order.
+    fn sql(self) -> (&'static str, &'static str) {
+        match self {
+            EventOrder::NewestFirst => ("DESC", "<"),
+            EventOrder::OldestFirst => ("ASC", ">"),
+        }
+    }
+}
+
 /// Filters over an issue's events.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventFilter {
@@ -121,8 +141,60 @@ pub struct TagValueCount {
     pub count: u64,
 }
 
+/// `sorted` timestamps as the fewest ranges whose gaps are at most [`RANGE_GAP`].
+fn time_ranges(sorted: impl IntoIterator<Item = u32>) -> Vec<(u32, u32)> {
+    let mut ranges: Vec<(u32, u32)> = Vec::new();
+    for t in sorted {
+        match ranges.last_mut() {
+            Some((_, end)) if t <= end.saturating_add(RANGE_GAP) => *end = (*end).max(t),
+            _ => ranges.push((t, t)),
+        }
+    }
+    ranges
+}
+
 impl Store {
-    /// The `per_key` most frequent values of each tag over the events with one of `hashes`.
+    /// Of `keys`, the (project, event id) of the events already stored. Reads only the parts of
+    /// `events` around the keys' timestamps (its primary key starts with project and time).
+    pub async fn stored_events(&self, keys: &[EventKey]) -> Result<HashSet<(u64, Uuid)>> {
+        let mut by_project: BTreeMap<u64, Vec<(u32, Uuid)>> = BTreeMap::new();
+        for &(project, timestamp, id) in keys {
+            by_project.entry(project).or_default().push((timestamp, id));
+        }
+        let mut stored = HashSet::new();
+        for (project, mut events) in by_project {
+            events.sort_unstable();
+            for chunk in events.chunks(EVENT_CHUNK) {
+                let ranges = time_ranges(chunk.iter().map(|e| e.0));
+                let within =
+                    vec!["timestamp BETWEEN toDateTime(?) AND toDateTime(?)"; ranges.len()];
+                let ids: Vec<String> = chunk.iter().map(|e| e.1.to_string()).collect();
+                let mut query = self
+                    .client
+                    .query(&format!(
+                        "SELECT DISTINCT toString(event_id) FROM {}.events
+                         WHERE project_id = ? AND ({}) AND has(?, toString(event_id))",
+                        self.db,
+                        within.join(" OR ")
+                    ))
+                    .bind(project);
+                for (from, to) in ranges {
+                    query = query.bind(from).bind(to);
+                }
+                let found: Vec<String> = query.bind(&ids).fetch_all().await?;
+                stored.extend(
+                    found
+                        .iter()
+                        .filter_map(|id| Uuid::parse_str(id).ok())
+                        .map(|id| (project, id)),
+                );
+            }
+        }
+        Ok(stored)
+    }
+
+    /// The `per_key` most frequent values of each tag over the events with one of `hashes`, from
+    /// the weekly counts of `hash_tags`.
     pub async fn tag_values(
         &self,
         project_id: u64,
@@ -132,9 +204,8 @@ impl Store {
         Ok(self
             .client
             .query(&format!(
-                "SELECT key, value, uniqExact(event_id) AS count FROM (
-                     SELECT event_id, tags.key AS key, tags.value AS value FROM {}.events
-                     ARRAY JOIN tags WHERE project_id = ? AND has(?, primary_hash))
+                "SELECT key, value, sum(count) AS count FROM {}.hash_tags
+                 WHERE project_id = ? AND has(?, primary_hash)
                  GROUP BY key, value ORDER BY key, count DESC, value LIMIT ? BY key",
                 self.db
             ))
@@ -145,8 +216,9 @@ impl Store {
             .await?)
     }
 
-    /// Distinct events with one of `hashes` per `bucket` seconds (aligned to the Unix epoch)
-    /// from `from` on: (bucket start, count), only buckets with events.
+    /// Events with one of `hashes` per `bucket` seconds (a whole number of hours, aligned to the
+    /// Unix epoch) from `from` on: (bucket start, count), only buckets with events. Read from the
+    /// daily aggregates when `bucket` is whole days, else from the hourly ones.
     pub async fn event_series(
         &self,
         project_id: u64,
@@ -154,12 +226,17 @@ impl Store {
         from: u32,
         bucket: u32,
     ) -> Result<Vec<(u32, u64)>> {
+        let table = if bucket % 86_400 == 0 {
+            "hash_days"
+        } else {
+            "hash_hours"
+        };
         Ok(self
             .client
             .query(&format!(
-                "SELECT toUInt32(intDiv(toUInt32(timestamp), ?) * ?) AS start, uniqExact(event_id)
-                 FROM {}.events
-                 WHERE project_id = ? AND has(?, primary_hash) AND timestamp >= toDateTime(?)
+                "SELECT toUInt32(intDiv(toUInt32(bucket), ?) * ?) AS start, countMerge(count_state)
+                 FROM {}.{table}
+                 WHERE project_id = ? AND has(?, primary_hash) AND bucket >= toDateTime(?)
                  GROUP BY start ORDER BY start",
                 self.db
             ))
@@ -217,8 +294,85 @@ impl Store {
         Ok(Some(StoredEvent { summary, body }))
     }
 
+    /// The (timestamp, id) of events with one of `hashes` (an issue's), in `order` from `after`
+    /// (excluded), at most `limit`, each once: read from `hash_events` by its primary key.
+    pub async fn event_keys_of_hashes(
+        &self,
+        project_id: u64,
+        hashes: &[String],
+        order: EventOrder,
+        after: Option<(u32, Uuid)>,
+        limit: u64,
+    ) -> Result<Vec<(u32, Uuid)>> {
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (direction, beyond) = order.sql();
+        // `IN` with a tuple of bound values, unlike `has`, narrows the primary key to the hashes.
+        let each = vec!["?"; hashes.len()].join(", ");
+        let cursor = if after.is_some() {
+            format!(
+                " AND (timestamp {beyond} toDateTime(?) OR \
+                 (timestamp = toDateTime(?) AND toString(event_id) {beyond} ?))"
+            )
+        } else {
+            String::new()
+        };
+        let mut query = self
+            .client
+            .query(&format!(
+                "SELECT toUInt32(timestamp), toString(event_id) AS id FROM {}.hash_events
+                 WHERE project_id = ? AND primary_hash IN ({each}){cursor}
+                 ORDER BY timestamp {direction}, id {direction} LIMIT 1 BY id LIMIT ?",
+                self.db
+            ))
+            .bind(project_id);
+        for hash in hashes {
+            query = query.bind(hash.as_str());
+        }
+        if let Some((timestamp, id)) = after {
+            query = query.bind(timestamp).bind(timestamp).bind(id.to_string());
+        }
+        let keys: Vec<(u32, String)> = query.bind(limit).fetch_all().await?;
+        Ok(keys
+            .into_iter()
+            .filter_map(|(t, id)| Some((t, Uuid::parse_str(&id).ok()?)))
+            .collect())
+    }
+
+    /// The listed columns of the events at `keys` (timestamp, id), in the keys' order.
+    async fn summaries_at(
+        &self,
+        project_id: u64,
+        keys: &[(u32, Uuid)],
+    ) -> Result<Vec<EventSummary>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let times: Vec<u32> = keys.iter().map(|k| k.0).collect();
+        let ids: Vec<String> = keys.iter().map(|k| k.1.to_string()).collect();
+        let each = vec!["toDateTime(?)"; times.len()].join(", ");
+        let mut query = self
+            .client
+            .query(&format!(
+                "SELECT {SUMMARY} FROM {}.events
+                 WHERE project_id = ? AND timestamp IN ({each}) AND has(?, toString(event_id))
+                 LIMIT 1 BY event_id",
+                self.db
+            ))
+            .bind(project_id);
+        for time in times {
+            query = query.bind(time);
+        }
+        let mut found: Vec<EventSummary> = query.bind(&ids).fetch_all().await?;
+        let position = |e: &EventSummary| keys.iter().position(|k| k.1 == e.event_id);
+        found.sort_by_key(position);
+        Ok(found)
+    }
+
     /// Events with one of `hashes` (an issue's), in `order` from `after` (a timestamp and event
-    /// id, excluded), at most `limit`, each once.
+    /// id, excluded), at most `limit`, each once. Without a filter the page comes from
+    /// `hash_events`; text and tag filters read the project's events.
     pub async fn events_of_hashes(
         &self,
         project_id: u64,
@@ -228,10 +382,13 @@ impl Store {
         after: Option<(u32, Uuid)>,
         limit: u64,
     ) -> Result<Vec<EventSummary>> {
-        let (direction, beyond) = match order {
-            EventOrder::NewestFirst => ("DESC", "<"),
-            EventOrder::OldestFirst => ("ASC", ">"),
-        };
+        if filter == &EventFilter::default() {
+            let keys = self
+                .event_keys_of_hashes(project_id, hashes, order, after, limit)
+                .await?;
+            return self.summaries_at(project_id, &keys).await;
+        }
+        let (direction, beyond) = order.sql();
         let mut conditions = String::new();
         if after.is_some() {
             conditions.push_str(&format!(
@@ -324,5 +481,23 @@ impl Store {
             return Ok(None);
         }
         Ok(Some(chunks.into_iter().flat_map(|c| c.data).collect()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearby_times_share_a_range() {
+        assert_eq!(time_ranges([]), vec![]);
+        assert_eq!(
+            time_ranges([10, 20, 70, 200, 200, 1_000]),
+            vec![(10, 70), (200, 200), (1_000, 1_000)]
+        );
+        assert_eq!(
+            time_ranges([u32::MAX - 1, u32::MAX]),
+            vec![(u32::MAX - 1, u32::MAX)]
+        );
     }
 }

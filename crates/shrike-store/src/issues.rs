@@ -1,17 +1,20 @@
-//! Issue queries and issue changes: listing and showing issues with exact counts, status changes,
+//! Issue queries and issue changes: listing and showing issues with their counts, status changes,
 //! merging and unmerging, the alerter's activity windows, and the lookups the grouper does once
 //! per batch.
 //!
 //! Events keep the issue id of their own hash; every reader maps them to the issue that owns the
 //! hash now through `issue_hashes` (an `ANY LEFT JOIN`, which ClickHouse 18.16 supports; joined
 //! subqueries carry an alias, which current servers require), so a
-//! merge or unmerge never rewrites events. Counts are `uniqExact(event_id)`, exact while
-//! redelivered copies are still unmerged. The status rules are in `shrike_issues::lifecycle`; nothing
-//! here decides what a status means.
+//! merge or unmerge never rewrites events. Counts over all of an issue's events come from the
+//! per-hash aggregates the schema keeps (`hash_days`, filled as events are inserted, each event
+//! once), so neither a list nor a detail scans events; a list narrowed by environment, release or
+//! tags counts `uniqExact(event_id)` over the events. The status rules are in
+//! `shrike_issues::lifecycle`; nothing here decides what a status means.
 
+use crate::migrations::USER_KEY;
 use crate::{
-    IssueActivity, IssueDescription, IssueDetail, IssueHashRow, IssueStats, IssueSummary,
-    LatestEvent, Result, Store, StoreError, now_ms,
+    EventOrder, IssueActivity, IssueDescription, IssueDetail, IssueHashRow, IssueStats,
+    IssueSummary, LatestEvent, Result, Store, StoreError, now_ms,
 };
 use clickhouse::Row;
 use serde::Deserialize;
@@ -165,12 +168,12 @@ impl From<StateRow> for IssueState {
     }
 }
 
-/// Events of one project with `group_id`, the issue that owns each event's hash now, and
-/// `columns`. Binds the project twice.
-fn mapped_events(db: &str, columns: &str) -> String {
+/// Rows of `table` (events or a per-hash aggregate) of one project with `group_id`, the issue
+/// that owns each row's hash now, and `columns`. Binds the project twice.
+fn mapped(db: &str, table: &str, columns: &str) -> String {
     format!(
         "SELECT if(merged_into = 0, issue_id, merged_into) AS group_id, {columns}
-         FROM {db}.events ANY LEFT JOIN (
+         FROM {db}.{table} ANY LEFT JOIN (
              SELECT primary_hash, argMax(issue_id, version) AS merged_into FROM {db}.issue_hashes
              WHERE project_id = ? GROUP BY primary_hash
          ) AS merged USING primary_hash
@@ -178,14 +181,27 @@ fn mapped_events(db: &str, columns: &str) -> String {
     )
 }
 
-const USER_KEY: &str = "multiIf(user_id != '', concat('id:', user_id),
-    user_email != '', concat('email:', user_email),
-    user_username != '', concat('username:', user_username),
-    user_ip != '', concat('ip:', user_ip), '') AS user_key";
+/// Events of one project with `group_id` and `columns`. Binds the project twice.
+fn mapped_events(db: &str, columns: &str) -> String {
+    mapped(db, "events", columns)
+}
+
+/// Counts per issue from its hashes' daily aggregates (`hash_days`), named as `IssueStats`.
+const FROM_AGGREGATES: &str = "countMerge(count_state) AS times_seen,
+    toUInt32(minMerge(first_state)) AS first_seen, toUInt32(maxMerge(last_state)) AS last_seen,
+    uniqIfMerge(users_state) AS users, argMaxIfMerge(release_state) AS last_release";
+
+/// Counts per issue over the events themselves, named as `IssueStats`.
+const FROM_EVENTS: &str = "uniqExact(event_id) AS times_seen,
+    toUInt32(min(timestamp)) AS first_seen, toUInt32(max(timestamp)) AS last_seen,
+    uniqExactIf(user_key, user_key != '') AS users,
+    argMaxIf(release, timestamp, release != '') AS last_release";
 
 impl Store {
-    /// Exact counts per issue of a project over the events `on` admits, in `filter`'s order,
-    /// with `filter`'s seen ranges (its status, text, offset and limit are the caller's).
+    /// Counts per issue of a project over the events `on` admits, in `filter`'s order, with
+    /// `filter`'s seen ranges (its status, text, offset and limit are the caller's). Over all
+    /// events they come from the daily aggregates (exact event counts; users counted as Sentry
+    /// does, with `uniq`); only conditions on environment, release or tags read the events.
     async fn issue_stats(
         &self,
         project_id: u64,
@@ -193,10 +209,16 @@ impl Store {
         filter: &IssueFilter,
         limit: u64,
     ) -> Result<Vec<IssueStats>> {
-        let events = mapped_events(
-            &self.db,
-            &format!("event_id, timestamp, release, environment, tags.key, tags.value, {USER_KEY}"),
-        );
+        let scan = on.environment.is_some() || on.release.is_some() || !on.tags.is_empty();
+        let (rows, stats) = if scan {
+            let columns = format!(
+                "event_id, timestamp, release, environment, tags.key, tags.value, {USER_KEY} AS user_key"
+            );
+            (mapped_events(&self.db, &columns), FROM_EVENTS)
+        } else {
+            let columns = "count_state, first_state, last_state, users_state, release_state";
+            (mapped(&self.db, "hash_days", columns), FROM_AGGREGATES)
+        };
         let mut conditions = vec!["1"];
         if on.issue.is_some() {
             conditions.push("group_id = ?");
@@ -224,11 +246,8 @@ impl Store {
         let mut query = self
             .client
             .query(&format!(
-                "SELECT group_id AS issue_id, uniqExact(event_id) AS times_seen,
-                        toUInt32(min(timestamp)) AS first_seen, toUInt32(max(timestamp)) AS last_seen,
-                        uniqExactIf(user_key, user_key != '') AS users,
-                        argMaxIf(release, timestamp, release != '') AS last_release
-                 FROM ({events}) WHERE {}
+                "SELECT group_id AS issue_id, {stats}
+                 FROM ({rows}) WHERE {}
                  GROUP BY issue_id HAVING {}
                  ORDER BY {} LIMIT ?",
                 conditions.join(" AND "),
@@ -263,7 +282,7 @@ impl Store {
         Ok(query.bind(limit).fetch_all().await?)
     }
 
-    /// Exact counts of one issue over all its events.
+    /// Counts of one issue over all its events.
     async fn one_issue_stats(&self, project_id: u64, issue: u64) -> Result<Vec<IssueStats>> {
         let on = EventConditions {
             issue: Some(issue),
@@ -563,23 +582,29 @@ impl Store {
     /// One issue with its hashes and latest event; fails for an unknown or merged-away issue.
     pub async fn issue_detail(&self, project_id: u64, issue: u64) -> Result<IssueDetail> {
         let (summary, hashes) = self.issue_summary(project_id, issue).await?;
-        let events = mapped_events(
-            &self.db,
-            "event_id, toUInt32(timestamp) AS time, release, exception_type, exception_value, \
-             message, frame_filenames, frame_functions, frame_linenos, frame_in_app",
-        );
-        let latest: Option<LatestEvent> = self
-            .client
-            .query(&format!(
-                "SELECT event_id, time, release, exception_type, exception_value, message,
-                        frame_filenames, frame_functions, frame_linenos, frame_in_app
-                 FROM ({events}) WHERE group_id = ? ORDER BY time DESC, event_id LIMIT 1"
-            ))
-            .bind(project_id)
-            .bind(project_id)
-            .bind(issue)
-            .fetch_optional()
+        let newest = self
+            .event_keys_of_hashes(project_id, &hashes, EventOrder::NewestFirst, None, 1)
             .await?;
+        let latest: Option<LatestEvent> = match newest.first() {
+            None => None,
+            Some(&(time, id)) => {
+                self.client
+                    .query(&format!(
+                        "SELECT event_id, toUInt32(timestamp), release, exception_type,
+                                exception_value, message, frame_filenames, frame_functions,
+                                frame_linenos, frame_in_app
+                         FROM {}.events
+                         WHERE project_id = ? AND timestamp = toDateTime(?) AND event_id = ?
+                         LIMIT 1",
+                        self.db
+                    ))
+                    .bind(project_id)
+                    .bind(time)
+                    .bind(id.to_string())
+                    .fetch_optional()
+                    .await?
+            }
+        };
         Ok(IssueDetail {
             summary,
             hashes,

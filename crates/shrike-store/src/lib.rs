@@ -16,7 +16,7 @@ mod tokens;
 
 pub use config::{ClickHouseConfig, redact_url};
 pub use events::{
-    AttachmentInfo, EventFilter, EventOrder, EventSummary, StoredEvent, TagValueCount,
+    AttachmentInfo, EventFilter, EventKey, EventOrder, EventSummary, StoredEvent, TagValueCount,
 };
 pub use issues::{IssueFilter, IssueSort};
 pub use retention::{Expired, RetentionConfig};
@@ -499,19 +499,50 @@ impl Store {
             .collect())
     }
 
-    /// Inserts a batch of events in one request, serializing each row as the iterator yields it.
-    /// Each row gets its project's retention (`retention_days`) here.
+    /// Inserts a batch of events in one request, each event once: those already stored (a
+    /// redelivery) and repeats within the batch are left out, so the counts that materialized
+    /// views aggregate from inserts stay exact. Each row gets its project's retention
+    /// (`retention_days`) here. Holds the batch decoded: see [`Store::insert_new_events`].
     pub async fn insert_events<R>(&self, rows: impl IntoIterator<Item = R>) -> Result<()>
     where
         R: std::borrow::BorrowMut<EventRow>,
     {
+        let rows: Vec<R> = rows.into_iter().collect();
+        let keys: Vec<EventKey> = rows
+            .iter()
+            .map(|row| {
+                let r = row.borrow();
+                (r.project_id, r.timestamp, r.event_id)
+            })
+            .collect();
+        self.insert_new_events(&keys, rows).await
+    }
+
+    /// [`Store::insert_events`] for a caller that knows each row's key beforehand (`keys`, in any
+    /// order) and produces the rows lazily: each is serialized as the iterator yields it.
+    ///
+    /// Two writers inserting the same event at the same moment (a partition's old and new owner
+    /// during a rebalance) can both find it absent: it then counts twice in the pre-aggregated
+    /// counts, while its two rows still collapse into one in `events`.
+    pub async fn insert_new_events<R>(
+        &self,
+        keys: &[EventKey],
+        rows: impl IntoIterator<Item = R>,
+    ) -> Result<()>
+    where
+        R: std::borrow::BorrowMut<EventRow>,
+    {
+        let mut seen = self.stored_events(keys).await?;
         let retention = &self.retention;
-        let stamped = rows.into_iter().map(|mut row| {
+        let fresh = rows.into_iter().filter_map(|mut row| {
             let r = row.borrow_mut();
+            if !seen.insert((r.project_id, r.event_id)) {
+                return None;
+            }
             r.retention_days = retention.days(r.project_id);
-            row
+            Some(row)
         });
-        self.insert_each::<EventRow, R>("events", stamped).await
+        self.insert_each::<EventRow, R>("events", fresh).await
     }
 
     /// Inserts (or refreshes) issue descriptions in one request.

@@ -129,6 +129,12 @@ pub const MIGRATIONS: &[Migration] = &[
         ],
         statements: retention,
     },
+    Migration {
+        version: 9,
+        name: "pre-aggregated counts, tag values and event order per grouping hash",
+        columns: &[],
+        statements: aggregates,
+    },
 ];
 
 /// The column that says how long a row is kept (`crate::retention`).
@@ -201,6 +207,110 @@ fn retention(db: &str, _server: ServerVersion) -> Vec<String> {
          AS SELECT project_id, event_id, timestamp, primary_hash, retention_days FROM {db}.events"
     ));
     statements
+}
+
+/// The user an event counts for: id, else e-mail, else user name, else IP address (empty: none).
+pub(crate) const USER_KEY: &str = "multiIf(user_id != '', concat('id:', user_id),
+    user_email != '', concat('email:', user_email),
+    user_username != '', concat('username:', user_username),
+    user_ip != '', concat('ip:', user_ip), '')";
+
+/// Per grouping hash, what the API and the CLI read instead of scanning a project's events:
+/// counts, first and last seen, users and latest release per hour and per day (UTC), tag values
+/// per week, and the hash's events in time order. Materialized views fill them as events are
+/// inserted; `Store::insert_events` inserts each event once, so the counts are exact. Each is
+/// partitioned by retention like `events`, so its rows expire with the events they count.
+fn aggregates(db: &str, _server: ServerVersion) -> Vec<String> {
+    let mut statements = Vec::new();
+    for (table, span) in [("hash_hours", 3_600), ("hash_days", 86_400)] {
+        let bucket = format!("toDateTime(intDiv(toUInt32(timestamp), {span}) * {span})");
+        let select = format!(
+            "SELECT project_id, primary_hash, {bucket} AS bucket, retention_days,
+                    any(issue_id) AS issue_id, countState() AS count_state,
+                    minState(timestamp) AS first_state, maxState(timestamp) AS last_state,
+                    uniqIfState({USER_KEY}, {USER_KEY} != '') AS users_state,
+                    argMaxIfState(release, timestamp, release != '') AS release_state
+             FROM {db}.events{{final}}
+             GROUP BY project_id, primary_hash, bucket, retention_days"
+        );
+        statements.extend([
+            format!(
+                "CREATE TABLE IF NOT EXISTS {db}.{table} (
+                    project_id UInt64,
+                    primary_hash String,
+                    bucket DateTime,
+                    retention_days UInt16,
+                    issue_id UInt64,
+                    count_state AggregateFunction(count),
+                    first_state AggregateFunction(min, DateTime),
+                    last_state AggregateFunction(max, DateTime),
+                    users_state AggregateFunction(uniqIf, String, UInt8),
+                    release_state AggregateFunction(argMaxIf, String, DateTime, UInt8)
+                ) ENGINE = AggregatingMergeTree()
+                PARTITION BY (retention_days, toMonday(bucket))
+                ORDER BY (project_id, primary_hash, bucket, issue_id)"
+            ),
+            backfill(db, table, &select.replace("{final}", " FINAL")),
+            format!(
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{table}_mv TO {db}.{table} AS {}",
+                select.replace("{final}", "")
+            ),
+        ]);
+    }
+    let tags = "SELECT project_id, primary_hash, tags.key AS key, tags.value AS value,
+                toMonday(timestamp) AS week, retention_days, toUInt64(1) AS count
+         FROM {db}.events{final} ARRAY JOIN tags"
+        .replace("{db}", db);
+    let order = "SELECT project_id, primary_hash, timestamp, event_id, retention_days
+         FROM {db}.events{final}"
+        .replace("{db}", db);
+    statements.extend([
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.hash_tags (
+                project_id UInt64,
+                primary_hash String,
+                key String,
+                value String,
+                week Date,
+                retention_days UInt16,
+                count UInt64
+            ) ENGINE = SummingMergeTree(count)
+            PARTITION BY (retention_days, week)
+            ORDER BY (project_id, primary_hash, key, value, week)"
+        ),
+        backfill(db, "hash_tags", &tags.replace("{final}", " FINAL")),
+        format!(
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.hash_tags_mv TO {db}.hash_tags AS {}",
+            tags.replace("{final}", "")
+        ),
+        // An issue's events newest or oldest first, and an event's neighbours, by primary key.
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.hash_events (
+                project_id UInt64,
+                primary_hash String,
+                timestamp DateTime,
+                event_id UUID,
+                retention_days UInt16
+            ) ENGINE = ReplacingMergeTree()
+            PARTITION BY (retention_days, toMonday(timestamp))
+            ORDER BY (project_id, primary_hash, timestamp, event_id)"
+        ),
+        backfill(db, "hash_events", &order.replace("{final}", "")),
+        format!(
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.hash_events_mv TO {db}.hash_events AS {}",
+            order.replace("{final}", "")
+        ),
+    ]);
+    statements
+}
+
+/// Fills a new aggregate from the events stored before it existed, once: only while it is
+/// empty (migrations run with the writers stopped, before its view exists).
+fn backfill(db: &str, table: &str, select: &str) -> String {
+    format!(
+        "INSERT INTO {db}.{table} SELECT * FROM ({select})
+         WHERE (SELECT count() FROM {db}.{table}) = 0"
+    )
 }
 
 fn api(db: &str, _server: ServerVersion) -> Vec<String> {

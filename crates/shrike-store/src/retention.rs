@@ -2,7 +2,8 @@
 //! by dropping whole partitions.
 //!
 //! Every table holding event data (`events`, `event_index`, `attachment_chunks`, `check_ins`,
-//! `outcomes`) carries `retention_days`, stamped at insert from the project's setting, and is
+//! `outcomes`, and the per-hash aggregates `hash_hours`, `hash_days`, `hash_tags`, `hash_events`)
+//! carries `retention_days`, stamped at insert from the project's setting, and is
 //! partitioned by `(retention_days, toMonday(time))`, as Snuba does: a partition holds one week
 //! of the projects that share a retention, so it can be dropped whole once its newest possible
 //! row is older than that retention. Data is therefore kept at least `days` and at most
@@ -61,9 +62,13 @@ impl RetentionConfig {
 }
 
 /// The tables partitioned by retention, with their time column.
-pub(crate) const RETAINED: [(&str, &str); 5] = [
+pub(crate) const RETAINED: [(&str, &str); 9] = [
     ("events", "timestamp"),
     ("event_index", "timestamp"),
+    ("hash_hours", "bucket"),
+    ("hash_days", "bucket"),
+    ("hash_tags", "week"),
+    ("hash_events", "timestamp"),
     ("attachment_chunks", "received"),
     ("check_ins", "received"),
     ("outcomes", "timestamp"),

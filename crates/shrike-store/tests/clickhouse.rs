@@ -16,7 +16,7 @@ async fn start() -> (tempfile::TempDir, LocalClickHouse, Store) {
     let store = server.store("shrike_test").expect("store");
     assert_eq!(
         store.migrate().await.expect("migrate"),
-        vec![1, 2, 3, 4, 5, 6, 7, 8]
+        (1..=9).collect::<Vec<u32>>()
     );
     (dir, server, store)
 }
@@ -75,7 +75,7 @@ async fn the_retention_migration_keeps_existing_rows() {
         .execute()
         .await
         .expect("insert before the upgrade");
-    assert_eq!(old.migrate().await.expect("upgrade"), vec![8]);
+    assert_eq!(old.migrate().await.expect("upgrade"), vec![8, 9]);
     let kept = old.event(1, id).await.expect("event").expect("kept");
     assert_eq!(kept.summary.event_id, id);
     assert_eq!(old.count_events(1).await.expect("count"), 1);
@@ -85,4 +85,14 @@ async fn the_retention_migration_keeps_existing_rows() {
         .await
         .expect("insert after");
     assert!(old.event(1, after).await.expect("event").is_some());
+    // Migration 9 counted the old row into the per-hash aggregates; the views count the new one.
+    let listed = old
+        .list_issues(1, &IssueFilter::default())
+        .await
+        .expect("list");
+    let counts: Vec<(u64, u64)> = listed
+        .iter()
+        .map(|i| (i.stats.issue_id, i.stats.times_seen))
+        .collect();
+    assert_eq!(counts, vec![(10, 2)]);
 }

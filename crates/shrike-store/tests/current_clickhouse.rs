@@ -57,7 +57,7 @@ async fn start() -> (tempfile::TempDir, Chdb, Store) {
     .expect("store");
     assert_eq!(
         store.migrate().await.expect("migrate"),
-        vec![1, 2, 3, 4, 5, 6, 7, 8]
+        (1..=9).collect::<Vec<u32>>()
     );
     (dir, chdb, store)
 }

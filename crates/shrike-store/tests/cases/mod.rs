@@ -365,6 +365,21 @@ async fn duplicate_events_count_once_and_issues_aggregate() {
         .find(|i| i.stats.issue_id == 20)
         .expect("issue 20");
     assert!(twenty.description.is_none());
+    // A batch that repeats an event of its own and an earlier one, with times far apart.
+    let old = event(1, 20, Uuid::new_v4(), now - 100_000);
+    store
+        .insert_events(vec![old.clone(), rows[2].clone(), old])
+        .await
+        .expect("insert repeats");
+    let listed = store
+        .list_issues(1, &IssueFilter::default())
+        .await
+        .expect("list");
+    let counts: Vec<(u64, u64, u32)> = listed
+        .iter()
+        .map(|i| (i.stats.issue_id, i.stats.times_seen, i.stats.first_seen))
+        .collect();
+    assert_eq!(counts, vec![(10, 2, now - 5), (20, 2, now - 100_000)]);
 }
 
 #[tokio::test]

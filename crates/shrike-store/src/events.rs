@@ -226,7 +226,7 @@ impl Store {
         from: u32,
         bucket: u32,
     ) -> Result<Vec<(u32, u64)>> {
-        let table = if bucket % 86_400 == 0 {
+        let table = if bucket.is_multiple_of(86_400) {
             "hash_days"
         } else {
             "hash_hours"

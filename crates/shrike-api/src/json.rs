@@ -31,6 +31,10 @@ pub fn routes() -> axum::Router<Arc<ApiState>> {
                 .patch(update_project)
                 .delete(delete_project),
         )
+        .route(
+            "/api/v1/projects/{project_id}/settings",
+            get(get_settings).put(put_settings),
+        )
         .route("/api/v1/projects/{project_id}/keys", post(create_key))
         .route(
             "/api/v1/projects/{project_id}/keys/{public_key}",
@@ -78,7 +82,8 @@ pub fn routes() -> axum::Router<Arc<ApiState>> {
         version = "1"
     ),
     paths(
-        list_projects, create_project, get_project, update_project, delete_project, create_key,
+        list_projects, create_project, get_project, update_project, delete_project, get_settings,
+        put_settings, create_key,
         update_key, delete_key, list_issues, get_issue, update_issue, merge_issues, unmerge_hashes,
         list_issue_events, get_issue_event, get_event, get_attachment
     ),
@@ -353,6 +358,38 @@ async fn delete_project(
     let caller = s.tokens.caller(&headers).await?;
     s.api.delete_project(caller, project_id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A project's own settings (retention, scrubbing, grouping rules); absent ones follow the
+/// server's configuration.
+#[utoipa::path(get, path = "/api/v1/projects/{project_id}/settings",
+    params(("project_id" = u64, Path, description = "Project id")),
+    responses((status = 200, body = ProjectSettings), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_settings(
+    State(s): S,
+    headers: HeaderMap,
+    ApiPath(project_id): ApiPath<u64>,
+) -> Result<Json<ProjectSettings>, ApiError> {
+    let caller = s.tokens.caller(&headers).await?;
+    Ok(Json(s.api.settings(caller, project_id).await?))
+}
+
+/// Replaces a project's own settings (admin); they reach the services within
+/// `settings_refresh_secs`.
+#[utoipa::path(put, path = "/api/v1/projects/{project_id}/settings", request_body = ProjectSettings,
+    params(("project_id" = u64, Path, description = "Project id")),
+    responses((status = 200, body = ProjectSettings), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn put_settings(
+    State(s): S,
+    headers: HeaderMap,
+    ApiPath(project_id): ApiPath<u64>,
+    ApiJson(body): ApiJson<ProjectSettings>,
+) -> Result<Json<ProjectSettings>, ApiError> {
+    let caller = s.tokens.caller(&headers).await?;
+    Ok(Json(s.api.set_settings(caller, project_id, body).await?))
 }
 
 /// Adds a DSN key to a project (admin).

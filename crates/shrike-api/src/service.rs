@@ -113,6 +113,39 @@ impl Api {
         }
     }
 
+    /// A project's own settings (empty when it has none).
+    pub async fn settings(&self, caller: Caller, id: u64) -> Result<ProjectSettings, ApiError> {
+        caller.require(Scope::Read)?;
+        self.exists(id).await?;
+        let document = self.store.project_settings(id).await?;
+        // Documents are validated when written; one that no longer parses applies as none, in
+        // the services too.
+        Ok(document
+            .and_then(|d| {
+                serde_json::from_str(&d)
+                    .inspect_err(|e| tracing::warn!(id, error = %e, "stored settings do not parse"))
+                    .ok()
+            })
+            .unwrap_or_default())
+    }
+
+    /// Replaces a project's own settings (admin); returns them.
+    pub async fn set_settings(
+        &self,
+        caller: Caller,
+        id: u64,
+        settings: ProjectSettings,
+    ) -> Result<ProjectSettings, ApiError> {
+        caller.require(Scope::Admin)?;
+        self.exists(id).await?;
+        settings
+            .validate()
+            .map_err(|(field, why)| ApiError::bad(field, why))?;
+        let document = serde_json::to_string(&settings).unwrap_or_default();
+        self.store.set_project_settings(id, &document).await?;
+        Ok(settings)
+    }
+
     /// The project whose id or name (slug) this is.
     pub async fn project_by_slug(&self, caller: Caller, slug: &str) -> Result<u64, ApiError> {
         caller.require(Scope::Read)?;

@@ -2,7 +2,7 @@
 //! UTC. Everything here is data from events: the dashboard escapes it where it shows it.
 
 use crate::error::ApiError;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use shrike_store::{EventSummary, IssueSummary, StoredEvent, TagValueCount};
 use utoipa::ToSchema;
@@ -46,6 +46,87 @@ pub struct ProjectView {
     pub slug: String,
     /// Its DSN keys.
     pub keys: Vec<KeyView>,
+}
+
+/// A project's own settings, the document `GET` and `PUT .../settings` exchange. An absent
+/// (or null) field follows the server's configuration file; a set one wins over it. They take
+/// effect in the services within `settings_refresh_secs` (15 s by default).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectSettings {
+    /// Days the project's events are kept, 1 to 3,650 (applies to events stored afterwards).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u16>,
+    /// How secrets are scrubbed from its events before they are stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrubbing: Option<ScrubbingSettings>,
+    /// Its grouping rules, in Sentry's syntax.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grouping: Option<GroupingSettings>,
+}
+
+/// Secret scrubbing (Sentry's "Data Scrubber" settings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScrubbingSettings {
+    /// Scrub at all.
+    pub enabled: bool,
+    /// More keys whose values are filtered (matched case-insensitively anywhere in a key).
+    #[serde(default)]
+    pub sensitive_fields: Vec<String>,
+    /// Keys whose own values are never filtered (case-insensitive, whole key).
+    #[serde(default)]
+    pub safe_fields: Vec<String>,
+}
+
+/// Grouping rules, one per line, applied after Shrike's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupingSettings {
+    /// Stack-trace rules (`path:**/vendor/** -app`, `function:log_* -group`).
+    #[serde(default)]
+    pub stack_rules: String,
+    /// Fingerprint rules (`error.type:Timeout -> timeouts`), tried before the built-in ones.
+    #[serde(default)]
+    pub fingerprint_rules: String,
+}
+
+impl From<ScrubbingSettings> for shrike_normalization::ScrubSettings {
+    fn from(s: ScrubbingSettings) -> Self {
+        shrike_normalization::ScrubSettings {
+            enabled: s.enabled,
+            sensitive_fields: s.sensitive_fields,
+            safe_fields: s.safe_fields,
+        }
+    }
+}
+
+impl From<GroupingSettings> for shrike_grouping::ProjectRules {
+    fn from(g: GroupingSettings) -> Self {
+        shrike_grouping::ProjectRules {
+            stack_rules: g.stack_rules,
+            fingerprint_rules: g.fingerprint_rules,
+        }
+    }
+}
+
+impl ProjectSettings {
+    /// Checks the values; the error names the field.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if let Some(days) = self.retention_days
+            && !(1..=3650).contains(&days)
+        {
+            return Err(("retention_days", "give 1 to 3650 days".into()));
+        }
+        if let Some(g) = &self.grouping {
+            shrike_grouping::GroupingConfig::with_project_rules(
+                &g.stack_rules,
+                &g.fingerprint_rules,
+            )
+            .map_err(|e| ("grouping", e.to_string()))?;
+        }
+        Ok(())
+    }
 }
 
 /// A DSN key.

@@ -69,6 +69,10 @@ pub struct Projects {
     pub scrubbing: Scrubbers,
 }
 
+/// The projects' settings as they apply now, replaced whole when they change (the `shrike`
+/// binary reads the settings set through the API again now and then).
+pub type SharedProjects = Arc<std::sync::RwLock<Arc<Projects>>>;
+
 /// The normalized message of one raw record, with its project's settings: its fields and its
 /// grouping, and with `whole`, the whole event, scrubbed and trimmed.
 pub fn process(
@@ -96,7 +100,7 @@ pub fn process(
 pub async fn run<C: Consumer, P: Producer>(
     consumer: C,
     producer: P,
-    projects: Arc<Projects>,
+    projects: SharedProjects,
     config: NormalizerConfig,
     shutdown: CancellationToken,
 ) -> Result<(), BusError> {
@@ -107,7 +111,11 @@ pub async fn run<C: Consumer, P: Producer>(
         config.limits(),
         GROUP,
         move |record| {
-            let message = process(record, &projects, config.keep_whole_event)?;
+            let current = projects
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .clone();
+            let message = process(record, &current, config.keep_whole_event)?;
             events.increment(1);
             Ok(outgoing(&message))
         },
@@ -176,10 +184,10 @@ mod tests {
         let task = tokio::spawn(run(
             bus.consumer(Topic::RawEvents.name(), GROUP),
             bus.clone(),
-            Arc::new(Projects {
+            Arc::new(std::sync::RwLock::new(Arc::new(Projects {
                 grouping,
                 ..Projects::default()
-            }),
+            }))),
             NormalizerConfig {
                 keep_whole_event: true,
                 ..NormalizerConfig::default()

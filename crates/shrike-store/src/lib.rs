@@ -12,6 +12,7 @@ pub mod local;
 pub mod migrations;
 mod retention;
 mod rows;
+mod settings;
 mod tokens;
 
 pub use config::{ClickHouseConfig, redact_url};
@@ -91,8 +92,9 @@ pub struct Store {
     /// Connection with the database selected; inserts name bare tables.
     client: Client,
     db: String,
-    /// How long each project's rows are kept: stamped on every row inserted.
-    retention: std::sync::Arc<RetentionConfig>,
+    /// How long each project's rows are kept: stamped on every row inserted. The configuration
+    /// file's, with the projects' own settings over it ([`Store::refresh_retention`]).
+    retention: settings::SharedRetention,
 }
 
 /// Held while the next id of a project or token is chosen (`max(id) + 1`) and its row written,
@@ -164,9 +166,10 @@ impl Store {
         })
     }
 
-    /// The same store, stamping rows with `retention`'s days (default: 90 for every project).
+    /// The same store, stamping rows with `retention`'s days (default: 90 for every project)
+    /// unless a project's own settings say otherwise.
     pub fn with_retention(mut self, retention: RetentionConfig) -> Self {
-        self.retention = std::sync::Arc::new(retention);
+        self.retention = settings::SharedRetention::new(retention);
         self
     }
 
@@ -533,7 +536,7 @@ impl Store {
         R: std::borrow::BorrowMut<EventRow>,
     {
         let mut seen = self.stored_events(keys).await?;
-        let retention = &self.retention;
+        let retention = self.retention.current();
         let fresh = rows.into_iter().filter_map(|mut row| {
             let r = row.borrow_mut();
             if !seen.insert((r.project_id, r.event_id)) {
@@ -602,9 +605,10 @@ impl Store {
         project: impl Fn(&T) -> u64,
         set: impl Fn(&mut T, u16),
     ) -> Vec<T> {
+        let retention = self.retention.current();
         rows.iter()
             .map(|row| {
-                let days = self.retention.days(project(row));
+                let days = retention.days(project(row));
                 let mut row = row.clone();
                 set(&mut row, days);
                 row

@@ -135,6 +135,12 @@ pub const MIGRATIONS: &[Migration] = &[
         columns: &[],
         statements: aggregates,
     },
+    Migration {
+        version: 10,
+        name: "project settings",
+        columns: &[],
+        statements: project_settings,
+    },
 ];
 
 /// The column that says how long a row is kept (`crate::retention`).
@@ -311,6 +317,17 @@ fn backfill(db: &str, table: &str, select: &str) -> String {
         "INSERT INTO {db}.{table} SELECT * FROM ({select})
          WHERE (SELECT count() FROM {db}.{table}) = 0"
     )
+}
+
+fn project_settings(db: &str, _server: ServerVersion) -> Vec<String> {
+    // One JSON document per project (`crate::settings`); the latest `version` wins.
+    vec![format!(
+        "CREATE TABLE IF NOT EXISTS {db}.project_settings (
+            project_id UInt64,
+            settings String,
+            version UInt64
+        ) ENGINE = ReplacingMergeTree(version) ORDER BY project_id"
+    )]
 }
 
 fn api(db: &str, _server: ServerVersion) -> Vec<String> {

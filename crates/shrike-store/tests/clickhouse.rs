@@ -16,7 +16,7 @@ async fn start() -> (tempfile::TempDir, LocalClickHouse, Store) {
     let store = server.store("shrike_test").expect("store");
     assert_eq!(
         store.migrate().await.expect("migrate"),
-        (1..=9).collect::<Vec<u32>>()
+        (1..=10).collect::<Vec<u32>>()
     );
     (dir, server, store)
 }
@@ -75,7 +75,7 @@ async fn the_retention_migration_keeps_existing_rows() {
         .execute()
         .await
         .expect("insert before the upgrade");
-    assert_eq!(old.migrate().await.expect("upgrade"), vec![8, 9]);
+    assert_eq!(old.migrate().await.expect("upgrade"), vec![8, 9, 10]);
     let kept = old.event(1, id).await.expect("event").expect("kept");
     assert_eq!(kept.summary.event_id, id);
     assert_eq!(old.count_events(1).await.expect("count"), 1);

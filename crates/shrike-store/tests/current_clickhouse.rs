@@ -57,7 +57,7 @@ async fn start() -> (tempfile::TempDir, Chdb, Store) {
     .expect("store");
     assert_eq!(
         store.migrate().await.expect("migrate"),
-        (1..=9).collect::<Vec<u32>>()
+        (1..=10).collect::<Vec<u32>>()
     );
     (dir, chdb, store)
 }

@@ -26,6 +26,9 @@ pub struct Config {
     /// alerter) relative to ingest's, 0–19. When the machine is short of CPU, ingest keeps
     /// answering SDKs and the backlog waits in the bus; 0 shares the CPU equally.
     pub pipeline_nice: i32,
+    /// How often the services that apply projects' own settings (set through the API: retention,
+    /// scrubbing, grouping rules) read them again, seconds.
+    pub settings_refresh_secs: u64,
     /// ClickHouse: a configured server, or the local one `shrike up` starts.
     pub clickhouse: shrike_store::ClickHouseConfig,
     /// The HTTP endpoint SDKs reach.
@@ -57,6 +60,7 @@ impl Default for Config {
             default_project: "default".into(),
             ops_listen: "127.0.0.1:8301".into(),
             pipeline_nice: 10,
+            settings_refresh_secs: 15,
             clickhouse: Default::default(),
             ingest: Default::default(),
             bus: Default::default(),

@@ -11,6 +11,7 @@ mod config;
 mod ops;
 mod pipeline;
 mod runtime;
+mod settings;
 mod store;
 
 use clap::Parser;

@@ -14,7 +14,6 @@ use shrike_messages::Topic;
 use shrike_store::Store;
 use shrike_writers::TableWriter;
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -120,7 +119,7 @@ fn members<B: Bus>(
 /// The normalizer on `bus`.
 pub fn normalizer<B: Bus>(
     bus: &B,
-    projects: Arc<shrike_normalizer::Projects>,
+    projects: shrike_normalizer::SharedProjects,
     config: shrike_normalizer::NormalizerConfig,
     shutdown: CancellationToken,
 ) -> anyhow::Result<impl Future<Output = anyhow::Result<()>> + Send + 'static> {

@@ -786,8 +786,15 @@ async fn expired_weeks_are_dropped_per_project_retention() {
     let (_dir, _server, store) = start().await;
     let store = store.with_retention(shrike_store::RetentionConfig {
         days: 90,
-        projects: [("3".to_owned(), 30)].into(),
+        projects: [("3".to_owned(), 60)].into(),
     });
+    // Project 3's own setting (set through the API) wins over the file's 60 days.
+    store
+        .set_project_settings(3, r#"{"retention_days":30}"#)
+        .await
+        .expect("settings");
+    let applied = store.refresh_retention().await.expect("refresh");
+    assert_eq!((applied.days(1), applied.days(3)), (90, 30));
     let now = store.server_now().await.expect("now");
     let day = 86_400;
     let (old, recent, short_old, short_recent) = (
@@ -831,7 +838,14 @@ async fn expired_weeks_are_dropped_per_project_retention() {
     assert!(dropped.iter().any(|e| e.table == "events" && e.days == 30));
     assert!(dropped.iter().any(|e| e.table == "check_ins"));
     assert!(dropped.iter().any(|e| e.table == "event_index"));
+    assert!(dropped.iter().any(|e| e.table == "hash_days"));
     assert!(!found(old).await, "older than 90 days");
+    // The issue's counts expire with its events.
+    let listed = store
+        .list_issues(1, &IssueFilter::default())
+        .await
+        .expect("list");
+    assert_eq!(listed[0].stats.times_seen, 1);
     assert!(found(recent).await, "60 days is within 90");
     assert!(!found(short_old).await, "older than project 3's 30 days");
     assert!(found(short_recent).await);

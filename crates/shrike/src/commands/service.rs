@@ -84,10 +84,24 @@ pub async fn run(config: Config, service: Service) -> anyhow::Result<()> {
             tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(10))).await??;
         }
         (Service::Normalizer, _) => {
-            let projects = Arc::new(config.projects()?);
+            // ClickHouse only for the projects' settings: unreachable, the file's apply.
+            let projects = crate::settings::shared(&config)?;
+            tokio::spawn(crate::settings::keep_fresh(
+                config.clone(),
+                crate::store::connect(&config).await?,
+                Some(projects.clone()),
+                shutdown.clone(),
+            ));
             pipeline::normalizer(&bus, projects, config.normalizer, shutdown)?.await?;
         }
         (Service::Grouper, Some(store)) => {
+            // Retention is stamped at insert: the projects' own settings are read here too.
+            tokio::spawn(crate::settings::keep_fresh(
+                config.clone(),
+                store.clone(),
+                None,
+                shutdown.clone(),
+            ));
             let writers = pipeline::writers(&bus, &store, config.grouper, &shutdown)?;
             run_all(writers, &shutdown).await?;
         }

@@ -11,7 +11,6 @@ use anyhow::Context;
 use shrike_bus::LocalBus;
 use shrike_messages::Topic;
 use std::io::Write;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -59,7 +58,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let low = LowPriority::start(config.pipeline_nice)?;
     let shutdown = CancellationToken::new();
     // Every consumer subscribes here, before ingest opens: nothing it produces is missed.
-    let projects = Arc::new(config.projects()?);
+    let projects = crate::settings::shared(&config)?;
+    low.spawn(crate::settings::keep_fresh(
+        config.clone(),
+        store.clone(),
+        Some(projects.clone()),
+        shutdown.clone(),
+    ));
     let mut tasks = vec![low.spawn(pipeline::normalizer(
         &bus,
         projects,

@@ -267,7 +267,7 @@ pub fn write_up_config(dir: &Path, ingest: u16, ch_http: u16, ch_tcp: u16, extra
     std::fs::write(
         &path,
         format!(
-            "data_dir = \"{data}\"\nops_listen = \"127.0.0.1:{ops}\"\n\
+            "data_dir = \"{data}\"\nops_listen = \"127.0.0.1:{ops}\"\nsettings_refresh_secs = 1\n\
              [clickhouse]\nlocal_http_port = {ch_http}\nlocal_tcp_port = {ch_tcp}\n\
              [web]\nlisten = \"127.0.0.1:{web}\"\n\
              [ingest]\nlisten = \"127.0.0.1:{ingest}\"\n{extra}",

@@ -506,27 +506,28 @@ impl Api {
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("event {event_id}")))?;
         let summary = &stored.summary;
-        let (issue_id, hashes) = self
-            .store
-            .issue_of_hash(project_id, &summary.primary_hash, summary.issue_id)
-            .await?;
+        let (owner, attachments) = tokio::try_join!(
+            self.store
+                .issue_of_hash(project_id, &summary.primary_hash, summary.issue_id),
+            self.store.attachments(project_id, event_id)
+        )?;
+        let (issue_id, hashes) = owner;
         let here = Some((summary.timestamp, summary.event_id));
         let neighbour = |order| {
             let store = &self.store;
             let hashes = &hashes;
             async move {
                 store
-                    .events_of_hashes(project_id, hashes, &EventFilter::default(), order, here, 1)
+                    .event_keys_of_hashes(project_id, hashes, order, here, 1)
                     .await
-                    .map(|mut e| e.pop().map(|e| e.event_id))
+                    .map(|keys| keys.first().map(|k| k.1))
             }
         };
-        let previous = neighbour(EventOrder::NewestFirst).await?;
-        let next = neighbour(EventOrder::OldestFirst).await?;
-        let attachments = self
-            .store
-            .attachments(project_id, event_id)
-            .await?
+        let (previous, next) = tokio::try_join!(
+            neighbour(EventOrder::NewestFirst),
+            neighbour(EventOrder::OldestFirst)
+        )?;
+        let attachments = attachments
             .into_iter()
             .map(|a| AttachmentView {
                 id: a.attachment_id,

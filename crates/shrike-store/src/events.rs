@@ -288,14 +288,15 @@ impl Store {
                 .bind(timestamp)
                 .bind(event_id.to_string())
         };
-        let Some(summary) = row(SUMMARY).fetch_optional::<EventSummary>().await? else {
-            return Ok(None);
-        };
-        let body = row("body")
-            .fetch_optional::<String>()
-            .await?
-            .unwrap_or_default();
-        Ok(Some(StoredEvent { summary, body }))
+        // Both reads at once: the same granule, one round trip's wait.
+        let (summary, body) = tokio::try_join!(
+            row(SUMMARY).fetch_optional::<EventSummary>(),
+            row("body").fetch_optional::<String>()
+        )?;
+        Ok(summary.map(|summary| StoredEvent {
+            summary,
+            body: body.unwrap_or_default(),
+        }))
     }
 
     /// The (timestamp, id) of events with one of `hashes` (an issue's), in `order` from `after`

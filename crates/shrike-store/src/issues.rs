@@ -448,26 +448,84 @@ impl Store {
         Ok(hashes)
     }
 
+    /// Where the project's merged hashes belong now (hash → issue). `issue_hashes` holds only
+    /// merges and unmerges, so this reads few rows however many issues the project has.
+    async fn merged_hashes(&self, project_id: u64) -> Result<HashMap<String, u64>> {
+        let rows: Vec<(String, u64)> = self
+            .client
+            .query(&format!(
+                "SELECT primary_hash, argMax(issue_id, version) FROM {}.issue_hashes
+                 WHERE project_id = ? GROUP BY primary_hash",
+                self.db
+            ))
+            .bind(project_id)
+            .fetch_all()
+            .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// The hashes `issue` owns now, given the project's merges: its own (from `issues`, by
+    /// primary key) and those merged into it; fails for an unknown or merged-away issue.
+    async fn owned_hashes(
+        &self,
+        project_id: u64,
+        issue: u64,
+        merged: &HashMap<String, u64>,
+    ) -> Result<Vec<String>> {
+        let own: Vec<String> = self
+            .client
+            .query(&format!(
+                "SELECT DISTINCT primary_hash FROM {}.issues WHERE project_id = ? AND issue_id = ?",
+                self.db
+            ))
+            .bind(project_id)
+            .bind(issue)
+            .fetch_all()
+            .await?;
+        if let Some(&into) = own
+            .iter()
+            .filter_map(|h| merged.get(h))
+            .find(|&&into| into != issue)
+        {
+            return Err(StoreError::Merged { issue, into });
+        }
+        let mut hashes: HashSet<String> = own.into_iter().collect();
+        hashes.extend(
+            merged
+                .iter()
+                .filter(|(_, into)| **into == issue)
+                .map(|(h, _)| h.clone()),
+        );
+        if hashes.is_empty() {
+            return Err(StoreError::NoIssue(issue));
+        }
+        let mut hashes: Vec<String> = hashes.into_iter().collect();
+        hashes.sort();
+        Ok(hashes)
+    }
+
     /// The issue that owns a grouping hash now (`own`, its own issue, unless it was merged) and
-    /// every hash that issue owns, from one read of the project's hash owners.
+    /// every hash that issue owns.
     pub async fn issue_of_hash(
         &self,
         project_id: u64,
         hash: &str,
         own: u64,
     ) -> Result<(u64, Vec<String>)> {
-        let owners = self.hash_owners(project_id).await?;
-        let owner = owners
-            .iter()
-            .find(|o| o.primary_hash == hash)
-            .map_or(own, HashOwner::owner);
-        let hashes = Self::live_hashes(&owners, owner).unwrap_or_else(|_| vec![hash.to_owned()]);
+        let merged = self.merged_hashes(project_id).await?;
+        let owner = merged.get(hash).copied().unwrap_or(own);
+        let hashes = self
+            .owned_hashes(project_id, owner, &merged)
+            .await
+            .unwrap_or_else(|_| vec![hash.to_owned()]);
         Ok((owner, hashes))
     }
 
-    /// The grouping hashes an issue owns now; fails for an unknown or merged-away issue.
+    /// The grouping hashes an issue owns now; fails for an unknown or merged-away issue. Reads
+    /// the issue's own rows and the project's merges, not every issue of the project.
     pub async fn issue_hashes(&self, project_id: u64, issue: u64) -> Result<Vec<String>> {
-        Self::live_hashes(&self.hash_owners(project_id).await?, issue)
+        let merged = self.merged_hashes(project_id).await?;
+        self.owned_hashes(project_id, issue, &merged).await
     }
 
     /// The issues of a project in `filter`'s order, with exact counts and their status.
@@ -569,7 +627,7 @@ impl Store {
         project_id: u64,
         issue: u64,
     ) -> Result<(IssueSummary, Vec<String>)> {
-        let hashes = Self::live_hashes(&self.hash_owners(project_id).await?, issue)?;
+        let hashes = self.issue_hashes(project_id, issue).await?;
         let stats = self.one_issue_stats(project_id, issue).await?;
         let summary = self
             .summarize(project_id, stats, None)
@@ -619,7 +677,7 @@ impl Store {
         issue: u64,
         change: &StatusChange,
     ) -> Result<IssueStatusRow> {
-        Self::live_hashes(&self.hash_owners(project_id).await?, issue)?;
+        self.issue_hashes(project_id, issue).await?;
         let stats = self.one_issue_stats(project_id, issue).await?;
         let current = self.issue_states(&[issue]).await?;
         let context = StatusContext {

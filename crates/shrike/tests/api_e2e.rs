@@ -215,69 +215,6 @@ sentry_sdk.flush(10)
         "@password:filter"
     );
 
-    // Project settings: read with any token, replaced by admins, checked, then applied by the
-    // normalizer (refreshed every second here): `cart_id` becomes a key to scrub.
-    let settings = "/api/v1/projects/1/settings";
-    assert_eq!(get(api, settings, &read), (200, "{}".to_owned()));
-    let wanted = r#"{"retention_days":30,"scrubbing":{"enabled":true,"sensitive_fields":["cart_id"],"safe_fields":[]}}"#;
-    assert_error(call(api, "PUT", settings, &write, wanted), 403, "admin");
-    assert_error(call(api, "PUT", settings, "", wanted), 401, "credentials");
-    assert_error(
-        call(api, "PUT", "/api/v1/projects/99/settings", &admin, wanted),
-        404,
-        "project 99",
-    );
-    assert_error(
-        call(api, "PUT", settings, &admin, r#"{"retention_days":0}"#),
-        400,
-        "retention_days",
-    );
-    assert_error(
-        call(
-            api,
-            "PUT",
-            settings,
-            &admin,
-            r#"{"grouping":{"stack_rules":"nonsense:x +app"}}"#,
-        ),
-        400,
-        "grouping",
-    );
-    assert_error(
-        call(api, "PUT", settings, &admin, r#"{"colour":1}"#),
-        400,
-        "colour",
-    );
-    let (status, stored) = call(api, "PUT", settings, &admin, wanted);
-    assert_eq!((status, json(&stored)), (200, json(wanted)));
-    assert_eq!(json(&get(api, settings, &read).1), json(wanted));
-    let scrubbed = wait_for("the project's own scrubbing applied", MINUTE, || {
-        let script = "import sys, sentry_sdk\n\
-                      sentry_sdk.init(dsn=sys.argv[1], release='settings@1')\n\
-                      sentry_sdk.set_extra('cart_id', 'c-2002')\n\
-                      sentry_sdk.capture_message('settings applied?')\n\
-                      sentry_sdk.flush(10)\n";
-        run_python(&python, script, &dsn);
-        std::thread::sleep(Duration::from_secs(1));
-        let (_, page) = get(
-            api,
-            "/api/v1/projects/1/issues?query=release:settings@1",
-            &read,
-        );
-        let id = json(&page)["items"][0]["id"].as_str()?.to_owned();
-        let (_, latest) = get(
-            api,
-            &format!("/api/v1/projects/1/issues/{id}/events/latest"),
-            &read,
-        );
-        let event = json(&latest)["event"].clone();
-        (event["extra"]["cart_id"] == "[Filtered]").then_some(event)
-    });
-    assert!(
-        scrubbed["_meta"]["extra"]["cart_id"].is_object(),
-        "{scrubbed}"
-    );
-
     // A second issue: messages with a tag and a user, for filters, tags and paging.
     let script = "import sys, sentry_sdk\n\
                   sentry_sdk.init(dsn=sys.argv[1], release='api@1', environment='prod')\n\
@@ -713,6 +650,69 @@ sentry_sdk.flush(10)
     assert!(!listed.contains(&fresh), "tokens are never listed");
     shrike_cli(&config, &["token", "revoke", &fresh_id]);
     assert_error(get(api, "/api/v1/projects", &fresh), 401, "credentials");
+
+    // Project settings: read with any token, replaced by admins, checked, then applied by the
+    // normalizer (refreshed every second here): `cart_id` becomes a key to scrub.
+    let settings = "/api/v1/projects/1/settings";
+    assert_eq!(get(api, settings, &read), (200, "{}".to_owned()));
+    let wanted = r#"{"retention_days":30,"scrubbing":{"enabled":true,"sensitive_fields":["cart_id"],"safe_fields":[]}}"#;
+    assert_error(call(api, "PUT", settings, &write, wanted), 403, "admin");
+    assert_error(call(api, "PUT", settings, "", wanted), 401, "credentials");
+    assert_error(
+        call(api, "PUT", "/api/v1/projects/99/settings", &admin, wanted),
+        404,
+        "project 99",
+    );
+    assert_error(
+        call(api, "PUT", settings, &admin, r#"{"retention_days":0}"#),
+        400,
+        "retention_days",
+    );
+    assert_error(
+        call(
+            api,
+            "PUT",
+            settings,
+            &admin,
+            r#"{"grouping":{"stack_rules":"nonsense:x +app"}}"#,
+        ),
+        400,
+        "grouping",
+    );
+    assert_error(
+        call(api, "PUT", settings, &admin, r#"{"colour":1}"#),
+        400,
+        "colour",
+    );
+    let (status, stored) = call(api, "PUT", settings, &admin, wanted);
+    assert_eq!((status, json(&stored)), (200, json(wanted)));
+    assert_eq!(json(&get(api, settings, &read).1), json(wanted));
+    let scrubbed = wait_for("the project's own scrubbing applied", MINUTE, || {
+        let script = "import sys, sentry_sdk\n\
+                      sentry_sdk.init(dsn=sys.argv[1], release='settings@1')\n\
+                      sentry_sdk.set_extra('cart_id', 'c-2002')\n\
+                      sentry_sdk.capture_message('settings applied?')\n\
+                      sentry_sdk.flush(10)\n";
+        run_python(&python, script, &dsn);
+        std::thread::sleep(Duration::from_secs(1));
+        let (_, page) = get(
+            api,
+            "/api/v1/projects/1/issues?query=release:settings@1",
+            &read,
+        );
+        let id = json(&page)["items"][0]["id"].as_str()?.to_owned();
+        let (_, latest) = get(
+            api,
+            &format!("/api/v1/projects/1/issues/{id}/events/latest"),
+            &read,
+        );
+        let event = json(&latest)["event"].clone();
+        (event["extra"]["cart_id"] == "[Filtered]").then_some(event)
+    });
+    assert!(
+        scrubbed["_meta"]["extra"]["cart_id"].is_object(),
+        "{scrubbed}"
+    );
 
     // The OpenAPI document is served and names the routes.
     let (status, doc) = get(api, "/api/v1/openapi.json", "");

@@ -222,3 +222,8 @@ clickhouse-client --port 29000 --user shrike --password "$SHRIKE_LOAD_CLICKHOUSE
     SELECT sum(rows) AS events, sum(bytes_on_disk) AS bytes,
            round(sum(bytes_on_disk) / sum(rows), 1) AS bytes_per_event
     FROM system.parts WHERE database = 'shrike' AND table = 'events' AND active"
+echo "ClickHouse disk per stored event, every table (indexes and per-hash aggregates included):"
+clickhouse-client --port 29000 --user shrike --password "$SHRIKE_LOAD_CLICKHOUSE_PASSWORD" --query "
+    SELECT sumIf(rows, table = 'events') AS events, sum(bytes_on_disk) AS bytes,
+           round(sum(bytes_on_disk) / sumIf(rows, table = 'events'), 1) AS bytes_per_event
+    FROM system.parts WHERE database = 'shrike' AND active"

@@ -6,7 +6,9 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::{event_filter, issue_filter, uuid_param};
 use crate::service::{page_limit, status_change};
-use crate::views::{EventSummaryView, IssueView};
+use crate::views::{
+    EventSummaryView, GroupingSettings, IssueView, ProjectSettings, ScrubbingSettings,
+};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -55,6 +57,43 @@ impl Grpc {
 
 fn text(value: &str) -> Option<&str> {
     (!value.is_empty()).then_some(value)
+}
+
+impl From<ProjectSettings> for pb::ProjectSettings {
+    fn from(s: ProjectSettings) -> Self {
+        pb::ProjectSettings {
+            retention_days: s.retention_days.map(u32::from),
+            scrubbing: s.scrubbing.map(|s| pb::ScrubbingSettings {
+                enabled: s.enabled,
+                sensitive_fields: s.sensitive_fields,
+                safe_fields: s.safe_fields,
+            }),
+            grouping: s.grouping.map(|g| pb::GroupingSettings {
+                stack_rules: g.stack_rules,
+                fingerprint_rules: g.fingerprint_rules,
+            }),
+        }
+    }
+}
+
+impl From<pb::ProjectSettings> for ProjectSettings {
+    fn from(s: pb::ProjectSettings) -> Self {
+        ProjectSettings {
+            // Out of u16's range is out of 1-3650 too: validation names the field.
+            retention_days: s
+                .retention_days
+                .map(|d| u16::try_from(d).unwrap_or(u16::MAX)),
+            scrubbing: s.scrubbing.map(|s| ScrubbingSettings {
+                enabled: s.enabled,
+                sensitive_fields: s.sensitive_fields,
+                safe_fields: s.safe_fields,
+            }),
+            grouping: s.grouping.map(|g| GroupingSettings {
+                stack_rules: g.stack_rules,
+                fingerprint_rules: g.fingerprint_rules,
+            }),
+        }
+    }
 }
 
 /// A request's `limit`: proto3 sends 0 when it is unset.
@@ -251,6 +290,34 @@ impl ShrikeApi for Grpc {
             events: page.items.into_iter().map(event_summary).collect(),
             next_cursor: page.next_cursor.unwrap_or_default(),
         }))
+    }
+
+    async fn get_project_settings(
+        &self,
+        request: Request<pb::GetProjectSettingsRequest>,
+    ) -> Result<Response<pb::ProjectSettings>, Status> {
+        let caller = self.caller(&request).await?;
+        let settings = self
+            .state
+            .api
+            .settings(caller, request.get_ref().project_id)
+            .await?;
+        Ok(Response::new(settings.into()))
+    }
+
+    async fn update_project_settings(
+        &self,
+        request: Request<pb::UpdateProjectSettingsRequest>,
+    ) -> Result<Response<pb::ProjectSettings>, Status> {
+        let caller = self.caller(&request).await?;
+        let message = request.into_inner();
+        let settings = message.settings.unwrap_or_default().into();
+        let stored = self
+            .state
+            .api
+            .set_settings(caller, message.project_id, settings)
+            .await?;
+        Ok(Response::new(stored.into()))
     }
 
     async fn get_event(

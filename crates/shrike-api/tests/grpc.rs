@@ -204,6 +204,67 @@ async fn a_tonic_client_reads_and_changes_issues() {
         code(client.update_issue(update(&write, 7, "closed")).await),
         Some(Code::InvalidArgument)
     );
+    // Project settings: read with a read token, replaced with an admin token only, checked.
+    let (_, admin) = store.create_token("admin", "admin").await.expect("token");
+    let get = |token: &str| {
+        with_token(
+            pb::GetProjectSettingsRequest {
+                project_id: project.id,
+            },
+            token,
+        )
+    };
+    let none = client.get_project_settings(get(&read)).await.expect("get");
+    assert_eq!(none.into_inner(), pb::ProjectSettings::default());
+    let wanted = pb::ProjectSettings {
+        retention_days: Some(30),
+        scrubbing: Some(pb::ScrubbingSettings {
+            enabled: true,
+            sensitive_fields: vec!["cart_id".into()],
+            safe_fields: vec![],
+        }),
+        grouping: None,
+    };
+    let put = |token: &str, settings: pb::ProjectSettings| {
+        with_token(
+            pb::UpdateProjectSettingsRequest {
+                project_id: project.id,
+                settings: Some(settings),
+            },
+            token,
+        )
+    };
+    let weak = client
+        .update_project_settings(put(&write, wanted.clone()))
+        .await
+        .expect_err("a write token");
+    assert_eq!(weak.code(), Code::PermissionDenied);
+    let bad_days = pb::ProjectSettings {
+        retention_days: Some(70_000),
+        ..wanted.clone()
+    };
+    let refused = client
+        .update_project_settings(put(&admin, bad_days))
+        .await
+        .expect_err("70,000 days");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().contains("retention_days"), "{refused:?}");
+    let stored = client
+        .update_project_settings(put(&admin, wanted.clone()))
+        .await
+        .expect("update");
+    assert_eq!(stored.into_inner(), wanted);
+    let read_back = client.get_project_settings(get(&read)).await.expect("get");
+    assert_eq!(read_back.into_inner(), wanted);
+    assert_eq!(
+        store
+            .refresh_retention()
+            .await
+            .expect("refresh")
+            .days(project.id),
+        30
+    );
+
     let unauthenticated = client
         .list_projects(pb::ListProjectsRequest {})
         .await

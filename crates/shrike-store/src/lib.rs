@@ -103,9 +103,14 @@ pub struct Store {
 static NEXT_ID: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The tables holding a project's data (what deleting a project deletes).
-const PROJECT_DATA: [&str; 9] = [
+const PROJECT_DATA: [&str; 14] = [
     "events",
     "event_index",
+    "hash_hours",
+    "hash_days",
+    "hash_tags",
+    "hash_events",
+    "project_settings",
     "issues",
     "issue_status",
     "issue_hashes",

@@ -292,6 +292,10 @@ async fn projects_are_renamed_and_deleted_with_their_data() {
         store.project(shop.id).await.expect("get").map(|p| p.name),
         Some("store".into())
     );
+    store
+        .set_project_settings(shop.id, r#"{"retention_days":7}"#)
+        .await
+        .expect("settings");
     assert!(store.delete_project(shop.id).await.expect("delete"));
     assert!(!store.delete_project(shop.id).await.expect("again"));
     assert_eq!(store.project(shop.id).await.expect("get"), None);
@@ -317,6 +321,28 @@ async fn projects_are_renamed_and_deleted_with_their_data() {
         1,
         "other projects keep theirs"
     );
+    // Its aggregates and settings go too (mutations: waited for the same way).
+    let mut listed = Vec::new();
+    for _ in 0..100 {
+        listed = store
+            .list_issues(shop.id, &IssueFilter::default())
+            .await
+            .expect("list");
+        if listed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(listed.is_empty(), "{listed:?}");
+    assert_eq!(
+        store.project_settings(shop.id).await.expect("settings"),
+        None
+    );
+    let others = store
+        .list_issues(other.id, &IssueFilter::default())
+        .await
+        .expect("list");
+    assert_eq!(others.len(), 1);
 }
 
 #[tokio::test]

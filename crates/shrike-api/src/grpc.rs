@@ -7,7 +7,8 @@ use crate::error::ApiError;
 use crate::json::{event_filter, issue_filter, uuid_param};
 use crate::service::{page_limit, status_change};
 use crate::views::{
-    EventSummaryView, GroupingSettings, IssueView, ProjectSettings, ScrubbingSettings,
+    EventSummaryView, GroupingSettings, IssueView, KeyView, ProjectSettings, ProjectView,
+    ScrubbingSettings,
 };
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -57,6 +58,26 @@ impl Grpc {
 
 fn text(value: &str) -> Option<&str> {
     (!value.is_empty()).then_some(value)
+}
+
+impl From<KeyView> for pb::Key {
+    fn from(k: KeyView) -> Self {
+        pb::Key {
+            public_key: k.public_key,
+            active: k.active,
+            dsn: k.dsn,
+        }
+    }
+}
+
+impl From<ProjectView> for pb::Project {
+    fn from(p: ProjectView) -> Self {
+        pb::Project {
+            id: p.id,
+            name: p.name,
+            keys: p.keys.into_iter().map(pb::Key::from).collect(),
+        }
+    }
 }
 
 impl From<ProjectSettings> for pb::ProjectSettings {
@@ -151,22 +172,7 @@ impl ShrikeApi for Grpc {
         let caller = self.caller(&request).await?;
         let projects = self.state.api.projects(caller).await?;
         Ok(Response::new(pb::ListProjectsResponse {
-            projects: projects
-                .into_iter()
-                .map(|p| pb::Project {
-                    id: p.id,
-                    name: p.name,
-                    keys: p
-                        .keys
-                        .into_iter()
-                        .map(|k| pb::Key {
-                            public_key: k.public_key,
-                            active: k.active,
-                            dsn: k.dsn,
-                        })
-                        .collect(),
-                })
-                .collect(),
+            projects: projects.into_iter().map(pb::Project::from).collect(),
         }))
     }
 
@@ -289,6 +295,129 @@ impl ShrikeApi for Grpc {
         Ok(Response::new(pb::ListIssueEventsResponse {
             events: page.items.into_iter().map(event_summary).collect(),
             next_cursor: page.next_cursor.unwrap_or_default(),
+        }))
+    }
+
+    async fn create_project(
+        &self,
+        request: Request<pb::CreateProjectRequest>,
+    ) -> Result<Response<pb::Project>, Status> {
+        let caller = self.caller(&request).await?;
+        let project = self
+            .state
+            .api
+            .create_project(caller, &request.get_ref().name)
+            .await?;
+        Ok(Response::new(project.into()))
+    }
+
+    async fn rename_project(
+        &self,
+        request: Request<pb::RenameProjectRequest>,
+    ) -> Result<Response<pb::Project>, Status> {
+        let caller = self.caller(&request).await?;
+        let r = request.get_ref();
+        let project = self
+            .state
+            .api
+            .rename_project(caller, r.project_id, &r.name)
+            .await?;
+        Ok(Response::new(project.into()))
+    }
+
+    async fn delete_project(
+        &self,
+        request: Request<pb::DeleteProjectRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        let caller = self.caller(&request).await?;
+        self.state
+            .api
+            .delete_project(caller, request.get_ref().project_id)
+            .await?;
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    async fn create_key(
+        &self,
+        request: Request<pb::CreateKeyRequest>,
+    ) -> Result<Response<pb::Key>, Status> {
+        let caller = self.caller(&request).await?;
+        let key = self
+            .state
+            .api
+            .create_key(caller, request.get_ref().project_id)
+            .await?;
+        Ok(Response::new(key.into()))
+    }
+
+    async fn update_key(
+        &self,
+        request: Request<pb::UpdateKeyRequest>,
+    ) -> Result<Response<pb::Key>, Status> {
+        let caller = self.caller(&request).await?;
+        let r = request.get_ref();
+        let key = self
+            .state
+            .api
+            .set_key_active(caller, r.project_id, &r.public_key, r.active)
+            .await?;
+        Ok(Response::new(key.into()))
+    }
+
+    async fn delete_key(
+        &self,
+        request: Request<pb::DeleteKeyRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        let caller = self.caller(&request).await?;
+        let r = request.get_ref();
+        self.state
+            .api
+            .delete_key(caller, r.project_id, &r.public_key)
+            .await?;
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    async fn unmerge_hashes(
+        &self,
+        request: Request<pb::UnmergeHashesRequest>,
+    ) -> Result<Response<pb::UnmergeHashesResponse>, Status> {
+        let caller = self.caller(&request).await?;
+        let r = request.into_inner();
+        let owners = self
+            .state
+            .api
+            .unmerge(caller, r.project_id, &r.hashes)
+            .await?;
+        Ok(Response::new(pb::UnmergeHashesResponse {
+            owners: owners
+                .into_iter()
+                .map(|(hash, issue_id)| pb::HashOwner { hash, issue_id })
+                .collect(),
+        }))
+    }
+
+    async fn get_attachment(
+        &self,
+        request: Request<pb::GetAttachmentRequest>,
+    ) -> Result<Response<pb::AttachmentData>, Status> {
+        let caller = self.caller(&request).await?;
+        let r = request.get_ref();
+        let event_id = uuid_param("event_id", &r.event_id)?;
+        let attachment_id = uuid_param("attachment_id", &r.attachment_id)?;
+        let (info, data) = self
+            .state
+            .api
+            .attachment(caller, r.project_id, event_id, attachment_id)
+            .await?;
+        Ok(Response::new(pb::AttachmentData {
+            attachment: Some(pb::Attachment {
+                id: info.id.to_string(),
+                name: info.name,
+                content_type: info.content_type,
+                r#type: info.attachment_type,
+                size: info.size,
+            }),
+            data,
         }))
     }
 

@@ -265,6 +265,134 @@ async fn a_tonic_client_reads_and_changes_issues() {
         30
     );
 
+    // Projects and keys: admin only; a project created, renamed, given a key, its key disabled
+    // and deleted, then the project deleted.
+    let create = |token: &str, name: &str| {
+        with_token(
+            pb::CreateProjectRequest {
+                name: name.to_owned(),
+            },
+            token,
+        )
+    };
+    let weak = client
+        .create_project(create(&write, "web"))
+        .await
+        .expect_err("write scope");
+    assert_eq!(weak.code(), Code::PermissionDenied);
+    let web = client
+        .create_project(create(&admin, "web"))
+        .await
+        .expect("create")
+        .into_inner();
+    assert_eq!((web.name.as_str(), web.keys.len()), ("web", 1));
+    let taken = client
+        .create_project(create(&admin, "web"))
+        .await
+        .expect_err("a second web");
+    assert_eq!(taken.code(), Code::FailedPrecondition);
+    let renamed = client
+        .rename_project(with_token(
+            pb::RenameProjectRequest {
+                project_id: web.id,
+                name: "frontend".into(),
+            },
+            &admin,
+        ))
+        .await
+        .expect("rename")
+        .into_inner();
+    assert_eq!(renamed.name, "frontend");
+    let key = client
+        .create_key(with_token(
+            pb::CreateKeyRequest { project_id: web.id },
+            &admin,
+        ))
+        .await
+        .expect("key")
+        .into_inner();
+    assert!(key.active && key.dsn.contains(&key.public_key), "{key:?}");
+    let disabled = client
+        .update_key(with_token(
+            pb::UpdateKeyRequest {
+                project_id: web.id,
+                public_key: key.public_key.clone(),
+                active: false,
+            },
+            &admin,
+        ))
+        .await
+        .expect("disable")
+        .into_inner();
+    assert!(!disabled.active);
+    client
+        .delete_key(with_token(
+            pb::DeleteKeyRequest {
+                project_id: web.id,
+                public_key: key.public_key.clone(),
+            },
+            &admin,
+        ))
+        .await
+        .expect("delete key");
+    let gone = client
+        .delete_key(with_token(
+            pb::DeleteKeyRequest {
+                project_id: web.id,
+                public_key: key.public_key,
+            },
+            &admin,
+        ))
+        .await
+        .expect_err("deleted already");
+    assert_eq!(gone.code(), Code::NotFound);
+    client
+        .delete_project(with_token(
+            pb::DeleteProjectRequest { project_id: web.id },
+            &admin,
+        ))
+        .await
+        .expect("delete project");
+    let listed = client
+        .list_projects(with_token(pb::ListProjectsRequest {}, &read))
+        .await
+        .expect("list")
+        .into_inner();
+    assert!(listed.projects.iter().all(|p| p.id != web.id));
+    // Unmerging a hash that was never merged, and an attachment that does not exist.
+    let not_merged = client
+        .unmerge_hashes(with_token(
+            pb::UnmergeHashesRequest {
+                project_id: project.id,
+                hashes: vec![format!("{:032x}", 7)],
+            },
+            &write,
+        ))
+        .await
+        .expect_err("not merged");
+    assert_eq!(not_merged.code(), Code::FailedPrecondition);
+    let attachment = |attachment_id: &str| {
+        with_token(
+            pb::GetAttachmentRequest {
+                project_id: project.id,
+                event_id: ids[0].to_string(),
+                attachment_id: attachment_id.to_owned(),
+            },
+            &read,
+        )
+    };
+    let missing = client
+        .get_attachment(attachment(&Uuid::new_v4().to_string()))
+        .await
+        .expect_err("no attachment");
+    assert_eq!(missing.code(), Code::NotFound);
+    let bad = client
+        .get_attachment(attachment("not-a-uuid"))
+        .await
+        .expect_err("a bad id");
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().contains("attachment_id"), "{bad:?}");
+
     let unauthenticated = client
         .list_projects(pb::ListProjectsRequest {})
         .await

@@ -335,6 +335,23 @@ async fn a_tonic_client_reads_and_changes_issues() {
         ))
         .await
         .expect("delete key");
+    // The rows go by a ClickHouse mutation, in the background: wait until the key is not listed.
+    for _ in 0..100 {
+        let listed = client
+            .list_projects(with_token(pb::ListProjectsRequest {}, &read))
+            .await
+            .expect("list")
+            .into_inner();
+        let still = listed
+            .projects
+            .iter()
+            .flat_map(|p| &p.keys)
+            .any(|k| k.public_key == key.public_key);
+        if !still {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let gone = client
         .delete_key(with_token(
             pb::DeleteKeyRequest {

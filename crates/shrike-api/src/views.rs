@@ -114,7 +114,7 @@ impl ProjectSettings {
     /// Checks the values; the error names the field.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         if let Some(days) = self.retention_days
-            && !(1..=3650).contains(&days)
+            && !shrike_store::RetentionConfig::valid_days(days)
         {
             return Err(("retention_days", "give 1 to 3650 days".into()));
         }

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use shrike_issues::lifecycle::{
     IssueState, IssueStatus, IssueStatusRow, REGRESSED, StatusChange, StatusContext, status_row,
 };
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use uuid::Uuid;
 
 /// Most issue ids bound in one query (20 digits each: well under the server's 256 KiB limit).
@@ -108,6 +108,14 @@ struct EventConditions<'a> {
     environment: Option<&'a str>,
     release: Option<&'a str>,
     tags: &'a [(String, String)],
+}
+
+impl EventConditions<'_> {
+    /// Whether only some of an issue's events count (so counts come from the events, not from
+    /// the per-hash aggregates).
+    fn narrows(&self) -> bool {
+        self.environment.is_some() || self.release.is_some() || !self.tags.is_empty()
+    }
 }
 
 /// A grouping hash of a project with its own issue and the issue that owns it now.
@@ -197,6 +205,30 @@ const FROM_EVENTS: &str = "uniqExact(event_id) AS times_seen,
     uniqExactIf(user_key, user_key != '') AS users,
     argMaxIf(release, timestamp, release != '') AS last_release";
 
+/// The hashes `issue` owns now, given its own hashes (`own`) and where merged hashes belong
+/// (`merged`, hash → issue): its own and those merged into it, sorted. Fails for an issue merged
+/// away (an own hash belongs elsewhere) or unknown (no hash at all).
+fn owned_by(issue: u64, own: &[String], merged: &HashMap<String, u64>) -> Result<Vec<String>> {
+    if let Some(&into) = own
+        .iter()
+        .filter_map(|h| merged.get(h))
+        .find(|&&into| into != issue)
+    {
+        return Err(StoreError::Merged { issue, into });
+    }
+    let mut hashes: BTreeSet<String> = own.iter().cloned().collect();
+    hashes.extend(
+        merged
+            .iter()
+            .filter(|(_, into)| **into == issue)
+            .map(|(h, _)| h.clone()),
+    );
+    if hashes.is_empty() {
+        return Err(StoreError::NoIssue(issue));
+    }
+    Ok(hashes.into_iter().collect())
+}
+
 impl Store {
     /// Counts per issue of a project over the events `on` admits, in `filter`'s order, with
     /// `filter`'s seen ranges (its status, text, offset and limit are the caller's). Over all
@@ -209,8 +241,7 @@ impl Store {
         filter: &IssueFilter,
         limit: u64,
     ) -> Result<Vec<IssueStats>> {
-        let scan = on.environment.is_some() || on.release.is_some() || !on.tags.is_empty();
-        let (rows, stats) = if scan {
+        let (rows, stats) = if on.narrows() {
             let columns = format!(
                 "event_id, timestamp, release, environment, tags.key, tags.value, {USER_KEY} AS user_key"
             );
@@ -429,23 +460,17 @@ impl Store {
 
     /// Checks that `issue` exists in the project and was not merged away; returns its hashes.
     fn live_hashes(owners: &[HashOwner], issue: u64) -> Result<Vec<String>> {
-        if let Some(own) = owners.iter().find(|o| o.own == issue)
-            && own.owner() != issue
-        {
-            return Err(StoreError::Merged {
-                issue,
-                into: own.owner(),
-            });
-        }
-        let hashes: Vec<String> = owners
+        let own: Vec<String> = owners
             .iter()
-            .filter(|o| o.owner() == issue)
+            .filter(|o| o.own == issue)
             .map(|o| o.primary_hash.clone())
             .collect();
-        if hashes.is_empty() {
-            return Err(StoreError::NoIssue(issue));
-        }
-        Ok(hashes)
+        let merged: HashMap<String, u64> = owners
+            .iter()
+            .filter(|o| o.merged_into != 0)
+            .map(|o| (o.primary_hash.clone(), o.merged_into))
+            .collect();
+        owned_by(issue, &own, &merged)
     }
 
     /// Where the project's merged hashes belong now (hash → issue). `issue_hashes` holds only
@@ -482,26 +507,7 @@ impl Store {
             .bind(issue)
             .fetch_all()
             .await?;
-        if let Some(&into) = own
-            .iter()
-            .filter_map(|h| merged.get(h))
-            .find(|&&into| into != issue)
-        {
-            return Err(StoreError::Merged { issue, into });
-        }
-        let mut hashes: HashSet<String> = own.into_iter().collect();
-        hashes.extend(
-            merged
-                .iter()
-                .filter(|(_, into)| **into == issue)
-                .map(|(h, _)| h.clone()),
-        );
-        if hashes.is_empty() {
-            return Err(StoreError::NoIssue(issue));
-        }
-        let mut hashes: Vec<String> = hashes.into_iter().collect();
-        hashes.sort();
-        Ok(hashes)
+        owned_by(issue, &own, merged)
     }
 
     /// The issue that owns a grouping hash now (`own`, its own issue, unless it was merged) and
@@ -544,9 +550,7 @@ impl Store {
             tags: &filter.tags,
         };
         let stats = self.issue_stats(project_id, &on, filter, limit).await?;
-        let filtered_events =
-            on.environment.is_some() || on.release.is_some() || !on.tags.is_empty();
-        let totals = if filtered_events {
+        let totals = if on.narrows() {
             let all = self
                 .issue_stats(
                     project_id,

@@ -41,9 +41,14 @@ impl RetentionConfig {
             .unwrap_or(self.days)
     }
 
+    /// Whether `days` is a retention Shrike accepts: 1 to 3,650 (ten years).
+    pub fn valid_days(days: u16) -> bool {
+        (1..=3650).contains(&days)
+    }
+
     /// Checks the values: 1 to 3,650 days, project keys that are ids.
     pub fn validate(&self) -> Result<(), String> {
-        let valid = |days: u16| (1..=3650).contains(&days);
+        let valid = Self::valid_days;
         if !valid(self.days) {
             return Err("retention.days: give 1 to 3650".into());
         }

@@ -82,12 +82,19 @@ impl Store {
         Ok(())
     }
 
-    /// Reads the projects' retention settings, so rows inserted from now on carry them; returns
-    /// the retention that applies. Documents that do not parse are left to the file's value.
+    /// Reads the projects' settings and applies their retention (see [`Store::apply_retention`]).
     pub async fn refresh_retention(&self) -> Result<Arc<RetentionConfig>> {
+        let documents = self.all_project_settings().await?;
+        Ok(self.apply_retention(&documents))
+    }
+
+    /// Applies the retention of the projects' settings `documents` (project, JSON) over the
+    /// file's, so rows inserted from now on carry it; returns the retention that applies.
+    /// Documents that do not parse are left to the file's value.
+    pub fn apply_retention(&self, documents: &[(u64, String)]) -> Arc<RetentionConfig> {
         let mut merged = (*self.retention.file).clone();
-        for (project, document) in self.all_project_settings().await? {
-            match serde_json::from_str::<Retention>(&document) {
+        for (project, document) in documents {
+            match serde_json::from_str::<Retention>(document) {
                 Ok(Retention {
                     retention_days: Some(days),
                 }) => {
@@ -103,6 +110,6 @@ impl Store {
             .current
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = merged.clone();
-        Ok(merged)
+        merged
     }
 }

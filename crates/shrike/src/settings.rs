@@ -46,18 +46,19 @@ pub fn shared(config: &Config) -> anyhow::Result<SharedProjects> {
     Ok(Arc::new(RwLock::new(Arc::new(config.projects()?))))
 }
 
-/// Reads the settings once: the store's retention and, with `normalizer`, its projects.
+/// Reads the settings once and applies them: the store's retention and, with `normalizer`, its
+/// projects.
 async fn refresh(config: &Config, store: &Store, normalizer: Option<&SharedProjects>) {
-    if let Err(error) = store.refresh_retention().await {
-        tracing::warn!(%error, "project settings not read; the last ones still apply");
-        return;
-    }
-    let Some(shared) = normalizer else { return };
-    let read = async {
-        let documents = store.all_project_settings().await?;
-        projects(config, &documents)
+    let documents = match store.all_project_settings().await {
+        Ok(documents) => documents,
+        Err(error) => {
+            tracing::warn!(%error, "project settings not read; the last ones still apply");
+            return;
+        }
     };
-    match read.await {
+    store.apply_retention(&documents);
+    let Some(shared) = normalizer else { return };
+    match projects(config, &documents) {
         Ok(projects) => {
             *shared.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(projects);
         }
